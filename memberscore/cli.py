@@ -1,0 +1,48 @@
+"""The `memberscore` command. Each package contributes its subcommands from its `commands`
+module; heavy libraries (Feast, MLflow, LightGBM) are imported inside the commands so that
+`memberscore --help` stays fast. Domain errors become exit code 2 with a one-line message here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from memberscore.errors import MemberscoreError
+
+
+def build_app() -> typer.Typer:
+    """Assemble the CLI from the packages' command modules."""
+    from pipelines import commands as pipeline_commands
+
+    app = typer.Typer(
+        help="Member lifecycle scoring: simulate or ingest member data, build features, "
+        "train models, score members and choose next-best actions.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="markdown",
+    )
+    pipeline_commands.register(app)
+    from features import commands as features_commands
+
+    app.add_typer(features_commands.app, name="features")
+    from serving import commands as serving_commands
+
+    serving_commands.register(app)
+    from training import commands as training_commands
+
+    training_commands.register(app)
+    from training import decision_commands
+
+    decision_commands.register(app)
+    return app
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    try:
+        build_app()()
+    except MemberscoreError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

@@ -1,0 +1,146 @@
+"""The one typed settings object.
+
+Values come, highest priority first, from: keyword arguments, environment variables
+`MEMBERSCORE_*`, the TOML file named by `MEMBERSCORE_CONFIG` (default `memberscore.toml` in the
+working directory, if present), and the defaults below. Relative paths are relative to the working
+directory. Read settings through `get_settings()`; nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from decisions.config import DecisionSettings
+
+Profile = Literal["local", "production"]
+KeyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class ServingSettings(BaseModel):
+    """The score API: who may call it, how big a request may be, how often to look for a model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_keys: tuple[tuple[KeyHash, Literal["read", "write"]], ...] = Field(
+        (),
+        description="(sha256 hex of an API key, scope) pairs; 'write' also grants 'read'. Keys "
+        "themselves are never stored: `memberscore api-key new --scope read` prints both.",
+    )
+    model_poll_seconds: float = Field(
+        60.0, gt=0, description="Seconds between looks for a new champion in the registry."
+    )
+    max_body_bytes: int = Field(1_000_000, gt=0, description="Largest request body (bytes).")
+
+
+class Settings(BaseSettings):
+    """Paths, stores, horizons and seeds for every job. Immutable once built."""
+
+    model_config = SettingsConfigDict(env_prefix="MEMBERSCORE_", frozen=True, extra="forbid")
+
+    data_dir: Path = Field(Path("data"), description="Root of raw inputs, the lake and outputs.")
+    feast_repo: Path = Field(
+        Path("features/feature_repo"), description="Folder holding the Feast declarations."
+    )
+    feast_project: str = Field(
+        "memberscore", pattern=r"^[A-Za-z0-9_]+$", description="Feast project (namespace) name."
+    )
+    profile: Profile = Field(
+        "local",
+        description="'local': SQLite online store, DuckDB offline store, file registry. "
+        "'production': Redis online store, PostgreSQL registry and offline store.",
+    )
+    mlflow_tracking_uri: str = Field("sqlite:///mlruns/mlflow.db")
+    mlflow_artifact_root: Path = Field(Path("mlruns/artifacts"))
+    postgres_url: str = Field("postgresql://postgres@127.0.0.1:5432/test")
+    redis_url: str = Field(
+        "127.0.0.1:6379", description="host:port of the production online store."
+    )
+
+    currency: str = Field("USD", description="ISO 4217 code; one currency per dataset.")
+    seed: int = Field(42, description="Seed for simulation, sampling and model training.")
+    chunk_rows: int = Field(200_000, gt=0, description="Rows per chunk when streaming inputs.")
+
+    churn_horizon_days: int = Field(90, gt=0, description="Default churn horizon (days).")
+    churn_horizons_days: tuple[int, ...] = Field(
+        (30, 90, 180), description="Churn horizons scored."
+    )
+    activation_horizon_days: int = Field(30, gt=0, description="Default activation horizon (days).")
+    activation_horizons_days: tuple[int, ...] = Field((7, 30, 90))
+    clv_horizon_days: int = Field(365, gt=0, description="Horizon of future spend (days).")
+    monthly_discount_rate: float = Field(0.01, ge=0, description="Monthly rate discounting CLV.")
+    serving: ServingSettings = Field(
+        default_factory=ServingSettings,
+        description="Score API; a `[serving]` table in TOML or JSON in MEMBERSCORE_SERVING.",
+    )
+
+    decisions: DecisionSettings = Field(
+        default_factory=DecisionSettings,
+        description="Lifecycle stage thresholds, contact guardrails and uplift history rules "
+        "(docs/decisions.md); a `[decisions]` table in TOML.",
+    )
+
+    tier_thresholds: tuple[tuple[str, float], ...] = Field(
+        (("basic", 0.0), ("silver", 500.0), ("gold", 2000.0), ("platinum", 5000.0)),
+        description="Tier name and the growth value (net spend over the trailing 365 days, in "
+        "the dataset currency) needed to hold it, in ascending order.",
+    )
+
+    @property
+    def raw_dir(self) -> Path:
+        """Where the simulator writes its exports and users may drop theirs."""
+        return self.data_dir / "raw"
+
+    @property
+    def lake_dir(self) -> Path:
+        """Validated canonical tables, Parquet partitioned by month."""
+        return self.data_dir / "lake"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Rejected input rows, each with the reason."""
+        return self.data_dir / "quarantine"
+
+    @property
+    def truth_dir(self) -> Path:
+        """Simulator ground truth: for evaluation only, never read by the feature pipeline."""
+        return self.data_dir / "truth"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        """Per-member feature snapshots, one Parquet file per cutoff."""
+        return self.data_dir / "features"
+
+    @property
+    def outputs_dir(self) -> Path:
+        """Batch scores, campaign lists and reports."""
+        return self.data_dir / "outputs"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get("MEMBERSCORE_CONFIG", "memberscore.toml"))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file)
+        return (init_settings, env_settings, toml)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, built once on first use."""
+    return Settings()

@@ -1,0 +1,19 @@
+"""Shared fixtures: settings in a temporary folder, so no test touches ./data or ./mlruns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from memberscore.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings whose data dir, Feast repo copy and MLflow store all live under `tmp_path`."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        mlflow_artifact_root=tmp_path / "mlartifacts",
+    )
