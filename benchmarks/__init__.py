@@ -1,0 +1,1 @@
+"""Reproducible benchmarks of the project's models against published data and peer libraries."""

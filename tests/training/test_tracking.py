@@ -1,0 +1,105 @@
+"""MLflow: a training run registers a pyfunc returning probabilities; the promotion gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from memberscore.errors import ModelNotReady
+from memberscore.settings import Settings
+from training import dataset, models, tracking
+from training import train as job
+from training.labels import as_cutoff, observed_until
+from training.tasks import TASKS
+
+
+@pytest.fixture
+def trained(mlflow_settings: Settings, programme, rfm) -> tuple[job.TrainReport, pd.DataFrame]:
+    """One churn training run on the synthetic programme, logged to the temp store."""
+    members, orders = programme
+    cutoffs = [as_cutoff("2023-03-01") + pd.Timedelta(days=56 * i) for i in range(5)]
+    frame = dataset.join_features(
+        dataset.entity_frame(
+            TASKS["churn"], members, orders, cutoffs, 90, observed_until(orders), 0
+        ),
+        rfm(members, orders, cutoffs),
+    )
+    settings = mlflow_settings
+    params = models.BoostParams(seed=settings.seed, num_boost_round=30, min_data_in_leaf=20)
+    plan = job.Plan(TASKS["churn"], 90, tuple(cutoffs), params, folds=1)
+    return job.train(settings, plan, frame), frame
+
+
+def test_train_logs_a_pyfunc_returning_probabilities(
+    mlflow_settings: Settings, trained, tmp_path: Path
+) -> None:
+    """The registered pyfunc predicts probabilities in [0, 1] (not 0/1 labels); the run
+    records seed, feature service, git commit and data window; alias challenger is set; the
+    native artifact (serving's fast path) predicts the same probabilities."""
+    import mlflow
+
+    settings, (report, frame) = mlflow_settings, trained
+    client = tracking.client(settings)
+    version = client.get_model_version_by_alias("churn", tracking.CHALLENGER)
+    assert str(version.version) == report.record.version == "1"
+    run = client.get_run(report.record.run_id)
+    assert run.data.params["seed"] == str(settings.seed)
+    assert run.data.tags["feature_service"] == "churn_v1"
+    assert run.data.tags["git_commit"] and "data_window" in run.data.tags
+    assert "backtest_roc_auc" in run.data.metrics
+    model = mlflow.pyfunc.load_model("models:/churn@challenger")
+    features = frame[["recency_days", "frequency", "monetary", "tenure_days", "region"]].head(50)
+    native = _native(settings, tmp_path)
+    p = model.predict(tracking.input_example(native, features, 50))["probability"].to_numpy()
+    assert ((p >= 0) & (p <= 1)).all() and not np.isin(p, [0.0, 1.0]).all(), "probabilities"
+    assert np.allclose(native.predict_matrix(native.encoding_.matrix(features)), p)
+    meta = models.read_meta(tmp_path / tracking.NATIVE_DIR)
+    assert meta["feature_service"] == "churn_v1" and meta["horizon_days"] == 90
+    assert str(settings.mlflow_artifact_root.resolve()) in run.info.artifact_uri
+
+
+def _native(settings: Settings, tmp: Path) -> models.Model:
+    """The challenger's native model, downloaded without pyfunc."""
+    return models.load(tracking.download_native(settings, "churn", tracking.CHALLENGER, tmp))
+
+
+def fake_version(settings: Settings, name: str, roc_auc: float) -> str:
+    """A registered version with a backtest tag, made challenger (no model files needed)."""
+    import mlflow
+
+    client = tracking.client(settings)
+    if not client.search_registered_models(f"name='{name}'"):
+        client.create_registered_model(name)
+    with mlflow.start_run(experiment_id=tracking.experiment_id(settings, TASKS["churn"])) as run:
+        pass
+    version = client.create_model_version(name, run.info.artifact_uri, run.info.run_id).version
+    client.set_model_version_tag(name, version, "primary_metric", "backtest_roc_auc")
+    client.set_model_version_tag(name, version, "backtest_roc_auc", str(roc_auc))
+    client.set_registered_model_alias(name, tracking.CHALLENGER, version)
+    return str(version)
+
+
+def test_promotion_gate(mlflow_settings: Settings) -> None:
+    """First challenger becomes champion; a better one replaces it; a worse one is refused;
+    --force needs a reason, which is kept on the version."""
+    settings = mlflow_settings
+    with pytest.raises(ModelNotReady):
+        tracking.promote(settings, "gate")
+    first = fake_version(settings, "gate", 0.70)
+    assert tracking.promote(settings, "gate").version == first
+    better = fake_version(settings, "gate", 0.75)
+    promoted = tracking.promote(settings, "gate")
+    assert (promoted.version, promoted.previous) == (better, first)
+    worse = fake_version(settings, "gate", 0.72)
+    with pytest.raises(tracking.PromotionRefused, match="does not beat"):
+        tracking.promote(settings, "gate")
+    with pytest.raises(tracking.PromotionRefused, match="--reason"):
+        tracking.promote(settings, "gate", force=True)
+    forced = tracking.promote(settings, "gate", force=True, reason="new feature set, see #42")
+    client = tracking.client(settings)
+    champion = client.get_model_version_by_alias("gate", tracking.CHAMPION)
+    assert forced.forced and str(champion.version) == worse
+    assert champion.tags["forced_reason"] == "new feature set, see #42"

@@ -1,0 +1,1 @@
+"""Labels, models (LightGBM and native BTYD baselines), backtests and the MLflow registry."""

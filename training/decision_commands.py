@@ -1,0 +1,151 @@
+"""CLI of the decision engine: `memberscore stages` and `memberscore nba train|evaluate|show`.
+
+Thin: arguments in, one job call, text out. Heavy imports (Feast, MLflow, LightGBM) happen
+inside the commands. The stage migration job is here too because it is only file reads around
+`decisions.stages`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from memberscore.errors import ContractError, DataNotFound
+from memberscore.settings import Settings, get_settings
+
+nba_app = typer.Typer(
+    help="Next-best action: train the uplift model, evaluate policies, show a member's decision.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+CatalogueOption = Annotated[
+    Path | None,
+    typer.Option(help="Action catalogue YAML (default: the shipped decisions/actions.yaml)."),
+]
+
+
+def stages(
+    start: Annotated[str, typer.Option("--from", help="First snapshot cutoff (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option("--to", help="Second snapshot cutoff (YYYY-MM-DD).")],
+) -> None:
+    """Lifecycle stages of every member at two feature snapshots and how members moved between
+    them: prints the migration matrix and saves it as a heatmap under data/outputs.
+
+    Example: memberscore stages --from 2025-06-02 --to 2025-09-01
+    """
+    settings = get_settings()
+    matrix, figure = stage_migration(settings, date.fromisoformat(start), date.fromisoformat(end))
+    typer.echo(f"members by stage at {start} (rows) and at {end} (columns):")
+    typer.echo(matrix.to_string())
+    typer.echo(f"heatmap: {figure}\ntable:   {figure.with_suffix('.csv')}")
+
+
+def stage_migration(settings: Settings, start: date, end: date) -> tuple[pd.DataFrame, Path]:
+    """Migration matrix between the snapshots of two cutoffs; writes PNG + CSV, returns the
+    matrix and the PNG path. Without batch scores, declining rests on days_overdue alone."""
+    from decisions.stages import migration_matrix, plot_migration
+
+    before, after = (_stages(settings, day) for day in (start, end))
+    matrix = migration_matrix(before, after)
+    matrix.index.name, matrix.columns.name = f"{start}", f"{end}"
+    settings.outputs_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.outputs_dir / f"stage-migration-{start}-{end}.png"
+    plot_migration(matrix, f"Stage migration {start} to {end}").savefig(path, dpi=120)
+    matrix.to_csv(path.with_suffix(".csv"))
+    return matrix, path
+
+
+def _stages(settings: Settings, day: date) -> pd.Series:
+    """Stage per member of the snapshot of cutoff `day`."""
+    from decisions.stages import assign_stages
+    from features.store import JOIN_KEY, snapshot_path
+
+    path = snapshot_path(settings, day)
+    if not path.is_file():
+        raise DataNotFound(f"no snapshot for {day}; run `memberscore features build --as-of {day}`")
+    features = pd.read_parquet(path).set_index(JOIN_KEY)
+    try:
+        return assign_stages(features, sentences=False)["stage"]
+    except ValueError as error:
+        raise ContractError(f"snapshot {path.name}: {error}") from None
+
+
+@nba_app.command()
+def train(catalogue: CatalogueOption = None) -> None:
+    """Learn per-action uplift (response probability and value) from the randomized contact log,
+    measure it on the latest days, and register it in MLflow as `uplift@challenger`.
+
+    Example: memberscore nba train
+    """
+    from decisions.catalogue import load_catalogue
+    from training import uplift
+
+    typer.echo(uplift.train(get_settings(), load_catalogue(catalogue)).describe())
+
+
+@nba_app.command()
+def evaluate(
+    alias: Annotated[str, typer.Option(help="Registry alias of the uplift model.")] = "champion",
+    catalogue: CatalogueOption = None,
+) -> None:
+    """Offline value of the learned policy and of the baselines (no action, everyone gets the
+    most popular action, a random action) on the held-out contacts: IPS, SNIPS and doubly robust
+    estimates with 95 % intervals, in currency per contacted member (docs/decisions.md).
+
+    Example: memberscore nba evaluate --alias challenger
+    """
+    from decisions.catalogue import load_catalogue
+    from training import uplift
+
+    table = uplift.evaluate(get_settings(), alias, load_catalogue(catalogue))
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        typer.echo(table.round(3).to_string(index=False))
+
+
+@nba_app.command()
+def show(
+    member_id: Annotated[str, typer.Argument(help="The member id, e.g. m0000001.")],
+    catalogue: CatalogueOption = None,
+) -> None:
+    """The next-best action of one member now, with alternatives and reasons (features from the
+    online store, contacts from the lake, uplift@champion; no churn score).
+
+    Example: memberscore nba show m0000001
+    """
+    from decisions.catalogue import load_catalogue
+    from decisions.engine import next_best_action
+    from features import store
+    from memberscore.contract import CONTACTS
+    from pipelines import lake
+    from training import uplift
+
+    settings = get_settings()
+    row = store.online_member(settings, member_id)
+    contacts = lake.read(settings.lake_dir, CONTACTS)
+    decision = next_best_action(
+        member_id,
+        {str(k): v for k, v in row.items()},
+        {},
+        contacts[contacts["member_id"] == member_id],
+        pd.Timestamp.now(tz="UTC"),
+        load_catalogue(catalogue),
+        uplift.load_model(settings, "champion"),
+        settings.decisions,
+    )
+    typer.echo(
+        f"{member_id}: {decision.action.action_id} ({decision.stage}: {decision.stage_rule})"
+    )
+    for reason in (*decision.reasons, *decision.action.reasons):
+        typer.echo(f"  - {reason}")
+    for option in decision.alternatives:
+        typer.echo(f"  alternative {option.action_id}: EV {option.expected_value:+.2f}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `stages` and the `nba` group to the top-level CLI."""
+    app.command()(stages)
+    app.add_typer(nba_app, name="nba")

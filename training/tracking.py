@@ -1,0 +1,276 @@
+"""MLflow I/O: runs, the model registry and promotion by alias.
+
+The tracking URI always comes from settings (never MLflow's default); each task has its own
+experiment whose artifacts live under `settings.mlflow_artifact_root/<task>`. A trained model is
+logged twice from one folder: as the pyfunc `model` (predict returns probabilities or spend)
+and as the plain `native` artifact (boosters + model.json) for fast serving. `train` points
+alias `challenger` at the new version; `promote` moves `champion` to it only if it beats the
+champion on the task's primary backtest metric (tag `backtest_<metric>` on each version).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from memberscore.errors import MemberscoreError, ModelNotReady
+from memberscore.settings import Settings
+from training import models
+from training.tasks import Task
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+NATIVE_DIR = "native"
+MODEL_NAME = "model"
+
+
+class PromotionRefused(MemberscoreError):
+    """The challenger does not beat the champion, or a forced promotion lacks a reason."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What one training run left in MLflow."""
+
+    run_id: str
+    model_name: str
+    version: str
+    experiment_id: str
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """The outcome of `promote`: the new champion and the one it replaced (if any)."""
+
+    model_name: str
+    version: str
+    previous: str | None
+    metric: str
+    value: float
+    previous_value: float | None
+    forced: bool
+
+    def describe(self) -> str:
+        """One line for the CLI."""
+        before = (
+            "no champion before"
+            if self.previous is None
+            else (f"replacing version {self.previous} ({self.metric} {self.previous_value:.4f})")
+        )
+        how = " (forced)" if self.forced else ""
+        return (
+            f"{self.model_name} version {self.version} is now {CHAMPION}{how}: {self.metric} "
+            f"{self.value:.4f}, {before}"
+        )
+
+
+def client(settings: Settings) -> MlflowClient:
+    """An MLflow client on the settings' tracking URI (also set for the fluent API)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    return mlflow.MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+
+
+def experiment_id(settings: Settings, task: Task) -> str:
+    """The experiment `memberscore-<task>`, created with its artifacts under the artifact root."""
+    mlflow_client = client(settings)
+    name = f"memberscore-{task.name}"
+    found = mlflow_client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = (settings.mlflow_artifact_root.resolve() / task.name).as_uri()
+    return str(mlflow_client.create_experiment(name, artifact_location=location))
+
+
+def registry_name(task: Task, horizon_days: int, default_horizon: int) -> str:
+    """`churn` for the default horizon, `churn_<h>d` for another (as serving expects)."""
+    return task.name if horizon_days == default_horizon else f"{task.name}_{horizon_days}d"
+
+
+def git_commit() -> str:
+    """The current git commit, or 'unknown' outside a git checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (FileNotFoundError, subprocess.CalledProcessError):
+        return "unknown"
+    return done.stdout.strip()
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of the pyfunc (given explicitly: inferring them takes ~10 s)."""
+    from importlib.metadata import version
+
+    names = ("lightgbm", "pandas", "numpy", "scipy", "scikit-learn", "mlflow")
+    return [f"{name}=={version(name)}" for name in names]
+
+
+def input_example(model: models.Model, features: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """A few rows of raw features as the pyfunc receives them: floats and text."""
+    frame = model.encoding_.frame(features.head(rows))
+    for name in model.encoding_.categories:
+        frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return frame.reset_index(drop=True)
+
+
+def log_model(
+    model: models.Model, example: pd.DataFrame, model_name: str, meta: Mapping[str, Any]
+) -> str:
+    """Log the native folder and the pyfunc (signature, input example, explicit requirements)
+    in the active run, registering a new version of `model_name`; returns the version."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from training.pyfunc import MemberModel
+
+    wrapper = MemberModel()
+    with tempfile.TemporaryDirectory() as tmp:
+        native = models.save(model, Path(tmp) / NATIVE_DIR, **meta)
+        mlflow.log_artifacts(str(native), NATIVE_DIR)
+        wrapper.model = model
+        signature = infer_signature(example, wrapper.predict(None, example))
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_NAME,
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+            artifacts={NATIVE_DIR: str(native)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            registered_model_name=model_name,
+        )
+    return str(info.registered_model_version)
+
+
+def log_run(
+    settings: Settings,
+    task: Task,
+    model_name: str,
+    model: models.Model,
+    *,
+    params: Mapping[str, Any],
+    tags: Mapping[str, str],
+    metrics: Mapping[str, float],
+    figures: Mapping[str, Figure],
+    tables: Mapping[str, pd.DataFrame],
+    example: pd.DataFrame,
+    meta: Mapping[str, Any],
+) -> RunRecord:
+    """One training run: params (incl. seed), tags (feature service, data window, git commit),
+    metrics, figures and tables as artifacts, the feature list, the model; the new version gets
+    alias `challenger` and a `backtest_<primary metric>` tag."""
+    import mlflow
+
+    experiment = experiment_id(settings, task)
+    with mlflow.start_run(experiment_id=experiment, run_name=model_name) as run:
+        mlflow.log_params(dict(params))
+        mlflow.set_tags({**tags, "task": task.name, "git_commit": git_commit()})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if pd.notna(v)})
+        mlflow.log_dict({"features": list(model.encoding_.feature_names)}, "features.json")
+        for name, figure in figures.items():
+            mlflow.log_figure(figure, f"plots/{name}.png")
+        for name, table in tables.items():
+            mlflow.log_text(table.to_csv(index=False), f"tables/{name}.csv")
+        version = log_model(model, example, model_name, meta)
+    mlflow_client = client(settings)
+    key = f"backtest_{task.primary_metric}"
+    mlflow_client.set_model_version_tag(model_name, version, key, str(metrics[key]))
+    mlflow_client.set_model_version_tag(model_name, version, "primary_metric", key)
+    mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version)
+    return RunRecord(run.info.run_id, model_name, version, experiment)
+
+
+def aliased(mlflow_client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version of `name` holding `alias`, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def _score(version: ModelVersion) -> tuple[str, float]:
+    """(metric tag, value) recorded on a version at training time."""
+    key = version.tags.get("primary_metric")
+    if key is None or key not in version.tags:
+        raise PromotionRefused(
+            f"version {version.version} of {version.name} has no backtest metric tag; "
+            "retrain it with `memberscore train`"
+        )
+    return key, float(version.tags[key])
+
+
+def promote(
+    settings: Settings, model_name: str, *, force: bool = False, reason: str | None = None
+) -> Promotion:
+    """Point alias `champion` at the challenger if it beats the champion's backtest metric
+    (strictly higher), or unconditionally with `force` and a `reason` (kept as version tags)."""
+    mlflow_client = client(settings)
+    challenger = aliased(mlflow_client, model_name, CHALLENGER)
+    if challenger is None:
+        raise ModelNotReady(f"{model_name} has no {CHALLENGER}; run `memberscore train` first")
+    champion = aliased(mlflow_client, model_name, CHAMPION)
+    if champion is not None and champion.version == challenger.version:
+        raise PromotionRefused(f"{model_name} version {champion.version} is already {CHAMPION}")
+    metric, value = _score(challenger)
+    previous = None if champion is None else _score(champion)[1]
+    if force and not (reason and reason.strip()):
+        raise PromotionRefused("--force needs --reason saying why the gate is overridden")
+    if not force and champion is not None and previous is not None and not value > previous:
+        raise PromotionRefused(
+            f"{model_name} version {challenger.version} ({metric} {value:.4f}) does not beat "
+            f"{CHAMPION} version {champion.version} ({metric} {previous:.4f}); not promoted. "
+            "Use --force --reason '...' to override"
+        )
+    if force:
+        mlflow_client.set_model_version_tag(model_name, challenger.version, "forced", "true")
+        mlflow_client.set_model_version_tag(
+            model_name, challenger.version, "forced_reason", str(reason)
+        )
+    mlflow_client.set_registered_model_alias(model_name, CHAMPION, challenger.version)
+    return Promotion(
+        model_name,
+        str(challenger.version),
+        None if champion is None else str(champion.version),
+        metric,
+        value,
+        previous,
+        force,
+    )
+
+
+def download_native(settings: Settings, model_name: str, alias: str, folder: Path) -> Path:
+    """Download the native model folder of `model_name@alias` into `folder`; returns its path.
+
+    For serving: `training.models.load(path)` then `model.predict_matrix(matrix)`.
+    """
+    import mlflow
+
+    version = aliased(client(settings), model_name, alias)
+    if version is None:
+        raise ModelNotReady(f"no {model_name} model holds alias {alias!r}; train and promote one")
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=version.run_id, artifact_path=NATIVE_DIR, dst_path=str(folder)
+        )
+    )
+
+
+def cutoff_text(cutoffs: Sequence[pd.Timestamp]) -> str:
+    """Cutoffs as comma-separated dates."""
+    return ",".join(f"{c:%Y-%m-%d}" for c in cutoffs)
