@@ -1,0 +1,334 @@
+"""The next-best-action engine: the eligible action of highest expected value, or no_action.
+
+Expected value (EV) of sending action a to member m, in the catalogue currency, per contact:
+
+    EV(m, a) = uplift_value(m, a) - unit_cost(a)
+
+where uplift_value is the incremental response value per contact (treated minus control
+expectation, which already equals uplift in response probability times value per response),
+learned by `decisions.uplift` or taken from the catalogue prior. no_action has EV 0: the engine
+sends something only when its EV is strictly positive (above `min_expected_value`). Everything is
+computed on (members × actions) arrays; words are produced only by `DecisionBatch.explain`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from decisions.catalogue import NO_ACTION, Catalogue, eligibility_mask
+from decisions.config import DecisionSettings, GuardrailPolicy
+from decisions.guardrails import (
+    ACTION_CAP,
+    BLOCK_TEXT,
+    CONDITION,
+    CONTROL,
+    COOLDOWN,
+    NOT_IN_STAGE,
+    OK,
+    ContactHistory,
+    contact_history,
+    guardrail_blocks,
+)
+from decisions.stages import assign_stages
+from decisions.uplift import PRIOR, UpliftArrays, UpliftModel
+from memberscore.errors import MemberNotFound
+
+
+@dataclass(frozen=True)
+class Option:
+    """One action considered for one member; money in the catalogue currency per contact."""
+
+    action_id: str
+    channel: str | None
+    expected_value: float
+    uplift_prob: float
+    uplift_value: float
+    unit_cost: float
+    source: str
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The engine's answer for one member: `action` is no_action when nothing is worth it."""
+
+    member_id: str
+    action: Option
+    alternatives: tuple[Option, ...]
+    stage: str
+    stage_rule: str
+    control_group: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DecisionBatch:
+    """Decisions for many members as arrays over (members × catalogue actions).
+
+    `expected_value` (currency per contact, no_action = 0), `uplift_prob`, `uplift_value` and
+    `blocks` (guardrail codes, `OK` = allowed) have one column per catalogue action;
+    `chosen` is the catalogue column chosen per member.
+    """
+
+    member_ids: pd.Index
+    catalogue: Catalogue
+    features: pd.DataFrame
+    stages: pd.DataFrame
+    uplift: UpliftArrays
+    history: ContactHistory
+    expected_value: np.ndarray
+    uplift_prob: np.ndarray
+    uplift_value: np.ndarray
+    source: list[str]
+    blocks: np.ndarray
+    chosen: np.ndarray
+    control: np.ndarray
+    drivers: pd.Series | None
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per member: action_id, channel, expected_value, stage, source, control_group."""
+        ids = np.array(self.catalogue.ids, dtype=object)
+        channels = np.array([a.channels[0] if a.channels else None for a in self.catalogue.actions])
+        rows = np.arange(len(self.chosen))
+        return pd.DataFrame(
+            {
+                "action_id": ids[self.chosen],
+                "channel": channels[self.chosen],
+                "expected_value": self.expected_value[rows, self.chosen],
+                "stage": self.stages["stage"].to_numpy(),
+                "source": np.array(self.source, dtype=object)[self.chosen],
+                "control_group": self.control,
+            },
+            index=self.member_ids,
+        )
+
+    def explain(self, member_id: str, max_alternatives: int = 3) -> Decision:
+        """The decision of one member with ranked alternatives and reasons in words."""
+        i = int(self.member_ids.get_indexer(pd.Index([member_id]))[0])
+        if i < 0:
+            raise MemberNotFound(f"member {member_id} is not in this batch of decisions")
+        j = int(self.chosen[i])
+        allowed = np.flatnonzero(self.blocks[i] == OK)
+        ranked = allowed[np.argsort(-self.expected_value[i, allowed], kind="stable")]
+        options = [self._option(i, int(k)) for k in ranked if k != j][:max_alternatives]
+        stage, rule = str(self.stages["stage"].iloc[i]), str(self.stages["rule"].iloc[i])
+        reasons = [f"stage {stage}: {rule}"]
+        if self.drivers is not None and pd.notna(self.drivers.iloc[i]):
+            reasons.append(f"drivers: {self.drivers.iloc[i]}")
+        if self.catalogue.ids[j] == NO_ACTION:
+            reasons.append(self._why_nothing(i))
+        return Decision(
+            member_id=str(member_id),
+            action=self._option(i, j),
+            alternatives=tuple(options),
+            stage=stage,
+            stage_rule=rule,
+            control_group=bool(self.control[i]),
+            reasons=tuple(reasons),
+        )
+
+    def _option(self, i: int, j: int) -> Option:
+        action = self.catalogue.actions[j]
+        return Option(
+            action_id=action.id,
+            channel=action.channels[0] if action.channels else None,
+            expected_value=float(self.expected_value[i, j]),
+            uplift_prob=float(self.uplift_prob[i, j]),
+            uplift_value=float(self.uplift_value[i, j]),
+            unit_cost=action.unit_cost,
+            source=self.source[j],
+            reasons=tuple(self._action_reasons(i, j)),
+        )
+
+    def _action_reasons(self, i: int, j: int) -> list[str]:
+        """EV arithmetic, eligibility and history of action j for member i."""
+        action, cur = self.catalogue.actions[j], self.catalogue.currency
+        if action.id == NO_ACTION:
+            return ["do not disturb: expected value 0 by definition"]
+        ev, value, prob = (
+            float(a[i, j]) for a in (self.expected_value, self.uplift_value, self.uplift_prob)
+        )
+        reasons = [
+            f"expected value {ev:+.2f} {cur} = incremental value {value:.2f} - cost "
+            f"{action.unit_cost:.2f} (response probability {100 * prob:+.1f} points vs no contact)"
+        ]
+        if self.blocks[i, j] != OK:
+            reasons.append(f"blocked: {self._block_text(i, j)}")
+        else:
+            reasons.append(self._eligibility_text(i, j))
+        if self.source[j] == PRIOR:
+            reasons.append(self._prior_text(action.id))
+        return reasons
+
+    def _eligibility_text(self, i: int, j: int) -> str:
+        action = self.catalogue.actions[j]
+        text = f"eligible: meant for {', '.join(action.stages)}"
+        if action.conditions:
+            row = self.features.iloc[i]
+            rules = [f"{c.describe()} (member: {row[c.feature]})" for c in action.conditions]
+            text += "; " + "; ".join(rules)
+        if action.requires_consent:
+            text += f"; consent given: {', '.join(action.requires_consent)}"
+        return text
+
+    def _prior_text(self, action_id: str) -> str:
+        u = self.uplift
+        if action_id not in u.actions:
+            return "prior used: the uplift model does not know this action"
+        k = u.actions.index(action_id)
+        return (
+            f"prior used: too little history ({u.treated[k]} treated, {u.control[k]} control "
+            f"contacts; needs {u.min_treated} and {u.min_control})"
+        )
+
+    def _block_text(self, i: int, j: int) -> str:
+        code, action = int(self.blocks[i, j]), self.catalogue.actions[j]
+        if code == COOLDOWN:
+            days = self.history.days_since[i, j]
+            return f"in cooldown (sent {days:.0f} days ago, cooldown {action.cooldown_days} days)"
+        if code == ACTION_CAP and action.cap is not None:
+            count = self.history.in_cap_window[i, j]
+            return f"cap reached ({count} contacts in {action.cap.period_days} days)"
+        if code == NOT_IN_STAGE:
+            return f"meant for {', '.join(action.stages)}, not {self.stages['stage'].iloc[i]}"
+        if code == CONDITION:
+            row = self.features.iloc[i]
+            failed = [
+                c for c in action.conditions if not eligibility_mask(row.to_frame().T, [c])[0]
+            ]
+            return "; ".join(f"{c.describe()} fails (member: {row[c.feature]})" for c in failed)
+        return BLOCK_TEXT[code]
+
+    def _why_nothing(self, i: int) -> str:
+        if self.control[i]:
+            return "held out: persistent control group, recorded for measurement"
+        sendable = [j for j, a in enumerate(self.catalogue.actions) if a.id != NO_ACTION]
+        allowed = [j for j in sendable if self.blocks[i, j] == OK]
+        blocked = "; ".join(
+            f"{self.catalogue.ids[j]} {self._block_text(i, j)}"
+            for j in sendable
+            if self.blocks[i, j] != OK
+        )
+        if not allowed:
+            return f"no action allowed: {blocked}"
+        best = max(allowed, key=lambda j: self.expected_value[i, j])
+        text = (
+            f"no eligible action has positive expected value (best: {self.catalogue.ids[best]} "
+            f"at {self.expected_value[i, best]:+.2f} {self.catalogue.currency})"
+        )
+        return f"{text}; blocked: {blocked}" if blocked else text
+
+
+def next_best_actions(
+    features: pd.DataFrame,
+    stages: pd.DataFrame,
+    catalogue: Catalogue,
+    uplift: UpliftArrays,
+    history: ContactHistory,
+    policy: GuardrailPolicy,
+    drivers: pd.Series | None = None,
+    min_expected_value: float = 0.0,
+) -> DecisionBatch:
+    """Choose an action for every member (rows of `features`, indexed by member id).
+
+    `stages` comes from `assign_stages`, `uplift` from `UpliftModel.predict_arrays` on the same
+    rows, `history` from `contact_history`. `drivers` is optional text per member (e.g. the churn
+    model's top reasons). A sendable action wins only if its EV exceeds `min_expected_value`
+    (currency per contact); otherwise the member gets no_action.
+    """
+    prob, value, source = _uplift_matrix(catalogue, uplift)
+    costs = np.array([a.unit_cost for a in catalogue.actions])
+    ev = value - costs
+    blocks = _blocks(features, stages, catalogue, history, policy)
+    is_none = np.array([a.id == NO_ACTION for a in catalogue.actions])
+    candidate = np.where((blocks == OK) & ~is_none, ev, -np.inf)
+    best = np.argmax(candidate, axis=1)
+    best_ev = candidate[np.arange(len(best)), best]
+    chosen = np.where(best_ev > min_expected_value, best, int(np.flatnonzero(is_none)[0]))
+    return DecisionBatch(
+        member_ids=features.index,
+        catalogue=catalogue,
+        features=features,
+        stages=stages,
+        uplift=uplift,
+        history=history,
+        expected_value=ev,
+        uplift_prob=prob,
+        uplift_value=value,
+        source=source,
+        blocks=blocks,
+        chosen=chosen,
+        control=(blocks == CONTROL).any(axis=1),
+        drivers=drivers,
+    )
+
+
+def _uplift_matrix(
+    catalogue: Catalogue, uplift: UpliftArrays
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Uplift in catalogue column order; actions the model lacks take their prior."""
+    n = len(uplift.base_prob)
+    prob, value = np.zeros((n, len(catalogue.ids))), np.zeros((n, len(catalogue.ids)))
+    source: list[str] = []
+    for j, action in enumerate(catalogue.actions):
+        if action.id == NO_ACTION:
+            source.append("none")
+        elif action.id in uplift.actions:
+            k = uplift.actions.index(action.id)
+            prob[:, j], value[:, j] = uplift.prob[:, k], uplift.value[:, k]
+            source.append(uplift.source[k])
+        else:
+            prob[:, j], value[:, j] = action.prior.response_prob, action.prior.value
+            source.append(PRIOR)
+    return prob, value, source
+
+
+def _blocks(
+    features: pd.DataFrame,
+    stages: pd.DataFrame,
+    catalogue: Catalogue,
+    history: ContactHistory,
+    policy: GuardrailPolicy,
+) -> np.ndarray:
+    """Guardrail codes, with the catalogue's stage and condition rules ahead of consent."""
+    codes = guardrail_blocks(features, catalogue, history, policy)
+    stage = stages["stage"].astype("string").to_numpy()
+    for j, action in enumerate(catalogue.actions):
+        if action.id == NO_ACTION:
+            continue
+        rule = np.where(np.isin(stage, action.stages), OK, NOT_IN_STAGE)
+        rule = np.where(
+            (rule == OK) & ~eligibility_mask(features, action.conditions), CONDITION, rule
+        )
+        codes[:, j] = np.where((codes[:, j] != CONTROL) & (rule != OK), rule, codes[:, j])
+    return codes
+
+
+def next_best_action(
+    member_id: str,
+    features: Mapping[str, Any],
+    scores: Mapping[str, float | None],
+    contacts: pd.DataFrame,
+    now: pd.Timestamp,
+    catalogue: Catalogue,
+    model: UpliftModel,
+    settings: DecisionSettings,
+) -> Decision:
+    """The decision of one member from plain mappings (the score API's entry point).
+
+    `features` are the member's online features as of their cutoff, `scores` the model outputs
+    by name (`churn` is read), `contacts` the member's contact log, `now` the decision time (UTC).
+    """
+    frame = pd.DataFrame([dict(features)], index=pd.Index([member_id], name="member_id"))
+    score_frame = pd.DataFrame([dict(scores)], index=frame.index, dtype="float64")
+    stages = assign_stages(frame, score_frame, settings.stages)
+    history = contact_history(contacts, frame.index, catalogue, now, settings.guardrails)
+    batch = next_best_actions(
+        frame, stages, catalogue, model.predict_arrays(frame), history, settings.guardrails
+    )
+    return batch.explain(member_id)

@@ -1,0 +1,145 @@
+"""Guardrails: consent, cooldowns, contact caps and the persistent random control group.
+
+Each (member, action) pair gets a block code (`OK` when the action may be sent). Codes are
+small integers so a batch of a million members stays a compact array; `BLOCK_TEXT` turns them
+into words. Contact counts come from the contact log passed in: only contacts actually sent
+(group "treatment") before `now` count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from decisions.catalogue import NO_ACTION, Catalogue
+from decisions.config import GuardrailPolicy
+
+OK, CONTROL, NO_MARKETING, NO_PERSONALIZATION, COOLDOWN, ACTION_CAP, TOTAL_CAP = range(7)
+NOT_IN_STAGE, CONDITION = 7, 8
+BLOCK_TEXT = {
+    OK: "allowed",
+    CONTROL: "member is in the persistent control group",
+    NO_MARKETING: "no marketing consent",
+    NO_PERSONALIZATION: "opted out of personalization",
+    COOLDOWN: "in cooldown",
+    ACTION_CAP: "contact cap of this action reached",
+    TOTAL_CAP: "contact cap across all actions reached",
+    NOT_IN_STAGE: "not meant for this stage",
+    CONDITION: "eligibility condition not met",
+}
+CONSENT_COLUMNS = {"marketing": "consent_marketing", "personalization": "consent_personalization"}
+
+
+def control_group(member_ids: Iterable[str], share: float, salt: str) -> np.ndarray:
+    """True for members held out: blake2b(salt, member id) read as a uniform number < share.
+
+    Deterministic across runs, processes and machines (unlike Python's salted `hash`), and
+    independent of every other member, so adding members never moves existing ones.
+    """
+    draws = np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(f"{salt}\x1f{m}".encode(), digest_size=8).digest())
+            for m in member_ids
+        ),
+        dtype=np.uint64,
+    )
+    threshold = min(int(share * 2**64), 2**64 - 1)
+    return draws < np.uint64(threshold)
+
+
+@dataclass(frozen=True)
+class ContactHistory:
+    """What the contact log says about each member (rows) and catalogue action (columns).
+
+    `days_since` is the age of the last contact with that action in days (inf: never);
+    `in_cap_window` counts contacts with that action inside the action's cap period;
+    `total_recent` counts contacts with any action inside the policy's window.
+    """
+
+    days_since: np.ndarray
+    in_cap_window: np.ndarray
+    total_recent: np.ndarray
+
+
+def contact_history(
+    contacts: pd.DataFrame,
+    member_ids: pd.Index,
+    catalogue: Catalogue,
+    now: pd.Timestamp,
+    policy: GuardrailPolicy,
+) -> ContactHistory:
+    """Summarise `contacts` (member_id, action_id, sent_at, group) for `member_ids` as of `now`."""
+    missing = {"member_id", "action_id", "sent_at", "group"} - set(contacts.columns)
+    if missing:
+        raise ValueError(f"contact log lacks column(s) {', '.join(sorted(missing))}")
+    sent_at = pd.DatetimeIndex(pd.to_datetime(contacts["sent_at"], utc=True))
+    counted = (contacts["group"] == "treatment").to_numpy() & (sent_at < now)
+    sent = contacts[counted]
+    rows = member_ids.get_indexer(pd.Index(sent["member_id"]))
+    cols = pd.Index(catalogue.ids).get_indexer(pd.Index(sent["action_id"]))
+    age = (now - sent_at[counted]).total_seconds().to_numpy() / 86_400.0
+    n, k = len(member_ids), len(catalogue.ids)
+    days_since = np.full((n, k), np.inf)
+    in_window = np.zeros((n, k), dtype=np.int32)
+    total = np.zeros(n, dtype=np.int32)
+    known = rows >= 0
+    np.add.at(total, rows[known & (age < policy.max_contacts_days)], 1)
+    known &= cols >= 0
+    np.minimum.at(days_since, (rows[known], cols[known]), age[known])
+    periods = np.array([a.cap.period_days if a.cap else 0 for a in catalogue.actions])
+    inside = known & (age < periods[np.where(cols >= 0, cols, 0)])
+    np.add.at(in_window, (rows[inside], cols[inside]), 1)
+    return ContactHistory(days_since=days_since, in_cap_window=in_window, total_recent=total)
+
+
+def guardrail_blocks(
+    features: pd.DataFrame,
+    catalogue: Catalogue,
+    history: ContactHistory,
+    policy: GuardrailPolicy,
+) -> np.ndarray:
+    """Block code per member (rows of `features`, indexed by member id) and catalogue action.
+
+    The first failing check wins, in this order: control group, marketing consent,
+    personalization consent, cooldown, the action's cap, the cap across actions. A missing
+    consent flag counts as no consent. no_action is never blocked.
+    """
+    n = len(features)
+    consent = {kind: _flag(features, column) for kind, column in CONSENT_COLUMNS.items()}
+    held_out = control_group(features.index, policy.control_share, policy.control_salt)
+    over_total = history.total_recent >= policy.max_contacts
+    codes = np.zeros((n, len(catalogue.ids)), dtype=np.uint8)
+    for j, action in enumerate(catalogue.actions):
+        if action.id == NO_ACTION:
+            continue
+        cap = action.cap.count if action.cap else np.iinfo(np.int32).max
+        checks = [
+            (CONTROL, held_out),
+            (
+                NO_MARKETING,
+                ~consent["marketing"] if "marketing" in action.requires_consent else None,
+            ),
+            (
+                NO_PERSONALIZATION,
+                ~consent["personalization"]
+                if "personalization" in action.requires_consent
+                else None,
+            ),
+            (COOLDOWN, history.days_since[:, j] < action.cooldown_days),
+            (ACTION_CAP, history.in_cap_window[:, j] >= cap),
+            (TOTAL_CAP, over_total),
+        ]
+        for code, failed in reversed(checks):  # reversed: the earliest check overwrites last
+            if failed is not None:
+                codes[failed, j] = code
+    return codes
+
+
+def _flag(features: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in features.columns:
+        raise ValueError(f"guardrails need the consent column {column!r} in the features frame")
+    return features[column].astype("boolean").fillna(False).to_numpy(dtype=bool)

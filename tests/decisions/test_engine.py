@@ -1,0 +1,161 @@
+"""Engine: highest positive expected value wins, otherwise no_action, with reasons in words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from decisions.catalogue import Catalogue
+from decisions.config import DecisionSettings, GuardrailPolicy
+from decisions.engine import DecisionBatch, next_best_action, next_best_actions
+from decisions.guardrails import contact_history
+from decisions.uplift import LEARNED, PRIOR, UpliftArrays, UpliftModel, catalogue_priors
+
+NOW = pd.Timestamp("2025-06-01", tz="UTC")
+POLICY = GuardrailPolicy(control_share=0.0)
+NO_CONTACTS = pd.DataFrame(columns=["member_id", "action_id", "sent_at", "group"])
+
+
+def members(n: int = 3) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"consent_marketing": True, "consent_personalization": True, "x": 0.0},
+        index=pd.Index([f"m{i}" for i in range(n)], name="member_id"),
+    )
+
+
+def stages(n: int = 3, stage: str = "growing") -> pd.DataFrame:
+    return pd.DataFrame(
+        {"stage": stage, "rule": "3 orders, first order 200 days ago"},
+        index=pd.Index([f"m{i}" for i in range(n)], name="member_id"),
+    )
+
+
+def uplift(values: list[list[float]], source: tuple[str, str] = (LEARNED, LEARNED)) -> UpliftArrays:
+    """Uplift value per member (rows) for coupon and reminder; probability = value / 50."""
+    value = np.array(values, dtype=float)
+    return UpliftArrays(
+        actions=["coupon", "reminder"],
+        prob=value / 50.0,
+        value=value,
+        base_prob=np.zeros(len(value)),
+        base_value=np.zeros(len(value)),
+        source=list(source),
+        treated=[1000, 40],
+        control=[1000, 30],
+        min_treated=300,
+        min_control=300,
+    )
+
+
+def decide(catalogue: Catalogue, values: list[list[float]], **kwargs: object) -> DecisionBatch:
+    frame = kwargs.pop("features", members(len(values)))
+    assert isinstance(frame, pd.DataFrame)
+    history = contact_history(NO_CONTACTS, frame.index, catalogue, NOW, POLICY)
+    st = kwargs.pop("stages", stages(len(values)))
+    return next_best_actions(frame, st, catalogue, uplift(values, **kwargs), history, POLICY)
+
+
+def test_highest_expected_value_wins(catalogue: Catalogue) -> None:
+    batch = decide(catalogue, [[10.0, 2.0], [3.5, 4.0], [2.0, 1.5]])
+
+    chosen = batch.to_frame()
+    # EV = uplift value - cost: coupon costs 3, reminder 1
+    assert chosen["action_id"].tolist() == ["coupon", "reminder", "reminder"]
+    assert chosen["expected_value"].tolist() == pytest.approx([7.0, 3.0, 0.5])
+    assert chosen["channel"].tolist() == ["email", "push", "push"]
+
+
+def test_no_action_when_no_expected_value_is_positive(catalogue: Catalogue) -> None:
+    batch = decide(catalogue, [[3.0, 1.0], [0.0, -2.0]])
+
+    decision = batch.explain("m0")
+
+    assert batch.to_frame()["action_id"].tolist() == ["no_action", "no_action"]
+    assert decision.action.action_id == "no_action"
+    assert decision.action.expected_value == 0.0
+    assert "no eligible action has positive expected value" in decision.reasons[-1]
+    assert [o.action_id for o in decision.alternatives] == ["coupon", "reminder"]
+
+
+def test_reasons_give_stage_numbers_eligibility_and_prior(catalogue: Catalogue) -> None:
+    batch = decide(catalogue, [[1.0, 5.0]], source=(LEARNED, PRIOR))
+
+    decision = batch.explain("m0")
+
+    assert decision.action.action_id == "reminder"
+    assert decision.reasons[0] == "stage growing: 3 orders, first order 200 days ago"
+    ev, eligible, prior = decision.action.reasons
+    assert ev == (
+        "expected value +4.00 USD = incremental value 5.00 - cost 1.00 "
+        "(response probability +10.0 points vs no contact)"
+    )
+    assert "x > -5 (member: 0.0)" in eligible and "consent given" in eligible
+    assert (
+        prior
+        == "prior used: too little history (40 treated, 30 control contacts; needs 300 and 300)"
+    )
+
+
+def test_stage_and_conditions_restrict_actions(catalogue: Catalogue) -> None:
+    frame = members(2)
+    frame.loc["m1", "x"] = -9.0  # fails the reminder's x > -5
+
+    batch = decide(catalogue, [[0.0, 9.0], [0.0, 9.0]], features=frame, stages=stages(2, "new"))
+
+    assert batch.to_frame()["action_id"].tolist() == ["no_action", "no_action"]
+    assert "reminder meant for growing, mature, not new" in batch.explain("m0").reasons[-1]
+
+
+def test_control_group_is_flagged_and_gets_nothing(catalogue: Catalogue) -> None:
+    frame = members(400)
+    policy = GuardrailPolicy(control_share=0.25)
+    history = contact_history(NO_CONTACTS, frame.index, catalogue, NOW, policy)
+    values = [[20.0, 20.0]] * 400
+
+    out = next_best_actions(
+        frame, stages(400), catalogue, uplift(values), history, policy
+    ).to_frame()
+
+    held = out[out["control_group"]]
+    assert 60 < len(held) < 140
+    assert (held["action_id"] == "no_action").all()
+    assert (out.loc[~out["control_group"], "action_id"] == "reminder").all(), "EV 19 beats 17"
+
+
+def test_single_member_entry_point(catalogue: Catalogue) -> None:
+    rng = np.random.default_rng(0)
+    log = pd.DataFrame(
+        {
+            "x": rng.normal(size=400),
+            "action_id": rng.choice(["coupon", "reminder"], size=400),
+            "group": rng.choice(["treatment", "control"], size=400),
+            "responded": rng.random(400) < 0.1,
+        }
+    )
+    log["response_value"] = np.where(log["responded"], 50.0, 0.0)
+    model = UpliftModel(["x"], min_treated=10_000).fit(log, catalogue_priors(catalogue))
+    features = {
+        "consent_marketing": True,
+        "consent_personalization": False,
+        "x": 1.0,
+        "has_ordered": True,
+        "days_since_registration": 400,
+        "days_since_first_order": 300,
+        "recency_days": 20,
+        "frequency": 3,
+        "days_overdue": 0,
+        "last_gap_days": 40,
+    }
+    decision = next_best_action(
+        "m9", features, {"churn": 0.1}, NO_CONTACTS, NOW, catalogue, model, DecisionSettings()
+    )
+
+    assert decision.stage == "growing"
+    # priors: coupon 0.05 x 50 - 3 = -0.5, reminder blocked (no personalization consent)
+    assert decision.action.action_id == "no_action"
+    assert decision.reasons[-1] == (
+        "no eligible action has positive expected value (best: coupon at -0.50 USD); "
+        "blocked: reminder opted out of personalization"
+    )
+    assert decision.alternatives[0].reasons[-1].startswith("prior used: too little history")
