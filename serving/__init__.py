@@ -1,0 +1,1 @@
+"""The score API for CRM systems (FastAPI): scores, stage, reasons and next-best action."""

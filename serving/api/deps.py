@@ -1,0 +1,119 @@
+"""Dependencies of the routes: settings, the live resources, the model bundle and API-key scopes.
+
+Tests replace `get_model_holder`, `get_feature_reader`, `get_contact_log` and `get_domain` with
+fakes through `app.dependency_overrides`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from memberscore.errors import ModelNotReady
+from memberscore.settings import Settings
+from serving.bundle import ModelBundle, ModelHolder
+from serving.contact_log import ContactLog
+from serving.domain import Domain
+from serving.metrics import Metrics
+from serving.resources import Resources
+from serving.security import Scope, granted_scopes
+from serving.sources import FeatureReader
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key.")
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    return request.app.state.settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    """The app's Prometheus collectors."""
+    return request.app.state.metrics
+
+
+def get_resources(request: Request) -> Resources:
+    """Stores and models opened by the lifespan; 503 while the app is still starting."""
+    resources: Resources | None = getattr(request.app.state, "resources", None)
+    if resources is None:
+        raise ModelNotReady("the service is starting: stores and models are not open yet")
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def get_model_holder(resources: ResourcesDep) -> ModelHolder:
+    """The holder of the current model bundle."""
+    return resources.models
+
+
+def get_feature_reader(resources: ResourcesDep) -> FeatureReader:
+    """The online feature store."""
+    return resources.features
+
+
+def get_contact_log(resources: ResourcesDep) -> ContactLog:
+    """The append-only contact log."""
+    return resources.contacts
+
+
+def get_domain(resources: ResourcesDep) -> Domain:
+    """Reason codes, lifecycle stages, BTYD and next-best-action logic."""
+    return resources.domain
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+HolderDep = Annotated[ModelHolder, Depends(get_model_holder)]
+FeaturesDep = Annotated[FeatureReader, Depends(get_feature_reader)]
+ContactLogDep = Annotated[ContactLog, Depends(get_contact_log)]
+DomainDep = Annotated[Domain, Depends(get_domain)]
+
+
+def get_bundle(holder: HolderDep) -> ModelBundle:
+    """The bundle this request is scored with, taken once (a reload never changes it)."""
+    return holder.current
+
+
+BundleDep = Annotated[ModelBundle, Depends(get_bundle)]
+
+
+def presented_key(
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header: Annotated[str | None, Depends(_api_key_header)],
+) -> str | None:
+    """The API key sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`, if any."""
+    if bearer is not None and bearer.credentials:
+        return bearer.credentials
+    return header or None
+
+
+def require(scope: Scope) -> Callable[..., None]:
+    """A dependency that lets the request through only with a key granted `scope`."""
+
+    def check(settings: SettingsDep, key: Annotated[str | None, Depends(presented_key)]) -> None:
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if key is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                headers=challenge,
+            )
+        scopes = granted_scopes(key, settings.serving.api_keys)
+        if not scopes:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key", headers=challenge)
+        if scope not in scopes:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"this API key lacks the '{scope}' scope"
+            )
+
+    return check
+
+
+ReadAccess = Depends(require("read"))
+WriteAccess = Depends(require("write"))

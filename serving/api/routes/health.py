@@ -1,0 +1,44 @@
+"""Liveness, readiness and Prometheus metrics: open endpoints, no API key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+from fastapi.responses import JSONResponse
+
+from memberscore.errors import MemberscoreError
+from serving.api.deps import ContactLogDep, FeaturesDep, HolderDep, MetricsDep
+from serving.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process is alive (says nothing about models or stores)."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "Not ready; `reasons` says why."}},
+)
+def readyz(holder: HolderDep, features: FeaturesDep, contacts: ContactLogDep) -> Response:
+    """Ready when models are loaded and the online store and contact log answer."""
+    reasons = []
+    if not holder.loaded:
+        reasons.append(f"models not loaded: {holder.last_error or 'no load attempted yet'}")
+    for label, store in (("online store", features), ("contact log", contacts)):
+        try:
+            store.ping()
+        except MemberscoreError as error:
+            reasons.append(f"{label} unavailable: {error}")
+    body = Health(status="unavailable" if reasons else "ok", reasons=reasons)
+    code = status.HTTP_503_SERVICE_UNAVAILABLE if reasons else status.HTTP_200_OK
+    return JSONResponse(body.model_dump(), status_code=code)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(collectors: MetricsDep) -> Response:
+    """Request counts, latency histograms and score distributions, in Prometheus text format."""
+    return Response(collectors.exposition(), media_type="text/plain; version=0.0.4")

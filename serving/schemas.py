@@ -1,0 +1,190 @@
+"""Request and response bodies of the score API (inputs and outputs are separate models)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_BATCH = 1000
+MemberId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# ---- inputs -------------------------------------------------------------------------------------
+
+
+class MembersIn(_In):
+    """Members to score or decide for, at most 1,000 per call."""
+
+    member_ids: list[MemberId] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class ContactIn(_In):
+    """An action sent to a member (or held back: group 'control')."""
+
+    member_id: MemberId
+    action_id: Annotated[str, Field(min_length=1, max_length=128)]
+    channel: Literal["email", "sms", "push", "app", "call", "mail"]
+    group: Literal["treatment", "control"] = "treatment"
+    contact_id: MemberId | None = Field(None, description="Your id for it; generated if absent.")
+    sent_at: datetime | None = Field(None, description="When it was sent (default: now, UTC).")
+
+
+class ResponseIn(_In):
+    """A member's response to an earlier contact."""
+
+    responded_at: datetime | None = Field(None, description="When (default: now, UTC).")
+    value: float = Field(0.0, ge=0, description="Value of the response in the dataset currency.")
+
+
+# ---- score outputs ------------------------------------------------------------------------------
+
+
+class HorizonProbability(_Out):
+    """A probability over the next `horizon_days` days."""
+
+    horizon_days: int
+    probability: float = Field(ge=0, le=1)
+    model: str = Field(description="Registry name of the model that produced it.")
+
+
+class Interval(_Out):
+    """An amount in `currency` over `horizon_days`, as a p10 / p50 / p90 interval."""
+
+    horizon_days: int
+    currency: str
+    p10: float
+    p50: float
+    p90: float
+
+
+class Stage(_Out):
+    """Lifecycle stage and the rule that placed the member there."""
+
+    stage: str
+    rule: str
+
+
+class Reason(_Out):
+    """A plain-word reason behind a score, strongest first."""
+
+    code: str
+    text: str
+    model: str
+    impact: float = Field(description="Contribution to the model's raw score (log-odds units).")
+
+
+class MemberScores(_Out):
+    """Everything known about one member's outlook. Amounts are in `currency`."""
+
+    member_id: str
+    insufficient_history: bool = Field(
+        description="True when the member never ordered: only profile-based scores are given."
+    )
+    churn: list[HorizonProbability]
+    activation: HorizonProbability | None
+    spend: Interval | None
+    clv: Interval | None
+    p_alive: float | None = Field(None, ge=0, le=1)
+    expected_next_order_date: date | None
+    rfm_segment: str | None
+    lifecycle: Stage
+    tags: list[str]
+    reasons: list[Reason]
+    model_versions: dict[str, str]
+    features_as_of: datetime | None = Field(description="Snapshot cutoff of the features (UTC).")
+
+
+class ScoresOut(_Out):
+    """Scores of the members found; ids the feature store does not know are in `not_found`."""
+
+    scores: list[MemberScores]
+    not_found: list[str]
+
+
+# ---- next-best-action outputs -------------------------------------------------------------------
+
+
+class ActionOut(_Out):
+    """A candidate action with its expected value (incremental, in `currency` per contact).
+
+    `no_action` (channel None, value 0) is chosen when nothing is allowed and worth sending."""
+
+    action_id: str
+    channel: str | None
+    expected_value: float
+    currency: str
+    reasons: list[str] = []
+
+
+class NextBestActionOut(_Out):
+    """The chosen action, ranked allowed alternatives and why."""
+
+    member_id: str
+    action: ActionOut
+    alternatives: list[ActionOut]
+    expected_value: float
+    reasons: list[str]
+    control_group: bool = Field(description="Member belongs to the persistent control group.")
+    lifecycle: Stage
+    model_versions: dict[str, str]
+
+
+class NextBestActionsOut(_Out):
+    """Decisions of the members found; unknown ids are in `not_found`."""
+
+    decisions: list[NextBestActionOut]
+    not_found: list[str]
+
+
+# ---- contacts, models, health -------------------------------------------------------------------
+
+
+class ContactOut(_Out):
+    """What was recorded in the contact log."""
+
+    contact_id: str
+    member_id: str
+    event: Literal["sent", "response"]
+    at: datetime
+
+
+class ModelOut(_Out):
+    """A served model version."""
+
+    name: str
+    version: str
+    alias: str
+    run_id: str
+    loaded_at: datetime
+
+
+class ModelsOut(_Out):
+    """The bundle in service, and the last reload error if the latest reload failed."""
+
+    models: list[ModelOut]
+    bundle_loaded_at: datetime | None
+    last_error: str | None
+
+
+class ReloadOut(_Out):
+    """Result of a reload: whether a new bundle was swapped in, and what now serves."""
+
+    swapped: bool
+    models: dict[str, str]
+
+
+class Health(_Out):
+    """Liveness or readiness; `reasons` says what is not ready."""
+
+    status: Literal["ok", "unavailable"]
+    reasons: list[str] = []

@@ -1,0 +1,313 @@
+"""Fixtures of the score API tests: the real app with in-test fakes for the feature store, the
+model registry and the domain libraries, injected through `app.dependency_overrides`.
+
+The models are real (tiny) LightGBM boosters behind the real serving predictors, so encoding,
+prediction and contributions run the production code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from features import build
+from features.catalog import Dtype, Feature
+from memberscore.errors import StoreUnavailable
+from memberscore.settings import ServingSettings, Settings
+from serving.api.deps import get_contact_log, get_domain, get_feature_reader, get_model_holder
+from serving.app import create_app
+from serving.bundle import ModelBundle, ModelHolder, ModelRef, ServedModel
+from serving.contact_log import ContactLog, open_contact_log
+from serving.domain import Candidate, Decision, ReasonCode
+from serving.predictors import BoosterPredictor, QuantilePredictor
+from serving.security import hash_key
+from serving.sources import MemberFeatures
+
+READ_KEY = "test-read-key"
+WRITE_KEY = "test-write-key"
+AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
+FEATURES = ("recency_days", "frequency", "monetary", "tenure_days", "tier")
+TIERS = ("basic", "silver", "gold", "platinum")
+
+
+def member_row(i: int, *, ordered: bool = True) -> dict[str, Any]:
+    """Feature values of synthetic member `i` (deterministic)."""
+    return {
+        "recency_days": float(5 + 17 * i % 300) if ordered else None,
+        "frequency": float(1 + i % 9) if ordered else 0.0,
+        "monetary": float(20 + 13 * i % 400) if ordered else 0.0,
+        "tenure_days": float(30 + 7 * i % 700),
+        "tier": TIERS[i % 4],
+        "has_ordered": ordered,
+        "segment": "champions" if i % 3 == 0 else "at_risk",
+        "tags": ["vip", "app_user"] if i % 2 == 0 else "newsletter",
+        "consent_marketing": True,
+        "consent_personalization": i % 5 != 0,
+        "days_since_registration": float(30 + 7 * i % 700),
+        "days_since_first_order": float(20 + 7 * i % 600) if ordered else None,
+        "days_overdue": float(i % 40) if ordered else None,
+        "last_gap_days": float(10 + 3 * i % 90) if ordered else None,
+        "distance_to_next_tier": float(50 * (i % 7)),
+        "logins_30d": float(i % 11),
+    }
+
+
+CUTOFF = date(2026, 6, 1)
+
+
+def _family(family: str, names: tuple[tuple[str, Dtype], ...]) -> tuple[Feature, ...]:
+    return tuple(Feature(name, dtype, family, name.replace("_", " ")) for name, dtype in names)
+
+
+# A small catalog in the shape of features.catalog.FAMILIES (every family a service names).
+FAMILIES = {
+    "rfm": _family(
+        "rfm", (("recency_days", "float"), ("frequency", "float"), ("monetary", "float"))
+    ),
+    "behaviour": _family("behaviour", (("logins_30d", "float"),)),
+    "profile": _family(
+        "profile",
+        (
+            ("tenure_days", "float"),
+            ("tier", "string"),
+            ("has_ordered", "bool"),
+            ("consent_marketing", "bool"),
+            ("consent_personalization", "bool"),
+            ("distance_to_next_tier", "float"),
+        ),
+    ),
+    "lifecycle": _family(
+        "lifecycle",
+        tuple(
+            (name, "float")
+            for name in (
+                "days_since_registration",
+                "days_since_first_order",
+                "days_overdue",
+                "last_gap_days",
+            )
+        ),
+    ),
+    "segment": _family("segment", (("segment", "string"),)),
+    "tags": _family("tags", (("tags", "string"),)),
+}
+
+
+def _snapshot(rows: dict[str, dict]) -> pd.DataFrame:
+    """The conftest members as a snapshot of cutoff CUTOFF (tags as comma-separated text)."""
+    frame = pd.DataFrame.from_dict(rows, orient="index").rename_axis("member_id").reset_index()
+    frame["tags"] = frame["tags"].map(lambda t: t if isinstance(t, str) else ",".join(t))
+    frame["as_of"] = pd.Timestamp(CUTOFF, tz="UTC")
+    return build.conform(frame, FAMILIES)
+
+
+class FakeReader:
+    """The online store: known rows, and a switch to take it down."""
+
+    def __init__(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
+        self.rows = dict(rows)
+        self.down = False
+
+    def read(self, member_ids: Sequence[str], service: Sequence[str]) -> MemberFeatures:
+        self.ping()
+        known = [m for m in member_ids if m in self.rows]
+        return MemberFeatures({m: self.rows[m] for m in known}, dict.fromkeys(known, AS_OF))
+
+    def ping(self) -> None:
+        if self.down:
+            raise StoreUnavailable("the Redis online store at 127.0.0.1:6379 cannot be reached")
+
+
+class FakeDomain:
+    """Reason codes, stages, BTYD outlook and decisions with fixed simple rules."""
+
+    def reasons(
+        self, model: str, contributions: np.ndarray, names: Sequence[str], features: Any
+    ) -> list[ReasonCode]:
+        order = np.argsort(-np.abs(contributions))
+        return [
+            ReasonCode(f"{names[j]}_high", f"{names[j]} matters", float(contributions[j]))
+            for j in order
+        ]
+
+    def lifetime(self, features: Mapping[str, Any], as_of: datetime | None) -> tuple[float, date]:
+        return 0.8, (as_of or AS_OF).date() + timedelta(days=14)
+
+    def stage(
+        self, features: Mapping[str, Any], scores: Mapping[str, float | None]
+    ) -> tuple[str, str]:
+        if not features.get("has_ordered"):
+            return "registered", "no_order_yet"
+        return (
+            ("at_risk", "churn_above_0.5")
+            if (scores["churn"] or 0) > 0.5
+            else ("active", "default")
+        )
+
+    def next_best_action(
+        self,
+        member_id: str,
+        features: Any,
+        scores: Any,
+        contacts: pd.DataFrame,
+        now: datetime,
+        uplift: Any,
+    ) -> Decision:
+        candidates = [
+            Candidate("winback_email", "email", 4.0),
+            Candidate("push_reminder", "push", 1.5),
+        ]
+        recent = set(contacts["action_id"]) if len(contacts) else set()
+        open_ = [c for c in candidates if c.action_id not in recent]
+        reasons = (
+            ("cooldown: winback_email sent recently",) if recent else ("highest expected value",)
+        )
+        chosen = open_[0] if open_ else Candidate("no_action", None, 0.0)
+        return Decision(chosen, tuple(open_[1:]), reasons, False)
+
+
+def _booster(objective: str, seed: int, alpha: float = 0.5) -> lgb.Booster:
+    """A tiny booster on synthetic data over FEATURES (tier as a category index)."""
+    rng = np.random.default_rng(seed)
+    x = np.column_stack(
+        [
+            rng.uniform(0, 300, 400),
+            rng.integers(0, 9, 400),
+            rng.uniform(0, 400, 400),
+            rng.uniform(0, 700, 400),
+            rng.integers(0, 4, 400),
+        ]
+    ).astype(float)
+    y = (x[:, 0] > 120).astype(float) if objective == "binary" else x[:, 2] * (1 + alpha)
+    params = {"objective": objective, "alpha": alpha, "num_leaves": 4, "verbose": -1, "seed": seed}
+    return lgb.train(params, lgb.Dataset(x, y, categorical_feature=[4]), num_boost_round=8)
+
+
+class FakeSource:
+    """The registry: current versions, bumped by `promote`; load builds a bundle of boosters."""
+
+    def __init__(self) -> None:
+        self.version = 1
+        self.loads = 0
+        self._boosters = {
+            "churn": _booster("binary", 1),
+            "activation": _booster("binary", 2),
+            "clv": [_booster("quantile", 3, a) for a in (0.1, 0.5, 0.9)],
+        }
+
+    def promote(self) -> None:
+        self.version += 1
+
+    def fingerprint(self) -> dict[str, str]:
+        return {name: str(self.version) for name in self._boosters}
+
+    def load(self) -> ModelBundle:
+        self.loads += 1
+        now = datetime.now(UTC)
+        spec = {
+            "churn": (90, "churn_v1"),
+            "activation": (30, "activation_v1"),
+            "clv": (365, "clv_v1"),
+        }
+        models = {}
+        for name, (horizon, service) in spec.items():
+            booster = self._boosters[name]
+            predictor = QuantilePredictor(booster) if name == "clv" else BoosterPredictor(booster)
+            models[name] = ServedModel(
+                ref=ModelRef(name, str(self.version), "champion", f"run-{name}-{self.version}"),
+                feature_names=FEATURES,
+                predictor=predictor,
+                loaded_at=now,
+                horizon_days=horizon,
+                feature_service=service,
+                categories={"tier": TIERS},
+                outputs=("p10", "p50", "p90") if name == "clv" else ("probability",),
+            )
+        return ModelBundle(models)
+
+
+@pytest.fixture
+def serving_settings(settings: Settings) -> Settings:
+    """Test settings with one read key and one write key (only their hashes stored)."""
+    keys = ((hash_key(READ_KEY), "read"), (hash_key(WRITE_KEY), "write"))
+    return settings.model_copy(
+        update={"serving": ServingSettings(api_keys=keys, max_body_bytes=200_000)}
+    )
+
+
+@pytest.fixture(scope="session")
+def member_rows() -> dict[str, dict[str, Any]]:
+    """Members m0..m39 with orders, n0..n4 never ordered."""
+    rows = {f"m{i}": member_row(i) for i in range(40)}
+    return rows | {f"n{i}": member_row(i, ordered=False) for i in range(5)}
+
+
+@pytest.fixture(scope="session")
+def families() -> dict[str, tuple[Feature, ...]]:
+    """Catalog families of the test members, for a real Feast store."""
+    return FAMILIES
+
+
+@pytest.fixture(scope="session")
+def snapshot(member_rows: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """`member_rows` as a conformed feature snapshot of cutoff CUTOFF."""
+    return _snapshot(member_rows)
+
+
+@pytest.fixture
+def reader(member_rows: dict[str, dict[str, Any]]) -> FakeReader:
+    """The online store holding `member_rows`."""
+    return FakeReader(member_rows)
+
+
+@pytest.fixture
+def source() -> FakeSource:
+    return FakeSource()
+
+
+@pytest.fixture
+def holder(source: FakeSource) -> ModelHolder:
+    holder = ModelHolder(source)
+    holder.refresh()
+    return holder
+
+
+@pytest.fixture
+def contact_log(serving_settings: Settings) -> Iterator[ContactLog]:
+    log = open_contact_log(serving_settings)
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def client(
+    serving_settings: Settings, reader: FakeReader, holder: ModelHolder, contact_log: ContactLog
+) -> TestClient:
+    """The real app, lifespan not run, with fakes for the store, registry and domain."""
+    app = create_app(serving_settings)
+    app.dependency_overrides |= {
+        get_feature_reader: lambda: reader,
+        get_model_holder: lambda: holder,
+        get_contact_log: lambda: contact_log,
+        get_domain: FakeDomain,
+    }
+    return TestClient(app)
+
+
+@pytest.fixture
+def read_headers() -> dict[str, str]:
+    """A read-scope key as a bearer token."""
+    return {"Authorization": f"Bearer {READ_KEY}"}
+
+
+@pytest.fixture
+def write_headers() -> dict[str, str]:
+    """A write-scope key in the X-API-Key header."""
+    return {"X-API-Key": WRITE_KEY}

@@ -1,0 +1,63 @@
+"""The score API over a real (tiny) Feast store: snapshot → apply → materialize → online read.
+
+Models and domain rules are still the in-test fakes (see conftest.py); the features come from
+the real `features.store` through the serving adapter.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from features import build, store
+from memberscore.settings import Settings
+from serving.adapters import FeastReader
+from serving.api.deps import get_feature_reader
+
+
+@pytest.fixture(scope="module")
+def feast_settings(
+    tmp_path_factory: pytest.TempPathFactory, snapshot: pd.DataFrame, families: dict
+) -> Settings:
+    """A local-profile Feast store in a temp folder with the conftest members materialized."""
+    root = tmp_path_factory.mktemp("serving_feast")
+    settings = Settings(
+        data_dir=root / "data", feast_repo=root / "feature_repo", feast_project="serving_test"
+    )
+    build.write_snapshot(snapshot, store.snapshot_path(settings, snapshot["as_of"][0].date()))
+    store.apply(settings, families)
+    store.materialize(settings)
+    return settings
+
+
+def test_scores_from_the_real_online_store(
+    client: TestClient, feast_settings: Settings, read_headers: dict[str, str]
+) -> None:
+    """Given the same members in Feast as in the in-memory fake store, the scores are the same,
+    and the freshness is the snapshot cutoff."""
+    ids = {"member_ids": ["m3", "n1", "ghost"]}
+    from_fake = client.post("/v1/scores", json=ids, headers=read_headers).json()
+
+    reader = FeastReader(feast_settings)
+    client.app.dependency_overrides[get_feature_reader] = lambda: reader
+    body = client.post("/v1/scores", json=ids, headers=read_headers).json()
+
+    assert body["not_found"] == ["ghost"]
+    (m3, n1), (fake_m3, fake_n1) = body["scores"], from_fake["scores"]
+    assert m3["features_as_of"].startswith("2026-06-01T00:00:00")
+    assert m3["churn"] == fake_m3["churn"], "same features must give the same churn score"
+    assert m3["spend"] == fake_m3["spend"] and m3["reasons"] == fake_m3["reasons"]
+    assert m3["tags"] == ["newsletter"] and m3["rfm_segment"] == "champions"
+    assert n1["insufficient_history"] is True
+    assert n1["activation"] == fake_n1["activation"]
+
+
+def test_unknown_member_and_readiness_with_the_real_store(
+    client: TestClient, feast_settings: Settings, read_headers: dict[str, str]
+) -> None:
+    reader = FeastReader(feast_settings)
+    client.app.dependency_overrides[get_feature_reader] = lambda: reader
+
+    assert client.get("/v1/members/ghost/scores", headers=read_headers).status_code == 404
+    assert client.get("/readyz").json() == {"status": "ok", "reasons": []}

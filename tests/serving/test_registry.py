@@ -1,0 +1,208 @@
+"""Models from a real (temporary) MLflow registry: trained with `training.models`, registered
+with their `native` artifact and alias `champion`, served and swapped by `serving.registry`."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from memberscore.errors import ModelNotReady
+from memberscore.settings import Settings
+from serving.api.deps import get_model_holder
+from serving.bundle import ModelHolder
+from serving.registry import RegistrySource
+from serving.scoring import encode
+
+models = pytest.importorskip("training.models", reason="training has not landed")
+tracking = pytest.importorskip("training.tracking", reason="training has not landed")
+
+SPEC = {"churn": (90, "churn_v1"), "activation": (30, "activation_v1"), "clv": (365, "clv_v1")}
+
+
+def training_frame(member_rows: dict[str, dict[str, Any]], seed: int) -> pd.DataFrame:
+    """The conftest members, resampled to 400 rows with noise: raw feature columns."""
+    rng = np.random.default_rng(seed)
+    base = pd.DataFrame.from_dict(member_rows, orient="index")
+    frame = base.sample(400, replace=True, random_state=seed).reset_index(drop=True)
+    for column in ("recency_days", "frequency", "monetary", "tenure_days"):
+        frame[column] = frame[column].astype(float) * rng.uniform(0.5, 1.5, len(frame))
+    frame["tier"] = frame["tier"].astype("string")
+    return frame[["recency_days", "frequency", "monetary", "tenure_days", "tier"]]
+
+
+def fit(name: str, frame: pd.DataFrame, seed: int) -> Any:
+    """A small model of the kind `training` fits for `name`."""
+    params = models.BoostParams(seed=seed, num_boost_round=10, min_data_in_leaf=5)
+    half = len(frame) // 2
+    if name == "clv":
+        y = np.where(frame["recency_days"].fillna(400) < 150, frame["monetary"].fillna(0), 0.0)
+        model = models.SpendModel(params)
+    else:
+        y = (frame["recency_days"].fillna(400) > 120).to_numpy(dtype=float)
+        model = models.CalibratedClassifier(params)
+    return model.fit(frame[:half], y[:half], frame[half:], y[half:])
+
+
+def register(settings: Settings, name: str, model: Any) -> str:
+    """Log the native folder in a run, register a version from it and make it champion."""
+    import mlflow
+
+    client = tracking.client(settings)
+    if client.get_experiment_by_name("serving-test") is None:
+        client.create_experiment("serving-test", (settings.mlflow_artifact_root).resolve().as_uri())
+    experiment = client.get_experiment_by_name("serving-test").experiment_id
+    horizon, service = SPEC[name]
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(experiment_id=experiment) as run:
+        native = models.save(
+            model,
+            Path(tmp) / "native",
+            horizon_days=horizon,
+            feature_service=service,
+            serving_outputs=list(model.outputs),
+        )
+        mlflow.log_artifacts(str(native), tracking.NATIVE_DIR)
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    version = client.create_model_version(name, f"runs:/{run.info.run_id}/native", run.info.run_id)
+    client.set_registered_model_alias(name, "champion", version.version)
+    return str(version.version)
+
+
+@pytest.fixture(scope="module")
+def registry(
+    tmp_path_factory: pytest.TempPathFactory, member_rows: dict[str, dict[str, Any]]
+) -> Settings:
+    """A temp MLflow store with champions of churn, activation and clv (version 1 each)."""
+    root = tmp_path_factory.mktemp("serving_mlflow")
+    settings = Settings(
+        data_dir=root / "data",
+        mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        mlflow_artifact_root=root / "artifacts",
+    )
+    frame = training_frame(member_rows, seed=1)
+    for name in SPEC:
+        register(settings, name, fit(name, frame, seed=1))
+    return settings
+
+
+def test_champions_are_loaded_natively_and_encoded_as_in_training(
+    registry: Settings, member_rows: dict[str, dict[str, Any]]
+) -> None:
+    bundle = RegistrySource(registry).load()
+    churn = bundle.models["churn"]
+    rows = [member_rows[m] for m in ("m1", "m2", "n3")]
+
+    ours = encode(rows, churn)
+    theirs = churn.predictor.model.encoding_.matrix(pd.DataFrame(rows))
+
+    assert bundle.fingerprint == {"churn": "1", "activation": "1", "clv": "1"}
+    assert (churn.horizon_days, churn.feature_service) == (90, "churn_v1")
+    np.testing.assert_array_equal(ours, theirs, err_msg="serving must encode like training")
+    assert bundle.models["clv"].predictor.predict(ours).shape == (3, 3)
+
+
+def test_scores_and_hot_swap_from_the_registry(
+    client: TestClient,
+    registry: Settings,
+    member_rows: dict[str, dict[str, Any]],
+    read_headers: dict[str, str],
+    write_headers: dict[str, str],
+) -> None:
+    holder = ModelHolder(RegistrySource(registry))
+    holder.refresh()
+    client.app.dependency_overrides[get_model_holder] = lambda: holder
+    before = client.get("/v1/members/m3/scores", headers=read_headers).json()
+
+    # When a new churn champion is registered and a reload is asked for
+    new_version = register(registry, "churn", fit("churn", training_frame(member_rows, 2), 2))
+    reload = client.post("/v1/admin/reload", headers=write_headers).json()
+    after = client.get("/v1/members/m3/scores", headers=read_headers).json()
+
+    # Then it serves the new version without a restart
+    assert before["model_versions"]["churn"] == "1" and before["spend"]["p10"] >= 0
+    assert reload == {
+        "swapped": True,
+        "models": {"churn": new_version, "activation": "1", "clv": "1"},
+    }
+    assert after["model_versions"]["churn"] == new_version
+
+
+def test_missing_champion_is_model_not_ready(tmp_path: Path) -> None:
+    settings = Settings(mlflow_tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}")
+
+    with pytest.raises(ModelNotReady, match="no champion registered for churn, activation, clv"):
+        RegistrySource(settings).fingerprint()
+
+
+def test_the_real_lifespan_loads_champions_and_polls_for_new_ones(
+    registry: Settings,
+    snapshot: pd.DataFrame,
+    families: dict,
+    member_rows: dict[str, dict[str, Any]],
+    serving_settings: Settings,
+    read_headers: dict[str, str],
+) -> None:
+    """Nothing faked: registry, Feast store, contact log and domain libraries as in production
+    (local profile); a champion registered while it runs is served within a few polls."""
+    pytest.importorskip("features.catalog", reason="the feature catalog has not landed")
+    import time
+
+    from features import build, store
+    from serving.app import create_app
+
+    root = registry.data_dir.parent / "lifespan"
+    settings = registry.model_copy(
+        update={
+            "data_dir": root / "data",
+            "feast_repo": root / "feature_repo",
+            "feast_project": "serving_lifespan",
+            "serving": serving_settings.serving.model_copy(update={"model_poll_seconds": 0.2}),
+        }
+    )
+    build.write_snapshot(snapshot, store.snapshot_path(settings, snapshot["as_of"][0].date()))
+    store.apply(settings, families)
+    store.materialize(settings)
+
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").json() == {"status": "ok", "reasons": []}
+        scores = client.get("/v1/members/m3/scores", headers=read_headers)
+        new = register(settings, "clv", fit("clv", training_frame(member_rows, 3), 3))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            served = client.get("/v1/models", headers=read_headers).json()
+            if {m["name"]: m["version"] for m in served["models"]}["clv"] == new:
+                break
+            time.sleep(0.1)
+
+    assert scores.status_code == 200, scores.text
+    assert {m["name"]: m["version"] for m in served["models"]}["clv"] == new, "poll picks it up"
+
+
+def test_uplift_champion_rides_in_the_bundle(registry: Settings) -> None:
+    """A registered `uplift` champion is loaded from its exact version and listed."""
+    uplift = pytest.importorskip("training.uplift", reason="training.uplift has not landed")
+    import mlflow
+
+    from decisions.catalogue import load_catalogue
+    from decisions.uplift import ACTION, GROUP, RESPONDED, VALUE, UpliftModel, catalogue_priors
+
+    catalogue = load_catalogue()
+    no_contacts = pd.DataFrame(columns=[ACTION, GROUP, RESPONDED, VALUE])
+    model = UpliftModel([]).fit(no_contacts, catalogue_priors(catalogue))
+    client = tracking.client(registry)
+    experiment = client.get_experiment_by_name("serving-test").experiment_id
+    with mlflow.start_run(experiment_id=experiment):
+        version = uplift._log_model(model, [])
+    client.set_registered_model_alias("uplift", "champion", version)
+
+    bundle = RegistrySource(registry).load()
+
+    assert bundle.fingerprint["uplift"] == version
+    assert bundle.uplift.predict_arrays(pd.DataFrame(index=["m1"])).source[0] == "prior"
+    client.delete_registered_model_alias("uplift", "champion")
