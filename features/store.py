@@ -159,12 +159,19 @@ def reachable(settings: Settings) -> Iterator[None]:
 
 
 def feature_store(settings: Settings) -> FeatureStore:
-    """Write the generated config and open the Feast store of the settings' profile."""
-    from feast import FeatureStore
+    """Open the Feast store of the settings' profile.
 
-    write_config(settings)
+    The config is built in memory from settings, not read back from feature_store.yaml, so
+    processes with different settings (data dirs, profiles) can share one repo folder.
+    """
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+    if settings.profile == "local":
+        feast_data_dir(settings).mkdir(parents=True, exist_ok=True)
+    config = RepoConfig(repo_path=settings.feast_repo, **store_config(settings))
     with reachable(settings):
-        return FeatureStore(repo_path=str(settings.feast_repo))
+        return FeatureStore(repo_path=str(settings.feast_repo), config=config)
 
 
 def apply(settings: Settings, families: Any = None) -> list[str]:
@@ -175,6 +182,7 @@ def apply(settings: Settings, families: Any = None) -> list[str]:
     from features.feature_repo.definitions import declarations
 
     objects = declarations(snapshot_glob(settings), families)
+    write_config(settings)  # for Feast's own CLI (`feast serve`, `feast ui`) on this repo
     store = feature_store(settings)
     with reachable(settings):
         store.apply(objects)
