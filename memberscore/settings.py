@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     profile: Profile = Field(
         "local",
         description="'local': SQLite online store, DuckDB offline store, file registry. "
-        "'production': Redis online store, PostgreSQL registry and offline store.",
+        "'production': Redis online store, PostgreSQL registry, DuckDB offline store over the "
+        "same Parquet snapshots.",
     )
     mlflow_tracking_uri: str = Field("sqlite:///mlruns/mlflow.db")
     mlflow_artifact_root: Path = Field(Path("mlruns/artifacts"))
