@@ -60,6 +60,13 @@ def apply() -> None:
 @app.command()
 def materialize(
     batch_rows: Annotated[int, typer.Option(min=1, help="Members written per batch.")] = 100_000,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="bulk: Feast's online layout written in bulk (fast); feast: Feast's own "
+            "write_to_online_store, one protobuf per value (slow, for comparison)."
+        ),
+    ] = "bulk",
 ) -> None:
     """Load the latest snapshot of every member into the online store (SQLite locally, Redis
     in production).
@@ -68,7 +75,10 @@ def materialize(
     """
     from features import store
 
-    typer.echo(store.materialize(get_settings(), batch_rows=batch_rows).describe())
+    if method not in ("bulk", "feast"):
+        raise typer.BadParameter(f"--method must be bulk or feast, not {method!r}")
+    report = store.materialize(get_settings(), batch_rows=batch_rows, method=method)  # type: ignore[arg-type]
+    typer.echo(report.describe())
 
 
 @app.command()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 import yaml
@@ -235,26 +235,26 @@ def materialize(
     settings: Settings,
     *,
     batch_rows: int = MATERIALIZE_BATCH_ROWS,
+    method: Literal["bulk", "feast"] = "bulk",
     progress: Callable[[int], None] | None = None,
 ) -> Materialized:
     """Write the latest snapshot of every member into the online store.
 
-    Reads the latest rows once with DuckDB and pushes them through Feast's own write API
-    (`write_to_online_store`) in batches of `batch_rows` members per feature view, instead of
-    `feast materialize`, which re-queries the offline store per view. `progress` receives the
-    number of members written after each batch.
+    Reads the latest rows once with DuckDB (not `feast materialize`, which re-queries the
+    offline store per view) and writes them in batches of `batch_rows` members. `method`
+    "bulk" encodes values column-wise and writes Feast's online layout in bulk
+    (`features.online_bulk`); "feast" goes through `FeatureStore.write_to_online_store`, one
+    protobuf and (SQLite) one INSERT per value. `progress` gets the members of each batch.
     """
     require_snapshots(settings)
     store = feature_store(settings)
     views = applied_views(store)
-    latest = latest_snapshot(settings)
     started = perf_counter()
+    latest = latest_snapshot(settings)
     for start in range(0, len(latest), batch_rows):
         batch = latest.iloc[start : start + batch_rows]
-        for view in views:
-            columns = [JOIN_KEY, AS_OF, *(f.name for f in view.features)]
-            with reachable(settings):
-                store.write_to_online_store(view.name, batch[columns])
+        with reachable(settings):
+            _write_online(store, views, batch, method)
         if progress is not None:
             progress(len(batch))
     width = sum(len(view.features) for view in views)
@@ -264,6 +264,24 @@ def materialize(
         latest_as_of=latest[AS_OF].max(),
         seconds=perf_counter() - started,
     )
+
+
+def _write_online(
+    store: FeatureStore, views: Sequence[FeatureView], batch: pd.DataFrame, method: str
+) -> None:
+    """Write one batch of latest-snapshot rows of every view with `method`."""
+    from features import online_bulk
+
+    if method == "feast":
+        for view in views:
+            columns = [JOIN_KEY, AS_OF, *(f.name for f in view.features)]
+            store.write_to_online_store(view.name, batch[columns])
+        return
+    writers = {"sqlite": online_bulk.write_sqlite, "redis": online_bulk.write_redis}
+    kind = store.config.online_store.type
+    if method != "bulk" or kind not in writers:
+        raise ValueError(f"no {method!r} online write for a {kind!r} online store")
+    writers[kind](store.config, views, batch, join_key=JOIN_KEY, timestamp=AS_OF)
 
 
 def training_frame(settings: Settings, entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
