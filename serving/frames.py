@@ -1,0 +1,210 @@
+"""The vectorised scoring core: a frame of member features in, a frame of scores out.
+
+Pure (no I/O). The score API (`serving.scoring`), the local batch job (`pipelines.batch`) and
+the Spark path all score through `score_frame`, so they compute the same numbers with the same
+code. Rows are members (any index, usually member ids); features are as of their snapshot cutoff.
+
+Members who never ordered (`has_ordered` false or missing) get the activation probability only;
+members with orders get churn (every served horizon), spend and CLV. Reason codes are the
+feature names with the largest positive SHAP contributions of the churn model (members with
+orders) or the activation model (the others).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from memberscore.settings import Settings
+from serving.bundle import ModelBundle, ServedModel
+
+DAYS_PER_MONTH = 365.25 / 12
+MAX_REASONS = 3
+QUANTILES = ("p10", "p50", "p90")
+REASON_MODELS = ("churn", "activation")
+
+
+def encode_frame(features: pd.DataFrame, model: ServedModel) -> np.ndarray:
+    """The float matrix `model` expects: its features in order, categories as level indices
+    (matched as text, as `training.models.Encoding` does), booleans as 0/1, missing, unseen or
+    unreadable values (text in a numeric feature) as NaN. Absent columns are all NaN."""
+    matrix = np.full((len(features), len(model.feature_names)), np.nan)
+    for j, name in enumerate(model.feature_names):
+        if name not in features.columns:
+            continue
+        column = features[name]
+        if name in model.categories:
+            codes = pd.Categorical(
+                column.astype("string"), categories=list(model.categories[name])
+            ).codes
+            matrix[:, j] = np.where(codes >= 0, codes, np.nan)
+        else:
+            matrix[:, j] = _numbers(column)
+    return matrix
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    """A column as floats; text (or anything not a number) becomes NaN."""
+    if pd.api.types.is_bool_dtype(column.dtype) or pd.api.types.is_numeric_dtype(column.dtype):
+        return column.to_numpy(dtype=float, na_value=np.nan)
+    if pd.api.types.is_string_dtype(column.dtype) and not pd.api.types.is_object_dtype(
+        column.dtype
+    ):
+        return np.full(len(column), np.nan)
+    return np.fromiter((_number(v) for v in column), dtype=float, count=len(column))
+
+
+def _number(value: Any) -> float:
+    if value is None or isinstance(value, str):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def predict_frame(model: ServedModel, matrix: np.ndarray) -> np.ndarray:
+    """Predictions as an (n, len(model.outputs)) array."""
+    if len(matrix) == 0:
+        return np.empty((0, len(model.outputs)))
+    return np.asarray(model.predictor.predict(matrix), dtype=float).reshape(
+        len(matrix), len(model.outputs)
+    )
+
+
+def churn_models(bundle: ModelBundle, horizons: Sequence[int]) -> list[ServedModel]:
+    """Churn models to serve, by horizon: 'churn' (the default horizon) and any 'churn_<h>d'
+    whose horizon is configured; one per horizon, shortest first."""
+    found: dict[int, ServedModel] = {}
+    for name, model in sorted(bundle.models.items()):
+        if name == "churn" or (name.startswith("churn_") and model.horizon_days in horizons):
+            found.setdefault(model.horizon_days, model)
+    return [found[h] for h in sorted(found)]
+
+
+def discount_factor(horizon_days: int, monthly_rate: float) -> float:
+    """Present value of 1 unit of spend spread evenly over `horizon_days`, discounted
+    continuously at `monthly_rate` per month: (1 - (1+r)^-M) / (M ln(1+r)), M in months."""
+    months = horizon_days / DAYS_PER_MONTH
+    if monthly_rate <= 0 or months <= 0:
+        return 1.0
+    rate = math.log1p(monthly_rate)
+    return (1 - math.exp(-rate * months)) / (rate * months)
+
+
+def has_ordered(features: pd.DataFrame) -> np.ndarray:
+    """True for members with at least one order (missing `has_ordered` counts as no order)."""
+    if "has_ordered" not in features.columns:
+        return np.zeros(len(features), dtype=bool)
+    return features["has_ordered"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+
+def score_frame(
+    features: pd.DataFrame,
+    bundle: ModelBundle,
+    settings: Settings,
+    reasons: int = MAX_REASONS,
+) -> pd.DataFrame:
+    """Scores of every row of `features`, on the same index.
+
+    Columns: `insufficient_history` (no order yet); `churn_<h>d` per served churn horizon and
+    `churn` (the 'churn' model, default horizon), probabilities in [0, 1]; `activation`;
+    `spend_p10/p50/p90` (undiscounted spend over the clv model's horizon, currency) and
+    `clv_p10/p50/p90` (the same discounted at `settings.monthly_discount_rate`); `reason_model`
+    and `reason_1..reason_<reasons>` (feature codes, strongest first; None when fewer drive the
+    score up). Scores that do not apply to a member (churn for a member who never ordered) are
+    NaN. `reasons=0` skips the SHAP contributions, the costliest part.
+    """
+    ordered = has_ordered(features)
+    out = pd.DataFrame({"insufficient_history": ~ordered}, index=features.index)
+    matrices: dict[str, np.ndarray] = {}
+    for model in churn_models(bundle, settings.churn_horizons_days):
+        values = _probabilities(predict_frame(model, _matrix(features, model, matrices)))
+        out[f"churn_{model.horizon_days}d"] = np.where(ordered, values, np.nan)
+        if model.ref.name == "churn":
+            out["churn"] = out[f"churn_{model.horizon_days}d"]
+    activation, clv = bundle.get("activation"), bundle.get("clv")
+    if activation is not None:
+        values = _probabilities(predict_frame(activation, _matrix(features, activation, matrices)))
+        out["activation"] = np.where(ordered, np.nan, values)
+    if clv is not None:
+        spend = _intervals(predict_frame(clv, _matrix(features, clv, matrices)))
+        factor = discount_factor(clv.horizon_days, settings.monthly_discount_rate)
+        for k, q in enumerate(QUANTILES):
+            out[f"spend_{q}"] = np.where(ordered, spend[:, k], np.nan)
+            out[f"clv_{q}"] = np.where(ordered, spend[:, k] * factor, np.nan)
+    if reasons > 0:
+        _add_reason_codes(out, features, ordered, bundle, reasons, matrices)
+    return out
+
+
+def _matrix(features: pd.DataFrame, model: ServedModel, cache: dict[str, np.ndarray]) -> np.ndarray:
+    """The encoded matrix of `model`, shared by models with the same features and levels."""
+    key = repr((model.feature_names, sorted(model.categories.items())))
+    if key not in cache:
+        cache[key] = encode_frame(features, model)
+    return cache[key]
+
+
+def _probabilities(values: np.ndarray) -> np.ndarray:
+    return np.clip(values[:, 0], 0.0, 1.0)
+
+
+def _intervals(values: np.ndarray) -> np.ndarray:
+    """p10 / p50 / p90 rows sorted (quantile models may cross) and floored at 0."""
+    return np.clip(np.sort(values[:, :3], axis=1), 0.0, None)
+
+
+def contributions(
+    features: pd.DataFrame,
+    bundle: ModelBundle,
+    ordered: np.ndarray | None = None,
+    matrices: dict[str, np.ndarray] | None = None,
+) -> Iterator[tuple[ServedModel, np.ndarray, np.ndarray]]:
+    """SHAP contributions behind each member's main score: (model, row positions, contributions
+    without the bias column) for the churn model over members with orders and the activation
+    model over the others. `matrices` caches encoded matrices between calls."""
+    ordered = has_ordered(features) if ordered is None else ordered
+    cache = {} if matrices is None else matrices
+    for name, mask in zip(REASON_MODELS, (ordered, ~ordered), strict=True):
+        model, rows = bundle.get(name), np.flatnonzero(mask)
+        if model is None or len(rows) == 0:
+            continue
+        matrix = _matrix(features, model, cache)[rows]
+        values = np.asarray(model.predictor.contributions(matrix), dtype=float)
+        yield model, rows, values[:, : len(model.feature_names)]
+
+
+def top_codes(values: np.ndarray, names: Sequence[str], k: int) -> np.ndarray:
+    """(n, k) object array: the names of the k largest positive contributions per row, largest
+    first (ties in feature order), None where fewer than k are positive."""
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    positive = np.take_along_axis(values, order, axis=1) > 0
+    codes = np.asarray(names, dtype=object)[order]
+    codes[~positive] = None
+    if codes.shape[1] < k:
+        codes = np.hstack([codes, np.full((len(codes), k - codes.shape[1]), None, dtype=object)])
+    return codes
+
+
+def _add_reason_codes(
+    out: pd.DataFrame,
+    features: pd.DataFrame,
+    ordered: np.ndarray,
+    bundle: ModelBundle,
+    k: int,
+    matrices: dict[str, np.ndarray],
+) -> None:
+    """Fill `reason_model` and `reason_1..k` of `out` in place."""
+    model_of = np.full(len(out), None, dtype=object)
+    codes = np.full((len(out), k), None, dtype=object)
+    for model, rows, values in contributions(features, bundle, ordered, matrices):
+        model_of[rows] = model.ref.name
+        codes[rows] = top_codes(values, model.feature_names, k)
+    out["reason_model"] = model_of
+    for i in range(k):
+        out[f"reason_{i + 1}"] = codes[:, i]
