@@ -10,6 +10,9 @@ purchase are "no_purchase".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import numpy as np
 import pandas as pd
 
 NO_PURCHASE = "no_purchase"
@@ -31,15 +34,29 @@ SEGMENT_CELLS: dict[str, tuple[str, ...]] = {
 }
 
 
-def quintile_score(values: pd.Series) -> pd.Series:
+def quintile_cuts(values: pd.Series) -> tuple[float, ...]:
+    """The four values a quintile score compares against; () when no value is present.
+
+    With the n present values sorted, cut k (1-4) is the ceil(k × n / 5)-th smallest: a value
+    has at least ceil(k × n / 5) values strictly below it exactly when it exceeds that cut, so
+    `quintile_score(values, quintile_cuts(values))` = 1 + floor(5 × share strictly below).
+    """
+    present = np.sort(values.dropna().astype("float64").to_numpy())
+    n = len(present)
+    return tuple(float(present[-(-k * n // 5) - 1]) for k in range(1, 5)) if n else ()
+
+
+def quintile_score(values: pd.Series, cuts: tuple[float, ...] | None = None) -> pd.Series:
     """1-5 per value: 1 + floor(5 × share of values strictly below it); ties share a score.
 
-    Missing values get a missing score and do not count in the shares.
+    The shares are among `values` themselves, or among the population whose `quintile_cuts`
+    are given (so a part of a population can be scored against the whole). Missing values get
+    a missing score and do not count in the shares.
     """
-    present = values.dropna().astype("float64")
-    below = present.rank(method="min") - 1
-    score = 1 + (5 * below) // max(len(present), 1)
-    return score.astype("Int64").reindex(values.index)
+    cuts = quintile_cuts(values) if cuts is None else cuts
+    present = values.dropna().astype("float64").to_numpy()
+    score = 1 + (present[:, None] > np.asarray(cuts, dtype="float64")[None, :]).sum(axis=1)
+    return pd.Series(score, index=values.dropna().index).astype("Int64").reindex(values.index)
 
 
 def segment_of(r: pd.Series, f: pd.Series) -> pd.Series:
@@ -49,13 +66,28 @@ def segment_of(r: pd.Series, f: pd.Series) -> pd.Series:
     return keys.map(lookup).fillna(NO_PURCHASE).astype(object)
 
 
-def segment_features(rfm: pd.DataFrame) -> pd.DataFrame:
-    """r/f/m scores, rfm_cell and segment from `recency_days`, `frequency`, `monetary`."""
-    buyer = rfm["frequency"] > 0
+def score_inputs(rfm: pd.DataFrame) -> dict[str, pd.Series]:
+    """The value each score ranks, null for non-buyers: "r" (−recency), "f" and "m"."""
+    buyer = (rfm["frequency"] > 0).fillna(False).astype(bool)
+    return {
+        "r": -rfm["recency_days"].astype("float64").where(buyer),
+        "f": rfm["frequency"].astype("float64").where(buyer),
+        "m": rfm["monetary"].astype("float64").where(buyer),
+    }
+
+
+def segment_features(
+    rfm: pd.DataFrame, cuts: Mapping[str, tuple[float, ...]] | None = None
+) -> pd.DataFrame:
+    """r/f/m scores, rfm_cell and segment from `recency_days`, `frequency`, `monetary`.
+
+    Scores rank the buyers of `rfm`, or the population whose `quintile_cuts` of each
+    `score_inputs` key ("r", "f", "m") are given.
+    """
+    inputs = score_inputs(rfm)
     out = rfm[["member_id"]].copy()
-    out["r_score"] = quintile_score(-rfm["recency_days"].where(buyer))
-    out["f_score"] = quintile_score(rfm["frequency"].where(buyer))
-    out["m_score"] = quintile_score(rfm["monetary"].where(buyer))
+    for key, values in inputs.items():
+        out[f"{key}_score"] = quintile_score(values, None if cuts is None else cuts[key])
     cell = out["r_score"].astype("string") + out["f_score"].astype("string")
     out["rfm_cell"] = cell + out["m_score"].astype("string")
     out["segment"] = segment_of(out["r_score"], out["f_score"])

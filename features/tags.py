@@ -28,10 +28,19 @@ def _at_least(values: pd.Series, threshold: float) -> pd.Series:
     return (values.astype("float64") >= threshold).fillna(False).astype(bool)
 
 
-def tag_flags(x: pd.DataFrame) -> pd.DataFrame:
-    """One boolean column per tag (`tag_discount_seeker`, ...), from the joined snapshot."""
+def vip_spend_cut(x: pd.DataFrame) -> float:
+    """All-time net spend (currency) at the top-decile boundary among buyers; NaN if none."""
+    buyer = (x["frequency"] > 0).fillna(False).astype(bool)
+    return float(x.loc[buyer, "monetary"].astype("float64").quantile(LAPSED_VIP_SPEND_QUANTILE))
+
+
+def tag_flags(x: pd.DataFrame, spend_cut: float | None = None) -> pd.DataFrame:
+    """One boolean column per tag (`tag_discount_seeker`, ...), from the joined snapshot.
+
+    `spend_cut` is the population's `vip_spend_cut` when `x` is only part of it.
+    """
     buyer = x["frequency"] > 0
-    spend_cut = x.loc[buyer, "monetary"].quantile(LAPSED_VIP_SPEND_QUANTILE)
+    spend_cut = vip_spend_cut(x) if spend_cut is None else spend_cut
     vip = (x["next_tier"].isna() | (buyer & (x["monetary"] >= spend_cut))).astype(bool)
     earned = x["points_earned"].astype("float64")
     recency = x["recency_days"].astype("float64")
@@ -65,9 +74,9 @@ def tag_text(flags: pd.DataFrame) -> pd.Series:
     return text
 
 
-def tag_features(x: pd.DataFrame) -> pd.DataFrame:
+def tag_features(x: pd.DataFrame, spend_cut: float | None = None) -> pd.DataFrame:
     """The catalog's `tags` family: `member_id`, `tags` and the `tag_*` booleans."""
-    flags = tag_flags(x.reset_index(drop=True))
+    flags = tag_flags(x.reset_index(drop=True), spend_cut)
     out = pd.concat([x[["member_id"]].reset_index(drop=True), flags], axis=1)
     out.insert(1, "tags", tag_text(flags))
     return out
