@@ -91,6 +91,21 @@ class Settings(BaseSettings):
         "(docs/decisions.md); a `[decisions]` table in TOML.",
     )
 
+    spark_master: str = Field(
+        "local[2]",
+        description="Spark master of `--engine spark` jobs: local[N], spark://host:7077, yarn, "
+        "k8s://https://host:443 (docs/batch.md).",
+    )
+    spark_driver_memory: str = Field(
+        "4g", pattern=r"^\d+[kmgt]?$", description="spark.driver.memory, e.g. 4g."
+    )
+    spark_shuffle_partitions: int = Field(
+        8, gt=0, description="spark.sql.shuffle.partitions: member partitions of Spark jobs."
+    )
+    spark_conf: tuple[tuple[str, str], ...] = Field(
+        (), description="Further (key, value) Spark settings, e.g. executor memory, S3 access."
+    )
+
     tier_thresholds: tuple[tuple[str, float], ...] = Field(
         (("basic", 0.0), ("silver", 500.0), ("gold", 2000.0), ("platinum", 5000.0)),
         description="Tier name and the growth value (net spend over the trailing 365 days, in "
