@@ -1,105 +1,17 @@
-"""Adapters from the serving ports to the other packages: the Feast online store
-(`features.store`) and the domain libraries (`training`, `decisions`)."""
+"""Adapters from the serving ports to the domain libraries (`training`, `decisions`); the
+Feast online store's adapter is `serving.feast_online.FeastReader`."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from memberscore.errors import StoreUnavailable
 from memberscore.settings import Settings
 from serving.domain import Candidate, Decision, ReasonCode
-from serving.sources import MemberFeatures
-
-PING_MEMBER = "__readyz__"
-
-
-@contextmanager
-def _sqlite_reachable() -> Iterator[None]:
-    """The local SQLite online store: a missing or locked file is 'unavailable', not a 500."""
-    try:
-        yield
-    except sqlite3.OperationalError as error:
-        raise StoreUnavailable(f"the SQLite online store cannot be read ({error})") from error
-
-
-class FeastReader:
-    """Online features through `features.store.online_features`.
-
-    One read of every feature view covers all services (fewer round trips than one read per
-    service); members the store has no snapshot for (as_of missing) are left out. In the
-    production profile a ping without retries goes first: the Redis client Feast builds retries
-    with backoff for about 7 s before it gives up, and a request should fail fast instead.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._probe: Any = (
-            _redis_probe(settings.redis_url) if settings.profile == "production" else None
-        )
-
-    def read(self, member_ids: Sequence[str], services: Sequence[str]) -> MemberFeatures:
-        """Features of the known members among `member_ids`, with their snapshot cutoffs."""
-        from features.store import AS_OF, JOIN_KEY, online_features
-
-        self._check_redis()
-        with _sqlite_reachable():
-            frame = online_features(self._settings, list(member_ids))
-        frame = frame[frame[AS_OF].notna()]
-        as_of: dict[str, datetime] = {
-            str(m): t.to_pydatetime() for m, t in zip(frame[JOIN_KEY], frame[AS_OF], strict=True)
-        }
-        values = frame.drop(columns=[AS_OF]).astype(object)
-        values = values.where(values.notna(), None)
-        rows = {str(row[JOIN_KEY]): _plain(row) for row in values.to_dict("records")}
-        return MemberFeatures(rows, as_of)
-
-    def ping(self) -> None:
-        """One online read of an id that does not exist: it only has to answer."""
-        self.read([PING_MEMBER], ())
-
-    def _check_redis(self) -> None:
-        """Raise StoreUnavailable at once when the production Redis does not answer."""
-        import redis
-
-        if self._probe is None:
-            return
-        try:
-            self._probe.ping()
-        except redis.exceptions.RedisError as error:
-            raise StoreUnavailable(
-                f"the Redis online store at {self._settings.redis_url} cannot be reached ({error})"
-            ) from error
-
-
-def _redis_probe(redis_url: str) -> Any:
-    """A Redis client for `host:port[,options]` that never retries and waits 1 s at most."""
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    host, _, port = redis_url.split(",")[0].partition(":")
-    return redis.Redis(
-        host=host or "127.0.0.1",
-        port=int(port or 6379),
-        socket_connect_timeout=1,
-        socket_timeout=1,
-        retry=Retry(NoBackoff(), 0),
-    )
-
-
-def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
-    """Feature values as plain Python (numpy scalars → int/float/bool)."""
-    return {
-        str(k): v.item() if hasattr(v, "item") and not isinstance(v, str) else v
-        for k, v in row.items()
-    }
 
 
 class LibraryDomain:

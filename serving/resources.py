@@ -34,7 +34,8 @@ def open_resources(settings: Settings) -> Resources:
     Models are not loaded here: the lifespan's first refresh does that, so the app can start
     (and say why it is not ready) while the registry has no champion yet.
     """
-    from serving.adapters import FeastReader, open_domain
+    from serving.adapters import open_domain
+    from serving.feast_online import FeastReader
     from serving.registry import RegistrySource
 
     return Resources(

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from features import build, store
 from memberscore.settings import Settings
-from serving.adapters import FeastReader
 from serving.api.deps import get_feature_reader
+from serving.feast_online import FeastReader
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +61,22 @@ def test_unknown_member_and_readiness_with_the_real_store(
 
     assert client.get("/v1/members/ghost/scores", headers=read_headers).status_code == 404
     assert client.get("/readyz").json() == {"status": "ok", "reasons": []}
+
+
+def test_fast_read_equals_feasts_get_online_features(feast_settings: Settings) -> None:
+    """The reader's own online_read path gives the values `get_online_features` gives."""
+    ids = ["m0", "m1", "m3", "n1", "ghost"]
+    reference = store.online_features(feast_settings, ids).set_index(store.JOIN_KEY)
+
+    found = FeastReader(feast_settings).read(ids, ())
+
+    assert sorted(found.rows) == ["m0", "m1", "m3", "n1"], "ghost is unknown"
+    for member, row in found.rows.items():
+        expected = reference.loc[member]
+        assert found.as_of[member] == expected[store.AS_OF].to_pydatetime()
+        for name, value in row.items():
+            want = expected[name]
+            if pd.isna(want):
+                assert value is None, f"{member}.{name}: missing must stay missing"
+            else:
+                assert value == want, f"{member}.{name}: {value!r} != {want!r}"

@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 
 from features import build, store
 from memberscore.settings import Settings
-from serving.adapters import FeastReader
 from serving.api.deps import get_feature_reader
+from serving.feast_online import FeastReader
 
 pytestmark = pytest.mark.production
 

@@ -1,0 +1,182 @@
+"""The Feast online store as the score API's feature reader: one open store per process.
+
+Opening a `FeatureStore` costs about 25 ms and `get_online_features` several ms more per call
+(registry look-ups, response protobufs, a DataFrame). The request path here skips both: the
+store is opened once, its feature views are listed once (and again every
+`VIEWS_REFRESH_SECONDS`, so a new `features apply` is picked up), and each request calls the
+online store's own `online_read` once per view with those cached views, turning the returned
+values into plain Python with `python_value`.
+
+Like `get_online_features`, `online_read` returns the latest materialized values whatever their
+age (a view's TTL only flags them); `as_of` says how old they are.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from features.store import JOIN_KEY, applied_views, feature_store, reachable
+from memberscore.errors import StoreUnavailable
+from memberscore.settings import Settings
+from serving.sources import MemberFeatures
+
+PING_MEMBER = "__readyz__"
+VIEWS_REFRESH_SECONDS = 60.0
+
+# One view's answer from `OnlineStore.online_read`: per entity key, (event time, values) or
+# (None, None) when the store has nothing for it.
+ViewRead = Sequence[tuple[datetime | None, dict[str, Any] | None]]
+
+
+def python_value(value: Any) -> Any:
+    """A Feast `ValueProto` as plain Python: None when unset, int/float/bool/str for scalars,
+    a list for list types."""
+    kind = value.WhichOneof("val")
+    if kind is None or kind == "null_val":
+        return None
+    found = getattr(value, kind)
+    return list(found.val) if hasattr(found, "val") else found
+
+
+def member_features(member_ids: Sequence[str], reads: Sequence[ViewRead]) -> MemberFeatures:
+    """Merge per-view reads (each aligned with `member_ids`) into `MemberFeatures`.
+
+    A member the store knows in no view is left out. Its `as_of` is the latest event time
+    (snapshot cutoff) among its views; features of a view without a row are missing (absent).
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    as_of: dict[str, datetime] = {}
+    for i, member_id in enumerate(member_ids):
+        row: dict[str, Any] = {}
+        latest: datetime | None = None
+        for read in reads:
+            stamp, values = read[i]
+            if values is None:
+                continue
+            row.update({name: python_value(v) for name, v in values.items()})
+            if stamp is not None and (latest is None or stamp > latest):
+                latest = stamp
+        if latest is not None:
+            rows[member_id], as_of[member_id] = row, latest
+    return MemberFeatures(rows, as_of)
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """An open Feast store, its online store and the feature views listed at `listed_at`
+    (`time.monotonic()` seconds)."""
+
+    store: Any
+    online: Any
+    views: tuple[Any, ...]
+    listed_at: float
+
+
+class FeastReader:
+    """Online features through the open Feast store of `settings` (see the module docstring).
+
+    One read of every feature view covers all services. In the production profile a ping
+    without retries goes first: the Redis client Feast builds retries with backoff for about
+    7 s before it gives up, and a request should fail fast instead. The local SQLite
+    connection is shared by the request threads, so its reads take a lock.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        production = settings.profile == "production"
+        self._probe: Any = _redis_probe(settings.redis_url) if production else None
+        self._read_lock: Any = nullcontext() if production else threading.Lock()
+        self._open_lock = threading.Lock()
+        self._opened: _Opened | None = None
+
+    def read(self, member_ids: Sequence[str], services: Sequence[str]) -> MemberFeatures:
+        """Features of the known members among `member_ids`, with their snapshot cutoffs."""
+        ids = list(member_ids)
+        self._check_redis()
+        with _sqlite_reachable(), reachable(self._settings):
+            opened = self._current()
+            keys = [_entity_key(m) for m in ids]
+            with self._read_lock:
+                reads = [
+                    opened.online.online_read(opened.store.config, v, keys) for v in opened.views
+                ]
+        return member_features(ids, reads)
+
+    def ping(self) -> None:
+        """One online read of an id that does not exist: it only has to answer."""
+        self.read([PING_MEMBER], ())
+
+    def _current(self) -> _Opened:
+        """The open store and its views; opened on first use, views re-listed when stale."""
+        opened = self._opened
+        if opened is not None and time.monotonic() - opened.listed_at < VIEWS_REFRESH_SECONDS:
+            return opened
+        with self._open_lock:
+            if self._opened is opened:  # no other thread has reopened it meanwhile
+                self._opened = _open(self._settings, opened)
+            current: _Opened = self._opened
+        return current
+
+    def _check_redis(self) -> None:
+        """Raise StoreUnavailable at once when the production Redis does not answer."""
+        import redis
+
+        if self._probe is None:
+            return
+        try:
+            self._probe.ping()
+        except redis.exceptions.RedisError as error:
+            raise StoreUnavailable(
+                f"the Redis online store at {self._settings.redis_url} cannot be reached ({error})"
+            ) from error
+
+
+def _open(settings: Settings, previous: _Opened | None) -> _Opened:
+    """Open the store (first time) or refresh the previous one's registry; list its views."""
+    if previous is None:
+        store = feature_store(settings)
+    else:
+        store = previous.store
+        store.refresh_registry()
+    online = store._get_provider().online_store
+    return _Opened(store, online, tuple(applied_views(store)), time.monotonic())
+
+
+def _entity_key(member_id: str) -> Any:
+    """The Feast entity key of a member."""
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    return EntityKey(join_keys=[JOIN_KEY], entity_values=[Value(string_val=member_id)])
+
+
+@contextmanager
+def _sqlite_reachable() -> Iterator[None]:
+    """The local SQLite online store: a missing or locked file is 'unavailable', not a 500."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        raise StoreUnavailable(f"the SQLite online store cannot be read ({error})") from error
+
+
+def _redis_probe(redis_url: str) -> Any:
+    """A Redis client for `host:port[,options]` that never retries and waits 1 s at most."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    host, _, port = redis_url.split(",")[0].partition(":")
+    return redis.Redis(
+        host=host or "127.0.0.1",
+        port=int(port or 6379),
+        socket_connect_timeout=1,
+        socket_timeout=1,
+        retry=Retry(NoBackoff(), 0),
+    )
