@@ -120,8 +120,26 @@ def promote(
     typer.echo(tracking.promote(get_settings(), task, force=force, reason=reason).describe())
 
 
+def train_btyd() -> None:
+    """Fit the BTYD outlook (Pareto/NBD + Gamma-Gamma on the latest feature snapshot),
+    backtest its P(no purchase) against churn and register it as `btyd` challenger.
+
+    The score API serves the `btyd` champion for P(alive) and the expected next-order date.
+    Example: memberscore train-btyd && memberscore promote btyd
+    """
+    from training import outlook_job
+
+    report = outlook_job.run(get_settings(), progress=typer.echo)
+    record = report.record
+    typer.echo(
+        f"registered {record.model_name} version {record.version} as challenger "
+        f"(run {record.run_id}); next: memberscore promote btyd"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the training commands to the top-level CLI."""
     app.command()(train)
+    app.command("train-btyd")(train_btyd)
     app.command()(backtest)
     app.command()(promote)
