@@ -1,0 +1,135 @@
+"""One chunk of batch scoring, pure: feature rows in, one output row per member out.
+
+Scores come from `serving.frames.score_frame` (the code the score API uses), stages from
+`decisions.stages.assign_stages`, actions from `decisions.engine.next_best_actions` after the
+guardrails. Both engines (local, Spark) call `score_chunk`, so they give the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from decisions.catalogue import NO_ACTION, Catalogue
+from decisions.engine import next_best_actions
+from decisions.guardrails import contact_history
+from decisions.stages import assign_stages
+from memberscore.settings import Settings
+from serving.bundle import ModelBundle
+from serving.frames import MAX_REASONS, has_ordered, score_frame
+
+MEMBER_ID = "member_id"
+CONTACT_COLUMNS = ["member_id", "action_id", "sent_at", "group"]
+TEXT_COLUMNS = ("segment", "tier")
+
+
+@dataclass(frozen=True)
+class Decider:
+    """What choosing actions needs besides the features: the catalogue, an uplift model
+    (`decisions.uplift.UpliftModel`) and the contact log (CONTACT_COLUMNS) as of the cutoff."""
+
+    catalogue: Catalogue
+    uplift: Any
+    contacts: pd.DataFrame
+
+
+def recent_contacts(
+    contacts: pd.DataFrame, catalogue: Catalogue, settings: Settings, now: pd.Timestamp
+) -> pd.DataFrame:
+    """The contacts guardrails can still see at `now`: sent (treatment) before `now`, inside
+    the longest cooldown, cap period or total-cap window (days). Shrinks the log once so each
+    chunk summarises only these."""
+    actions = catalogue.actions
+    days = max(
+        [settings.decisions.guardrails.max_contacts_days]
+        + [a.cooldown_days for a in actions]
+        + [a.cap.period_days for a in actions if a.cap is not None]
+    )
+    sent_at = pd.to_datetime(contacts["sent_at"], utc=True)
+    keep = (contacts["group"] == "treatment") & (sent_at < now)
+    keep &= sent_at >= now - pd.Timedelta(days=days)
+    return contacts.loc[keep.to_numpy(), CONTACT_COLUMNS].reset_index(drop=True)
+
+
+def unscorable_reasons(features: pd.DataFrame, bundle: ModelBundle) -> np.ndarray:
+    """Why each member cannot be scored (None when it can): `has_ordered` missing (which
+    models apply is unknown), or none of its main model's features has a value."""
+    reasons = np.full(len(features), None, dtype=object)
+    if "has_ordered" not in features.columns:
+        reasons[:] = "has_ordered missing: cannot tell which models apply"
+        return reasons
+    ordered = has_ordered(features)
+    for name, mask in (("churn", ordered), ("activation", ~ordered)):
+        model = bundle.get(name)
+        if model is None:
+            continue
+        present = [f for f in model.feature_names if f in features.columns]
+        empty = features[present].isna().all(axis=1).to_numpy() if present else np.ones(
+            len(features), dtype=bool
+        )
+        reasons[mask & empty] = f"no value for any feature of the {name} model"
+    reasons[features["has_ordered"].isna().to_numpy()] = (
+        "has_ordered missing: cannot tell which models apply"
+    )
+    return reasons
+
+
+def score_chunk(
+    features: pd.DataFrame,
+    as_of: pd.Timestamp,
+    bundle: ModelBundle,
+    decider: Decider,
+    settings: Settings,
+    reasons: int = MAX_REASONS,
+) -> pd.DataFrame:
+    """Output rows of the members in `features` (snapshot rows with a `member_id` column, cut
+    off at `as_of`, 00:00 UTC): scores, stage, reason codes and the chosen action, in input
+    order. Unscorable members keep their row with `scored` false, the reason, no scores and
+    no_action."""
+    frame = features.set_index(MEMBER_ID, drop=False)
+    frame.index.name = None
+    why = unscorable_reasons(frame, bundle)
+    bad = np.array([w is not None for w in why], dtype=bool)
+    scores = score_frame(frame, bundle, settings, reasons)
+    scores.loc[bad, [c for c in scores.columns if c != "insufficient_history"]] = None
+    stages = assign_stages(frame, scores, settings.decisions.stages, sentences=False)
+    chosen = _actions(frame, stages, scores, decider, settings, as_of)
+    chosen.loc[bad, ["action_id", "channel", "action_source"]] = [NO_ACTION, None, "none"]
+    chosen.loc[bad, ["expected_value", "unit_cost"]] = 0.0
+    out = pd.DataFrame({MEMBER_ID: frame[MEMBER_ID].astype(str).to_numpy()})
+    out["as_of"] = pd.Series(as_of, index=out.index).astype("datetime64[us, UTC]")
+    out["scored"], out["unscored_reason"] = ~bad, pd.array(why, dtype="string")
+    out = pd.concat([out, scores.reset_index(drop=True)], axis=1)
+    out["stage"] = stages["stage"].astype(str).to_numpy()
+    out["stage_rule"] = stages["rule_id"].to_numpy()
+    for column in TEXT_COLUMNS:
+        text = frame[column] if column in frame.columns else pd.Series(None, index=frame.index)
+        out[column] = text.astype("string").to_numpy()
+    out = pd.concat([out, chosen.reset_index(drop=True)], axis=1)
+    text = [c for c in out.columns if pd.api.types.is_object_dtype(out[c].dtype)]
+    return out.astype(dict.fromkeys(text, "string"))  # one Parquet type whatever the values
+
+
+def _actions(
+    frame: pd.DataFrame,
+    stages: pd.DataFrame,
+    scores: pd.DataFrame,
+    decider: Decider,
+    settings: Settings,
+    now: pd.Timestamp,
+) -> pd.DataFrame:
+    """The engine's choice per member: action_id, channel, expected_value (currency per
+    contact), unit_cost, source (learned | prior | none) and control_group."""
+    catalogue, policy = decider.catalogue, settings.decisions.guardrails
+    history = contact_history(decider.contacts, frame.index, catalogue, now, policy)
+    drivers = scores["reason_1"] if "reason_1" in scores.columns else None
+    batch = next_best_actions(
+        frame, stages, catalogue, decider.uplift.predict_arrays(frame), history, policy, drivers
+    )
+    chosen = batch.to_frame().drop(columns=["stage"]).rename(columns={"source": "action_source"})
+    costs = np.array([a.unit_cost for a in catalogue.actions])
+    chosen.insert(3, "unit_cost", costs[batch.chosen])
+    return chosen
