@@ -10,6 +10,8 @@ next-best-action engine's `decisions.uplift.UpliftModel`, from its pyfunc) when 
 from __future__ import annotations
 
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -137,3 +139,31 @@ class RegistrySource:
             categories=dict(model.encoding_.categories),
             outputs=tuple(meta.get("serving_outputs", model.outputs)),
         )
+
+
+class OutlookSource:
+    """The BTYD outlook model `btyd@champion` (`training.outlook_job`), looked up at most once
+    per `settings.serving.model_poll_seconds`, so a newly promoted version is served without a
+    restart. None while no version holds the alias; registry failures raise StoreUnavailable."""
+
+    def __init__(self, settings: Settings, alias: str = ALIAS) -> None:
+        self.settings = settings
+        self.alias = alias
+        self._outlook: Any = None
+        self._checked_at: float | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> Any:
+        """The served `training.btyd.outlook.BtydOutlook`, or None."""
+        with self._lock:
+            now = time.monotonic()
+            stale = self._checked_at is None or (
+                now - self._checked_at >= self.settings.serving.model_poll_seconds
+            )
+            if stale:
+                from training import outlook_job
+
+                with _registry_reachable(self.settings):
+                    self._outlook = outlook_job.load_champion(self.settings, self.alias)
+                self._checked_at = now
+            return self._outlook
