@@ -95,7 +95,9 @@ def stage_of(
 ) -> tuple[str, str]:
     """Stage and rule sentence of one member (for the score API)."""
     c = columns or StageColumns()
-    frame = pd.DataFrame([dict(features)])
+    # Only the rule inputs: a one-row frame of every feature costs more than the rules.
+    needed = [getattr(c, f) for f in c.__dataclass_fields__ if f != "churn"]
+    frame = pd.DataFrame({name: [features[name]] for name in needed if name in features})
     score_frame = pd.DataFrame([{c.churn: scores.get(c.churn)}], dtype="float64")
     row = assign_stages(frame, score_frame, thresholds, c).iloc[0]
     return str(row["stage"]), str(row["rule"])

@@ -26,12 +26,15 @@ DAYS_PER_MONTH = 365.25 / 12
 MAX_REASONS = 3
 QUANTILES = ("p10", "p50", "p90")
 REASON_MODELS = ("churn", "activation")
+SMALL_FRAME_ROWS = 64
 
 
 def encode_frame(features: pd.DataFrame, model: ServedModel) -> np.ndarray:
     """The float matrix `model` expects: its features in order, categories as level indices
     (matched as text, as `training.models.Encoding` does), booleans as 0/1, missing, unseen or
     unreadable values (text in a numeric feature) as NaN. Absent columns are all NaN."""
+    if len(features) <= SMALL_FRAME_ROWS:
+        return _encode_rows(features, model)
     matrix = np.full((len(features), len(model.feature_names)), np.nan)
     for j, name in enumerate(model.feature_names):
         if name not in features.columns:
@@ -45,6 +48,33 @@ def encode_frame(features: pd.DataFrame, model: ServedModel) -> np.ndarray:
         else:
             matrix[:, j] = _numbers(column)
     return matrix
+
+
+def _encode_rows(features: pd.DataFrame, model: ServedModel) -> np.ndarray:
+    """`encode_frame` value by value: for a few rows (the score API's requests) pandas'
+    per-column cost (~0.1 ms a column) dwarfs the work. Same rules, same matrix."""
+    matrix = np.full((len(features), len(model.feature_names)), np.nan)
+    positions = features.columns.get_indexer(list(model.feature_names))
+    values = features.to_numpy(dtype=object)
+    for j, name in enumerate(model.feature_names):
+        if positions[j] < 0:
+            continue
+        levels = (
+            {str(level): float(k) for k, level in enumerate(model.categories[name])}
+            if name in model.categories
+            else None
+        )
+        for i, value in enumerate(values[:, positions[j]]):
+            if levels is not None:
+                matrix[i, j] = math.nan if _missing(value) else levels.get(str(value), math.nan)
+            else:
+                matrix[i, j] = _number(value)
+    return matrix
+
+
+def _missing(value: Any) -> bool:
+    """None, NaN, NaT or pd.NA."""
+    return value is None or value is pd.NA or value is pd.NaT or value != value
 
 
 def _numbers(column: pd.Series) -> np.ndarray:

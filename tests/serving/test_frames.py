@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from memberscore.settings import Settings
-from serving.frames import encode_frame, score_frame, top_codes
+from serving.frames import SMALL_FRAME_ROWS, encode_frame, score_frame, top_codes
 from serving.scoring import encode, score
 from serving.sources import MemberFeatures
 
@@ -78,3 +78,21 @@ def test_encode_frame_reads_typed_snapshot_columns_like_api_rows(
     np.testing.assert_array_equal(typed, encode([member_rows[m] for m in ids], churn))
     odd = encode([{"recency_days": "soon", "tier": "diamond", "frequency": True}], churn)
     assert np.isnan(odd[0, 0]) and np.isnan(odd[0, 4]) and odd[0, 1] == 1.0
+
+
+def test_small_frames_encode_value_by_value_to_the_same_matrix(snapshot: pd.DataFrame) -> None:
+    """Frames of up to SMALL_FRAME_ROWS rows take the row-wise path; it must give exactly the
+    column-wise path's matrix, for typed snapshots and for object columns alike."""
+    churn = FakeSource().load().models["churn"]
+    features = snapshot.set_index("member_id")
+    big = pd.concat([features, features.rename(index=lambda m: f"{m}b")])
+    assert len(big) > SMALL_FRAME_ROWS >= len(features), "the fixture must straddle the switch"
+    odd = pd.DataFrame(
+        {"recency_days": ["soon", None, 3], "tier": [None, "gold", float("nan")]}, dtype=object
+    )
+    for frame in (features, odd):
+        whole = encode_frame(pd.concat([frame] * (SMALL_FRAME_ROWS // len(frame) + 1)), churn)
+        np.testing.assert_array_equal(encode_frame(frame, churn), whole[: len(frame)])
+    np.testing.assert_array_equal(
+        encode_frame(big, churn)[: len(features)], encode_frame(features, churn)
+    )
