@@ -23,7 +23,7 @@ import yaml
 
 from memberscore.contract import TIMESTAMP_DTYPE
 from memberscore.errors import DataNotFound, MemberNotFound, StoreUnavailable
-from memberscore.settings import Settings
+from memberscore.settings import Settings, psycopg_url
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore, FeatureView
@@ -89,7 +89,7 @@ def store_config(settings: Settings) -> dict[str, Any]:
     if settings.profile == "production":
         config["registry"] = {
             "registry_type": "sql",
-            "path": sqlalchemy_url(settings.postgres_url),
+            "path": psycopg_url(settings.postgres_url),
             "cache_ttl_seconds": 60,
             "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True},
         }
@@ -110,14 +110,6 @@ def store_config(settings: Settings) -> dict[str, Any]:
 def feast_data_dir(settings: Settings) -> Path:
     """Where the local profile keeps its registry and SQLite online store."""
     return settings.data_dir / "feast"
-
-
-def sqlalchemy_url(url: str) -> str:
-    """A PostgreSQL URL with the psycopg 3 driver that SQLAlchemy needs."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
 
 
 def write_config(settings: Settings) -> Path:
@@ -150,7 +142,7 @@ def reachable(settings: Settings) -> Iterator[None]:
     except sqlalchemy.exc.OperationalError as error:
         from sqlalchemy.engine import make_url
 
-        shown = make_url(sqlalchemy_url(settings.postgres_url)).render_as_string(True)
+        shown = make_url(psycopg_url(settings.postgres_url)).render_as_string(True)
         raise StoreUnavailable(
             f"the PostgreSQL registry at {shown} cannot be reached "
             f"({' '.join(str(error.orig).split())}); "

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -61,7 +61,11 @@ class Settings(BaseSettings):
         "'production': Redis online store, PostgreSQL registry, DuckDB offline store over the "
         "same Parquet snapshots.",
     )
-    mlflow_tracking_uri: str = Field("sqlite:///mlruns/mlflow.db")
+    mlflow_tracking_uri: str = Field(
+        "sqlite:///mlruns/mlflow.db",
+        description="MLflow tracking and registry. Default in the production profile: "
+        "postgres_url (through psycopg 3).",
+    )
     mlflow_artifact_root: Path = Field(Path("mlruns/artifacts"))
     postgres_url: str = Field("postgresql://postgres@127.0.0.1:5432/test")
     redis_url: str = Field(
@@ -112,6 +116,16 @@ class Settings(BaseSettings):
         "the dataset currency) needed to hold it, in ascending order.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _production_tracks_in_postgres(cls, data: Any) -> Any:
+        """The production profile keeps MLflow in PostgreSQL unless a URI is given."""
+        production = isinstance(data, dict) and data.get("profile") == "production"
+        if production and "mlflow_tracking_uri" not in data:
+            url = str(data.get("postgres_url", cls.model_fields["postgres_url"].default))
+            data = {**data, "mlflow_tracking_uri": psycopg_url(url)}
+        return data
+
     @property
     def raw_dir(self) -> Path:
         """Where the simulator writes its exports and users may drop theirs."""
@@ -154,6 +168,14 @@ class Settings(BaseSettings):
         config_file = Path(os.environ.get("MEMBERSCORE_CONFIG", "memberscore.toml"))
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file)
         return (init_settings, env_settings, toml)
+
+
+def psycopg_url(url: str) -> str:
+    """A PostgreSQL URL with the psycopg 3 driver that SQLAlchemy needs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
 
 
 @lru_cache(maxsize=1)

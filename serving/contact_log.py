@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from memberscore.contract import CONTACTS, TIMESTAMP_DTYPE
 from memberscore.errors import DataNotFound, MemberscoreError, StoreUnavailable
-from memberscore.settings import Settings
+from memberscore.settings import Settings, psycopg_url
 
 TABLE_NAME = "memberscore_contact_log"
 
@@ -186,7 +186,7 @@ def _fold(events: pd.DataFrame) -> pd.DataFrame:
 def database_url(settings: Settings) -> str:
     """SQLAlchemy URL of the contact log for the settings' profile."""
     if settings.profile == "production":
-        return settings.postgres_url.replace("postgresql://", "postgresql+psycopg://", 1)
+        return psycopg_url(settings.postgres_url)
     return f"sqlite:///{settings.data_dir / 'serving' / 'contact_log.sqlite'}"
 
 

@@ -49,3 +49,13 @@ def test_settings_are_frozen_and_reject_unknown_keys() -> None:
         settings.seed = 3  # type: ignore[misc]
     with pytest.raises(ValidationError, match="colour"):
         Settings(colour="blue")  # type: ignore[call-arg]
+
+
+def test_production_profile_tracks_mlflow_in_postgres_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MEMBERSCORE_PROFILE", "production")
+    monkeypatch.setenv("MEMBERSCORE_POSTGRES_URL", "postgresql://ml@db:5432/registry")
+
+    assert Settings().mlflow_tracking_uri == "postgresql+psycopg://ml@db:5432/registry"
+    assert Settings(mlflow_tracking_uri="sqlite:///x.db").mlflow_tracking_uri == "sqlite:///x.db"
