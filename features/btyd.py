@@ -50,7 +50,8 @@ LONG_DAYS = 365  # horizon of the spend feature (days)
 
 def btyd_inputs(features: pd.DataFrame) -> pd.DataFrame:
     """BTYD summary (frequency, recency, T in weeks; monetary, first_value in currency) of the
-    members of `features` (rfm columns `INPUT_COLUMNS`) with at least one purchase."""
+    members of `features` (rfm columns `INPUT_COLUMNS`) with at least one purchase, indexed by
+    `member_id` (or by the frame's index when it has no such column)."""
     missing = [c for c in INPUT_COLUMNS if c not in features.columns]
     if missing:
         raise ValueError(f"features lack the rfm column(s) {', '.join(missing)}")
@@ -72,21 +73,22 @@ def btyd_inputs(features: pd.DataFrame) -> pd.DataFrame:
             "monetary": monetary,
             "first_value": first,
         },
-        index=pd.Index(buyers[JOIN_KEY].to_numpy(), name=JOIN_KEY),
+        index=pd.Index(buyers.get(JOIN_KEY, buyers.index), name=JOIN_KEY),
     )
 
 
 def fit_family(features: pd.DataFrame) -> BtydOutlook | None:
-    """The outlook model fitted on every buyer in `features` (one cutoff), None if none bought."""
+    """The outlook model fitted on every buyer in `features` (one cutoff); None if nobody made
+    a repeat purchase or neither transaction model converged (the family is then null)."""
     summary = btyd_inputs(features)
     if summary.empty or not (summary["frequency"] > 0).any():
         return None  # no repeat purchase yet: the purchase rate cannot be estimated
-    for kind in KINDS[:-1]:
+    for kind in KINDS:
         try:
             return fit_outlook(summary, kind)
         except ConvergenceError:
             continue
-    return fit_outlook(summary, KINDS[-1])
+    return None  # too little history to estimate either model: the family stays null
 
 
 def btyd_features(features: pd.DataFrame, outlook: BtydOutlook | None) -> pd.DataFrame:

@@ -224,6 +224,45 @@ TAGS = _family(
     ),
 )
 
+BTYD = _family(
+    "btyd",
+    (
+        (
+            "btyd_p_alive",
+            "float",
+            "P(still a customer) at the cutoff from a Pareto/NBD (or BG/NBD) model fitted on "
+            "every buyer as of the cutoff (0-1); null if no purchase.",
+        ),
+        (
+            "btyd_expected_purchases_90d",
+            "float",
+            "BTYD expected purchases in the 90 days from the cutoff (count); null if none.",
+        ),
+        (
+            "btyd_p_no_purchase_90d",
+            "float",
+            "BTYD probability of no purchase in the 90 days from the cutoff (0-1); null if none.",
+        ),
+        (
+            "btyd_expected_spend_365d",
+            "float",
+            "BTYD expected purchases in 365 days × Gamma-Gamma expected order value (currency); "
+            "null if no purchase.",
+        ),
+        (
+            "btyd_expected_order_value",
+            "float",
+            "Gamma-Gamma expected value of the next purchase (currency); null if no purchase.",
+        ),
+        (
+            "btyd_days_to_next_order",
+            "float",
+            "Median days from the cutoff to the next purchase if still a customer (days); "
+            "null if no purchase.",
+        ),
+    ),
+)
+
 FAMILIES: dict[str, tuple[Feature, ...]] = {
     "rfm": RFM,
     "behaviour": BEHAVIOUR,
@@ -231,6 +270,7 @@ FAMILIES: dict[str, tuple[Feature, ...]] = {
     "lifecycle": LIFECYCLE,
     "segment": SEGMENT,
     "tags": TAGS,
+    "btyd": BTYD,
 }
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 from pandas.api.types import pandas_dtype
 
 from features.behaviour import compute_behaviour
+from features.btyd import btyd_features
 from features.catalog import FAMILIES, PANDAS_DTYPES, all_features
 from features.lifecycle import lifecycle_features
 from features.population import PopulationStats, population_stats
@@ -104,10 +105,12 @@ def member_features(
 def population_features(
     members: pd.DataFrame, stats: PopulationStats, as_of: pd.Timestamp
 ) -> pd.DataFrame:
-    """The finished snapshot of `members` (`member_features` output): segments and tags
-    compared against the population `stats`, conformed to the catalog, sorted by member."""
+    """The finished snapshot of `members` (`member_features` output): segments, tags and the
+    BTYD outlook from the population `stats`, conformed to the catalog, sorted by member."""
     segments = segment_features(members, stats.quintile_cuts)
     joined = members.merge(segments, on=JOIN_KEY, how="left", validate="1:1")
+    outlook = btyd_features(members, stats.btyd)
+    joined = joined.merge(outlook, on=JOIN_KEY, how="left", validate="1:1")
     tags = tag_features(joined, spend_cut=stats.vip_spend_cut)
     joined = joined.merge(tags, on=JOIN_KEY, how="left", validate="1:1")
     return conform(joined, _utc(as_of))

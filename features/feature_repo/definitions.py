@@ -35,10 +35,10 @@ TTL = timedelta(days=8)
 
 # Feature families each model reads (names of `features.catalog.FAMILIES`).
 SERVICES: dict[str, tuple[str, ...]] = {
-    "churn_v1": ("rfm", "behaviour", "profile", "lifecycle"),
+    "churn_v1": ("rfm", "behaviour", "profile", "lifecycle", "btyd"),
     "activation_v1": ("profile", "behaviour", "lifecycle"),
-    "clv_v1": ("rfm", "behaviour", "profile", "lifecycle"),
-    "nba_v1": ("rfm", "behaviour", "profile", "lifecycle", "segment", "tags"),
+    "clv_v1": ("rfm", "behaviour", "profile", "lifecycle", "btyd"),
+    "nba_v1": ("rfm", "behaviour", "profile", "lifecycle", "segment", "tags", "btyd"),
 }
 
 FEAST_TYPES: dict[str, PrimitiveFeastType] = {

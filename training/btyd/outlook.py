@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.btyd.base import BaseTransactionModel
+from training.btyd.base import BaseTransactionModel, ConvergenceError
 from training.btyd.bgnbd import BetaGeoModel
 from training.btyd.gammagamma import GammaGammaModel
 from training.btyd.paretonbd import ParetoNBDModel
@@ -36,8 +36,9 @@ OUTLOOK_COLUMNS = (
 class BtydOutlook:
     """A fitted transaction model (`kind` in `TRANSACTION_MODELS`) and its Gamma-Gamma model.
 
-    `spend` is None when the data had no repeat purchase worth more than 0; expected order
-    values then fall back to each customer's mean first-purchase value (`monetary` is 0).
+    `spend` is None when the data had no repeat purchase worth more than 0 or the Gamma-Gamma
+    fit did not converge; expected order values then fall back to each customer's own mean
+    repeat value, or first-purchase value when there is none.
     """
 
     kind: str
@@ -58,10 +59,19 @@ def fit_outlook(summary: pd.DataFrame, kind: str = "bgnbd") -> BtydOutlook:
         raise ValueError(f"unknown BTYD model {kind!r}; choose one of {sorted(TRANSACTION_MODELS)}")
     transactions = TRANSACTION_MODELS[kind]().fit(summary)
     repeaters = (summary["frequency"] > 0) & (summary["monetary"] > 0)
-    spend = GammaGammaModel().fit(summary) if repeaters.any() else None
+    spend = _fit_spend(summary) if repeaters.any() else None
     if spend is not None and spend.params_["q"] <= 1.0:
         spend = None  # expected spend is infinite for q ≤ 1: no usable population mean
     return BtydOutlook(kind, transactions, spend)
+
+
+def _fit_spend(summary: pd.DataFrame) -> GammaGammaModel | None:
+    """Gamma-Gamma on the repeat buyers, or None when its likelihood does not converge (a few
+    repeat buyers with nearly equal values leave p, q and v unidentified)."""
+    try:
+        return GammaGammaModel().fit(summary)
+    except ConvergenceError:
+        return None
 
 
 def outlook_from_params(kind: str, params: dict[str, float]) -> BtydOutlook:
