@@ -8,6 +8,7 @@ sentence with the numbers, e.g. "no order for 212 days (>= 180, < 365)".
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -63,25 +64,9 @@ def assign_stages(
     """
     t, c = thresholds or StageThresholds(), columns or StageColumns()
     x = _inputs(features, scores, c)
-    ordered = x["has_ordered"].fillna(False).to_numpy(dtype=bool)
-    churn_high = (x["churn"] >= t.declining_churn).to_numpy()
-    overdue = (x["days_overdue"] >= t.declining_overdue_days).to_numpy()
-    rules: list[tuple[str, str, np.ndarray]] = [
-        ("registered", "registered_no_order", ~ordered),
-        ("churned", "churned_recency", (x["recency_days"] >= t.churned_days).to_numpy()),
-        ("dormant", "dormant_recency", (x["recency_days"] >= t.dormant_days).to_numpy()),
-        ("won_back", "won_back_after_gap", _won_back(x, t)),
-        ("new", "new_first_order", (x["days_since_first_order"] <= t.new_days).to_numpy()),
-        ("declining", "declining_churn_and_overdue", churn_high & overdue),
-        ("declining", "declining_churn", churn_high),
-        ("declining", "declining_overdue", overdue),
-        ("mature", "mature_orders_tenure", _mature(x, t)),
-        ("growing", "growing_default", np.ones(len(x), dtype=bool)),
-    ]
-    rule_ids = np.select([m for *_, m in rules], [r for _, r, _ in rules], default="")
-    stage_of = {rule: stage for stage, rule, _ in rules}
+    rule_ids = _rule_ids(x, t)
     out = pd.DataFrame(index=features.index)
-    out["stage"] = pd.Categorical(pd.Series(rule_ids).map(stage_of), categories=STAGES)
+    out["stage"] = pd.Categorical(pd.Series(rule_ids).map(STAGE_OF_RULE), categories=STAGES)
     out["rule_id"] = rule_ids
     out["rule"] = _sentences(x, rule_ids, t) if sentences else ""
     return out
@@ -93,63 +78,117 @@ def stage_of(
     thresholds: StageThresholds | None = None,
     columns: StageColumns | None = None,
 ) -> tuple[str, str]:
-    """Stage and rule sentence of one member (for the score API)."""
-    c = columns or StageColumns()
-    # Only the rule inputs: a one-row frame of every feature costs more than the rules.
-    needed = [getattr(c, f) for f in c.__dataclass_fields__ if f != "churn"]
-    frame = pd.DataFrame({name: [features[name]] for name in needed if name in features})
-    score_frame = pd.DataFrame([{c.churn: scores.get(c.churn)}], dtype="float64")
-    row = assign_stages(frame, score_frame, thresholds, c).iloc[0]
-    return str(row["stage"]), str(row["rule"])
+    """Stage and rule sentence of one member (for the score API): the rules of
+    `assign_stages` on one-element arrays, without building frames."""
+    t, c = thresholds or StageThresholds(), columns or StageColumns()
+    missing = [getattr(c, f) for f in _FEATURE_FIELDS if getattr(c, f) not in features]
+    if missing:
+        raise ValueError(f"stage rules need feature(s) {', '.join(missing)}")
+    x = {
+        name: np.array([_float(features[getattr(c, name)])], dtype="float64")
+        for name in _FEATURE_FIELDS
+        if name != "has_ordered"
+    }
+    ordered = features[c.has_ordered]
+    x["has_ordered"] = np.array([not _missing(ordered) and bool(ordered)])
+    x["churn"] = np.array([_float(scores.get(c.churn))], dtype="float64")
+    rule_ids = _rule_ids(x, t)
+    return STAGE_OF_RULE[str(rule_ids[0])], str(_sentences(x, rule_ids, t)[0])
 
 
-def _inputs(features: pd.DataFrame, scores: pd.DataFrame | None, c: StageColumns) -> pd.DataFrame:
-    """The rule inputs as float columns (has_ordered as boolean), NaN where missing."""
-    needed = [f for f in c.__dataclass_fields__ if f != "churn"]
-    missing = [getattr(c, f) for f in needed if getattr(c, f) not in features.columns]
+# Rule inputs by field of StageColumns: float arrays (NaN where missing), has_ordered bool.
+Inputs = dict[str, np.ndarray]
+_FEATURE_FIELDS = tuple(f for f in StageColumns.__dataclass_fields__ if f != "churn")
+
+
+def _rule_ids(x: Inputs, t: StageThresholds) -> np.ndarray:
+    """The id of the first rule that holds for each member, in priority order."""
+    ordered = x["has_ordered"]
+    churn_high = x["churn"] >= t.declining_churn
+    overdue = x["days_overdue"] >= t.declining_overdue_days
+    returned = x["last_gap_days"] >= t.dormant_days
+    enough = x["orders"] >= t.mature_min_orders
+    masks = {
+        "registered_no_order": ~ordered,
+        "churned_recency": x["recency_days"] >= t.churned_days,
+        "dormant_recency": x["recency_days"] >= t.dormant_days,
+        "won_back_after_gap": returned & (x["recency_days"] <= t.won_back_days),
+        "new_first_order": x["days_since_first_order"] <= t.new_days,
+        "declining_churn_and_overdue": churn_high & overdue,
+        "declining_churn": churn_high,
+        "declining_overdue": overdue,
+        "mature_orders_tenure": enough & (x["days_since_first_order"] >= t.mature_min_tenure_days),
+        "growing_default": np.ones(len(ordered), dtype=bool),
+    }
+    return np.select(list(masks.values()), list(masks), default="")
+
+
+STAGE_OF_RULE = {
+    "registered_no_order": "registered",
+    "churned_recency": "churned",
+    "dormant_recency": "dormant",
+    "won_back_after_gap": "won_back",
+    "new_first_order": "new",
+    "declining_churn_and_overdue": "declining",
+    "declining_churn": "declining",
+    "declining_overdue": "declining",
+    "mature_orders_tenure": "mature",
+    "growing_default": "growing",
+}
+
+
+def _inputs(features: pd.DataFrame, scores: pd.DataFrame | None, c: StageColumns) -> Inputs:
+    """The rule inputs as arrays: floats (NaN where missing), has_ordered as bool."""
+    missing = [getattr(c, f) for f in _FEATURE_FIELDS if getattr(c, f) not in features.columns]
     if missing:
         raise ValueError(
             f"stage rules need feature column(s) {', '.join(missing)}; the frame has "
             f"{', '.join(map(str, features.columns))}"
         )
-    x = pd.DataFrame(index=features.index)
-    for name in needed:
+    x: Inputs = {}
+    for name in _FEATURE_FIELDS:
         column = features[getattr(c, name)]
-        x[name] = column.astype("boolean") if name == "has_ordered" else _floats(column)
+        if name == "has_ordered":
+            x[name] = column.astype("boolean").fillna(False).to_numpy(dtype=bool)
+        else:
+            x[name] = _floats(column)
     churn = scores[c.churn] if scores is not None and c.churn in scores.columns else None
-    x["churn"] = np.nan if churn is None else _floats(churn.reindex(features.index))
+    x["churn"] = (
+        np.full(len(features), np.nan) if churn is None else _floats(churn.reindex(features.index))
+    )
     return x
 
 
-def _floats(column: pd.Series) -> pd.Series:
-    return pd.to_numeric(column, errors="raise").astype("float64")
+def _floats(column: pd.Series) -> np.ndarray:
+    return pd.to_numeric(column, errors="raise").to_numpy(dtype="float64", na_value=np.nan)
 
 
-def _won_back(x: pd.DataFrame, t: StageThresholds) -> np.ndarray:
-    returned = x["last_gap_days"] >= t.dormant_days
-    return (returned & (x["recency_days"] <= t.won_back_days)).to_numpy()
+def _float(value: Any) -> float:
+    """One input value as a float (NaN when missing); text raises, as `_floats` does."""
+    return math.nan if _missing(value) else float(value)
 
 
-def _mature(x: pd.DataFrame, t: StageThresholds) -> np.ndarray:
-    enough = x["orders"] >= t.mature_min_orders
-    return (enough & (x["days_since_first_order"] >= t.mature_min_tenure_days)).to_numpy()
+def _missing(value: Any) -> bool:
+    """None, pd.NA or NaN."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def _sentences(x: pd.DataFrame, rule_ids: np.ndarray, t: StageThresholds) -> np.ndarray:
+def _sentences(x: Inputs, rule_ids: np.ndarray, t: StageThresholds) -> np.ndarray:
     """The rule sentence of every member, formatted only for the rows each rule fired on."""
-    out = np.empty(len(x), dtype=object)
+    out = np.empty(len(rule_ids), dtype=object)
     for rule in np.unique(rule_ids):
         hit = rule_ids == rule
-        out[hit] = _sentence(rule, x.loc[hit], t).to_numpy()
+        out[hit] = _sentence(str(rule), {k: v[hit] for k, v in x.items()}, t)
     return out
 
 
-def _sentence(rule: str, x: pd.DataFrame, t: StageThresholds) -> pd.Series:
-    """The sentence of `rule` for the members in `x` (all of whom it fired on)."""
+def _sentence(rule: str, x: Inputs, t: StageThresholds) -> np.ndarray:
+    """The sentence of `rule` for the members in `x` (all of whom it fired on), as an object
+    array (text concatenates element by element)."""
     d = _LazyText(x)
     od, cut = f"{t.declining_overdue_days:g}", f"{t.declining_churn:.2f}"
     if rule.startswith("declining"):
-        p = pd.Series(np.char.mod("%.2f", x["churn"].to_numpy()), index=x.index, dtype=object)
+        p = np.char.mod("%.2f", x["churn"]).astype(object)
         churn = "churn probability " + p + f" >= {cut}"
         overdue = d["days_overdue"] + f" days overdue vs own rhythm (>= {od})"
         return {"declining_churn": churn, "declining_overdue": overdue}.get(
@@ -181,19 +220,19 @@ def _sentence(rule: str, x: pd.DataFrame, t: StageThresholds) -> pd.Series:
     return d["orders"] + since + f": past new, not yet mature (needs {tenure})"
 
 
-class _LazyText(dict[str, pd.Series]):
-    """Whole numbers of a column as text ('?' when missing), formatted on first use."""
+class _LazyText(dict[str, np.ndarray]):
+    """Whole numbers of an input as text ('?' when missing), formatted on first use."""
 
-    def __init__(self, x: pd.DataFrame) -> None:
+    def __init__(self, x: Inputs) -> None:
         super().__init__()
         self.x = x
 
-    def __missing__(self, name: str) -> pd.Series:
-        values = self.x[name].to_numpy(dtype="float64")
+    def __missing__(self, name: str) -> np.ndarray:
+        values = self.x[name].astype("float64")
         text = np.round(np.nan_to_num(values)).astype(np.int64).astype(str).astype(object)
         text[np.isnan(values)] = "?"
-        self[name] = pd.Series(text, index=self.x.index, dtype=object)
-        return self[name]
+        self[name] = text
+        return text
 
 
 def migration_matrix(stages_from: pd.Series, stages_to: pd.Series) -> pd.DataFrame:

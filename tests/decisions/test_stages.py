@@ -96,6 +96,22 @@ def test_single_member_entry_point() -> None:
     assert stage_of(row, {"churn": None}) == ("dormant", "no order for 212 days (>= 180, < 365)")
 
 
+def test_single_member_entry_point_agrees_with_the_frame_rules(
+    members: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    """stage_of (the score API's path, no frames) gives every member the stage and sentence of
+    assign_stages, also with missing values given as None."""
+    features, scores = members
+    table = assign_stages(features, scores)
+    for member, values in MEMBERS.items():
+        row = {k: (None if v is NAN else v) for k, v in zip(COLUMNS, values, strict=True)}
+        churn = row.pop("churn")
+        expected = (table.loc[member, "stage"], table.loc[member, "rule"])
+        assert stage_of(row, {"churn": churn}) == expected, member
+    unknown = dict(zip(COLUMNS[:-1], MEMBERS["new"][:-1], strict=True)) | {"has_ordered": None}
+    assert stage_of(unknown, {})[0] == "registered", "a missing has_ordered counts as no order"
+
+
 def test_missing_columns_are_named(members: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     features, _ = members
 
