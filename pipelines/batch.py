@@ -14,7 +14,14 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ThreadPoolExecutor,
+    as_completed,
+    wait,
+)
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,8 +35,15 @@ from decisions.catalogue import Catalogue
 from memberscore.errors import ContractError, DataNotFound
 from memberscore.settings import Settings
 from pipelines import batch_manifest as mf
-from pipelines.batch_chunk import CONTACT_COLUMNS, Decider, recent_contacts, score_chunk
+from pipelines.batch_chunk import (
+    CONTACT_COLUMNS,
+    REASON_SCOPES,
+    Decider,
+    recent_contacts,
+    score_chunk,
+)
 from serving.bundle import ModelBundle
+from serving.frames import MAX_REASONS
 
 ENGINES = ("local",)
 UNSCORABLE = "unscorable.parquet"
@@ -90,12 +104,15 @@ def run(
     engine: str = "local",
     catalogue: Catalogue | None = None,
     bundle: ModelBundle | None = None,
+    reasons: int = MAX_REASONS,
+    reasons_for: str = "actioned",
     progress: bool = True,
     report: bool = True,
 ) -> Summary:
     """Score the snapshot of cutoff `as_of` (00:00 UTC) into `out` (default
     `default_out`); `segments` keeps only members of those RFM segments. Models come from the
-    registry (alias champion) unless `bundle` is given."""
+    registry (alias champion) unless `bundle` is given. `reasons` reason codes (0: none) are
+    computed for members given an action (`reasons_for="actioned"`) or for all members."""
     if engine not in ENGINES:
         raise ContractError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
     started = time.perf_counter()
@@ -103,20 +120,31 @@ def run(
     snapshot = _snapshot(settings, as_of)
     bundle = bundle or _load_bundle(settings)
     decider = _decider(settings, catalogue, bundle, pd.Timestamp(as_of, tz="UTC"))
+    if reasons_for not in REASON_SCOPES:
+        raise ContractError(f"reasons_for must be one of {', '.join(REASON_SCOPES)}")
     inputs = _inputs(settings, snapshot, bundle, decider, segments)
+    inputs["reasons"] = {"count": reasons, "for": reasons_for}
     manifest, done = _open(out, inputs, as_of, engine, force, _parts_total(snapshot, settings))
     if manifest.status == mf.COMPLETE:
         return _summary(out, manifest, 0.0, already=True)
-    chunks = _chunks(snapshot, settings.chunk_rows, segments)
-    for number, chunk in _progress(chunks, manifest.parts_total, len(done), progress):
-        name = f"part-{number:05d}.parquet"
-        if name in done:
-            continue
+
+    def part(name: str, batch: pa.RecordBatch) -> mf.PartRecord:
+        chunk = _frame(batch, segments)
         if chunk.empty:  # every member of this chunk filtered out by `segments`
-            manifest.parts.append(mf.PartRecord(name, 0, 0, 0, mf.EMPTY))
-        else:
-            rows = score_chunk(chunk, pd.Timestamp(as_of, tz="UTC"), bundle, decider, settings)
-            manifest.parts.append(_write_part(out, name, rows, csv))
+            return mf.PartRecord(name, 0, 0, 0, mf.EMPTY)
+        when = pd.Timestamp(as_of, tz="UTC")
+        rows = score_chunk(chunk, when, bundle, decider, settings, reasons, reasons_for)
+        return _write_part(out, name, rows, csv)
+
+    todo = (
+        (f"part-{n:05d}.parquet", b)
+        for n, b in enumerate(pq.ParquetFile(snapshot).iter_batches(settings.chunk_rows))
+        if f"part-{n:05d}.parquet" not in done
+    )
+    for record in _progress(
+        _parallel(part, todo, settings.batch_workers), manifest.parts_total, len(done), progress
+    ):
+        manifest.parts.append(record)
         mf.write(out, manifest)
     _finish(out, manifest)
     path = _report(settings, out) if report else None
@@ -219,27 +247,44 @@ def _open(
     return manifest, {}
 
 
-def _chunks(
-    snapshot: Path, rows: int, segments: Sequence[str]
-) -> Iterator[tuple[int, pd.DataFrame]]:
-    """Numbered chunks of the snapshot, in file order (filtered to `segments` if given)."""
-    for number, batch in enumerate(pq.ParquetFile(snapshot).iter_batches(batch_size=rows)):
-        frame = batch.to_pandas()
-        if segments:
-            frame = frame[frame["segment"].isin(list(segments)).to_numpy()]
-        yield number, frame.reset_index(drop=True)
+def _frame(batch: pa.RecordBatch, segments: Sequence[str]) -> pd.DataFrame:
+    """One chunk of snapshot rows as pandas, filtered to `segments` if given."""
+    frame = batch.to_pandas()
+    if segments:
+        frame = frame[frame["segment"].isin(list(segments)).to_numpy()]
+    return frame.reset_index(drop=True)
+
+
+def _parallel(
+    work: Callable[[str, pa.RecordBatch], mf.PartRecord],
+    todo: Iterator[tuple[str, pa.RecordBatch]],
+    workers: int,
+) -> Iterator[mf.PartRecord]:
+    """`work` over `todo` on `workers` threads (LightGBM and Arrow release the GIL), at most
+    `workers` chunks in flight so memory stays bounded; records in completion order."""
+    if workers <= 1:
+        yield from (work(name, batch) for name, batch in todo)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="batch") as pool:
+        running: set[Future[mf.PartRecord]] = set()
+        for name, batch in todo:
+            if len(running) >= workers:
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                yield from (f.result() for f in finished)
+            running.add(pool.submit(work, name, batch))
+        for future in as_completed(running):
+            yield future.result()
 
 
 def _progress(
-    chunks: Iterator[tuple[int, pd.DataFrame]], total: int, done: int, show: bool
-) -> Iterator[tuple[int, pd.DataFrame]]:
+    records: Iterator[mf.PartRecord], total: int, done: int, show: bool
+) -> Iterator[mf.PartRecord]:
     from tqdm import tqdm
 
     with tqdm(total=total, initial=done, unit="part", disable=not show, desc="batch") as bar:
-        for number, chunk in chunks:
-            yield number, chunk
-            if number >= done:
-                bar.update(1)
+        for record in records:
+            yield record
+            bar.update(1)
 
 
 def _write_part(out: Path, name: str, rows: pd.DataFrame, csv: bool) -> mf.PartRecord:

@@ -19,11 +19,12 @@ from decisions.guardrails import contact_history
 from decisions.stages import assign_stages
 from memberscore.settings import Settings
 from serving.bundle import ModelBundle
-from serving.frames import MAX_REASONS, has_ordered, score_frame
+from serving.frames import MAX_REASONS, has_ordered, reason_codes, score_frame
 
 MEMBER_ID = "member_id"
 CONTACT_COLUMNS = ["member_id", "action_id", "sent_at", "group"]
 TEXT_COLUMNS = ("segment", "tier")
+REASON_SCOPES = ("actioned", "all")
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,10 @@ def unscorable_reasons(features: pd.DataFrame, bundle: ModelBundle) -> np.ndarra
         if model is None:
             continue
         present = [f for f in model.feature_names if f in features.columns]
-        empty = features[present].isna().all(axis=1).to_numpy() if present else np.ones(
-            len(features), dtype=bool
+        empty = (
+            features[present].isna().all(axis=1).to_numpy()
+            if present
+            else np.ones(len(features), dtype=bool)
         )
         reasons[mask & empty] = f"no value for any feature of the {name} model"
     reasons[features["has_ordered"].isna().to_numpy()] = (
@@ -84,25 +87,31 @@ def score_chunk(
     decider: Decider,
     settings: Settings,
     reasons: int = MAX_REASONS,
+    reasons_for: str = "actioned",
 ) -> pd.DataFrame:
     """Output rows of the members in `features` (snapshot rows with a `member_id` column, cut
-    off at `as_of`, 00:00 UTC): scores, stage, reason codes and the chosen action, in input
-    order. Unscorable members keep their row with `scored` false, the reason, no scores and
-    no_action."""
+    off at `as_of`, 00:00 UTC): scores, stage, chosen action and `reasons` reason codes, in
+    input order. Reason codes (SHAP, the costly part) are computed for every member
+    (`reasons_for="all"`) or only for members given a sendable action ("actioned", the ones a
+    campaign list shows). Unscorable members keep their row with `scored` false, the reason,
+    no scores and no_action."""
     frame = features.set_index(MEMBER_ID, drop=False)
     frame.index.name = None
     why = unscorable_reasons(frame, bundle)
     bad = np.array([w is not None for w in why], dtype=bool)
-    scores = score_frame(frame, bundle, settings, reasons)
+    scores = score_frame(frame, bundle, settings, reasons=0)
     scores.loc[bad, [c for c in scores.columns if c != "insufficient_history"]] = None
     stages = assign_stages(frame, scores, settings.decisions.stages, sentences=False)
-    chosen = _actions(frame, stages, scores, decider, settings, as_of)
+    chosen = _actions(frame, stages, decider, settings, as_of)
     chosen.loc[bad, ["action_id", "channel", "action_source"]] = [NO_ACTION, None, "none"]
     chosen.loc[bad, ["expected_value", "unit_cost"]] = 0.0
     out = pd.DataFrame({MEMBER_ID: frame[MEMBER_ID].astype(str).to_numpy()})
     out["as_of"] = pd.Series(as_of, index=out.index).astype("datetime64[us, UTC]")
     out["scored"], out["unscored_reason"] = ~bad, pd.array(why, dtype="string")
     out = pd.concat([out, scores.reset_index(drop=True)], axis=1)
+    if reasons > 0:
+        wanted = ~bad & (reasons_for == "all" or (chosen["action_id"] != NO_ACTION).to_numpy())
+        out = pd.concat([out, _reasons(frame, wanted, bundle, reasons)], axis=1)
     out["stage"] = stages["stage"].astype(str).to_numpy()
     out["stage_rule"] = stages["rule_id"].to_numpy()
     for column in TEXT_COLUMNS:
@@ -113,10 +122,18 @@ def score_chunk(
     return out.astype(dict.fromkeys(text, "string"))  # one Parquet type whatever the values
 
 
+def _reasons(frame: pd.DataFrame, wanted: np.ndarray, bundle: ModelBundle, k: int) -> pd.DataFrame:
+    """Reason codes of the `wanted` rows (positions), None elsewhere; RangeIndex."""
+    rows = np.flatnonzero(wanted)
+    codes = reason_codes(frame.iloc[rows], bundle, k).reset_index(drop=True)
+    full = pd.DataFrame(None, index=pd.RangeIndex(len(frame)), columns=codes.columns, dtype=object)
+    full.iloc[rows] = codes.to_numpy()
+    return full
+
+
 def _actions(
     frame: pd.DataFrame,
     stages: pd.DataFrame,
-    scores: pd.DataFrame,
     decider: Decider,
     settings: Settings,
     now: pd.Timestamp,
@@ -125,9 +142,8 @@ def _actions(
     contact), unit_cost, source (learned | prior | none) and control_group."""
     catalogue, policy = decider.catalogue, settings.decisions.guardrails
     history = contact_history(decider.contacts, frame.index, catalogue, now, policy)
-    drivers = scores["reason_1"] if "reason_1" in scores.columns else None
     batch = next_best_actions(
-        frame, stages, catalogue, decider.uplift.predict_arrays(frame), history, policy, drivers
+        frame, stages, catalogue, decider.uplift.predict_arrays(frame), history, policy
     )
     chosen = batch.to_frame().drop(columns=["stage"]).rename(columns={"source": "action_source"})
     costs = np.array([a.unit_cost for a in catalogue.actions])

@@ -185,8 +185,10 @@ def write(settings: Settings, out: Path) -> Path:
         ("Stage migration", _migration(settings, as_of, scores)),
         ("Score distributions", png(plot_histograms(scores, currency))),
         ("CLV deciles", png(plot_deciles(deciles, currency)) + _table(deciles)),
-        ("Expected value and cost per action", png(plot_actions(actions, currency))
-         + _table(actions)),
+        (
+            "Expected value and cost per action",
+            png(plot_actions(actions, currency)) + _table(actions),
+        ),
         ("Campaign lists", _lists(out)),
     ]
     facts = {

@@ -144,31 +144,69 @@ def score_frame(
     Columns: `insufficient_history` (no order yet); `churn_<h>d` per served churn horizon and
     `churn` (the 'churn' model, default horizon), probabilities in [0, 1]; `activation`;
     `spend_p10/p50/p90` (undiscounted spend over the clv model's horizon, currency) and
-    `clv_p10/p50/p90` (the same discounted at `settings.monthly_discount_rate`); `reason_model`
-    and `reason_1..reason_<reasons>` (feature codes, strongest first; None when fewer drive the
-    score up). Scores that do not apply to a member (churn for a member who never ordered) are
-    NaN. `reasons=0` skips the SHAP contributions, the costliest part.
+    `clv_p10/p50/p90` (the same discounted at `settings.monthly_discount_rate`); with
+    `reasons > 0`, the columns of `reason_codes`. Scores that do not apply to a member (churn
+    for a member who never ordered) are NaN and are not computed. `reasons=0` skips the SHAP
+    contributions, by far the costliest part (about 4 ms per member on one core for a
+    300-tree model, against about 0.04 ms per prediction).
     """
     ordered = has_ordered(features)
     out = pd.DataFrame({"insufficient_history": ~ordered}, index=features.index)
     matrices: dict[str, np.ndarray] = {}
+    buyers, others = np.flatnonzero(ordered), np.flatnonzero(~ordered)
     for model in churn_models(bundle, settings.churn_horizons_days):
-        values = _probabilities(predict_frame(model, _matrix(features, model, matrices)))
-        out[f"churn_{model.horizon_days}d"] = np.where(ordered, values, np.nan)
+        column = f"churn_{model.horizon_days}d"
+        out[column] = _on(buyers, len(out), _probabilities, model, features, matrices)
         if model.ref.name == "churn":
-            out["churn"] = out[f"churn_{model.horizon_days}d"]
+            out["churn"] = out[column]
     activation, clv = bundle.get("activation"), bundle.get("clv")
     if activation is not None:
-        values = _probabilities(predict_frame(activation, _matrix(features, activation, matrices)))
-        out["activation"] = np.where(ordered, np.nan, values)
+        out["activation"] = _on(others, len(out), _probabilities, activation, features, matrices)
     if clv is not None:
-        spend = _intervals(predict_frame(clv, _matrix(features, clv, matrices)))
         factor = discount_factor(clv.horizon_days, settings.monthly_discount_rate)
+        spend = _on(buyers, len(out), _intervals, clv, features, matrices)
         for k, q in enumerate(QUANTILES):
-            out[f"spend_{q}"] = np.where(ordered, spend[:, k], np.nan)
-            out[f"clv_{q}"] = np.where(ordered, spend[:, k] * factor, np.nan)
+            out[f"spend_{q}"] = spend[:, k]
+            out[f"clv_{q}"] = spend[:, k] * factor
     if reasons > 0:
-        _add_reason_codes(out, features, ordered, bundle, reasons, matrices)
+        codes = reason_codes(features, bundle, reasons, ordered, matrices)
+        out = pd.concat([out, codes], axis=1)
+    return out
+
+
+def _on(
+    rows: np.ndarray,
+    n: int,
+    finish: Any,
+    model: ServedModel,
+    features: pd.DataFrame,
+    matrices: dict[str, np.ndarray],
+) -> np.ndarray:
+    """`finish(predictions)` of `model` on the given row positions, NaN on the other rows."""
+    values = finish(predict_frame(model, _matrix(features, model, matrices)[rows]))
+    full = np.full((n, *values.shape[1:]), np.nan)
+    full[rows] = values
+    return full
+
+
+def reason_codes(
+    features: pd.DataFrame,
+    bundle: ModelBundle,
+    k: int = MAX_REASONS,
+    ordered: np.ndarray | None = None,
+    matrices: dict[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """`reason_model` ('churn' for members with orders, 'activation' for the others) and
+    `reason_1..reason_<k>`: feature codes of the largest positive SHAP contributions, strongest
+    first, None when fewer features push the score up. Same index as `features`."""
+    model_of = np.full(len(features), None, dtype=object)
+    codes = np.full((len(features), k), None, dtype=object)
+    for model, rows, values in contributions(features, bundle, ordered, matrices):
+        model_of[rows] = model.ref.name
+        codes[rows] = top_codes(values, model.feature_names, k)
+    out = pd.DataFrame({"reason_model": model_of}, index=features.index)
+    for i in range(k):
+        out[f"reason_{i + 1}"] = codes[:, i]
     return out
 
 
@@ -219,22 +257,3 @@ def top_codes(values: np.ndarray, names: Sequence[str], k: int) -> np.ndarray:
     if codes.shape[1] < k:
         codes = np.hstack([codes, np.full((len(codes), k - codes.shape[1]), None, dtype=object)])
     return codes
-
-
-def _add_reason_codes(
-    out: pd.DataFrame,
-    features: pd.DataFrame,
-    ordered: np.ndarray,
-    bundle: ModelBundle,
-    k: int,
-    matrices: dict[str, np.ndarray],
-) -> None:
-    """Fill `reason_model` and `reason_1..k` of `out` in place."""
-    model_of = np.full(len(out), None, dtype=object)
-    codes = np.full((len(out), k), None, dtype=object)
-    for model, rows, values in contributions(features, bundle, ordered, matrices):
-        model_of[rows] = model.ref.name
-        codes[rows] = top_codes(values, model.feature_names, k)
-    out["reason_model"] = model_of
-    for i in range(k):
-        out[f"reason_{i + 1}"] = codes[:, i]

@@ -35,7 +35,12 @@ def batch_settings(settings: Settings, snapshot: pd.DataFrame) -> Settings:
 
 def _run(settings: Settings, out: Path, **options: object) -> batch.Summary:
     return batch.run(
-        settings, CUTOFF, out, bundle=FakeSource().load(), progress=False, report=False,
+        settings,
+        CUTOFF,
+        out,
+        bundle=FakeSource().load(),
+        progress=False,
+        report=False,
         **options,  # type: ignore[arg-type]
     )
 
@@ -61,7 +66,7 @@ def test_every_member_gets_a_row_and_unscorable_ones_are_listed(
     scored = rows[rows["scored"]]
     assert scored["churn"].notna().sum() == 39, "39 scorable members have orders"
     assert scored.loc[scored["insufficient_history"], "activation"].notna().all()
-    assert set(scored["reason_model"]) == {"churn", "activation"}
+    assert set(scored["reason_model"].dropna()) == {"churn", "activation"}
 
 
 def test_a_killed_run_resumes_to_the_uninterrupted_output(
@@ -121,3 +126,24 @@ def test_segment_filter_and_csv(
     assert summary.members == champions and set(rows["segment"]) == {"champions"}
     csv_rows = sum(len(pd.read_csv(p)) for p in out.glob("part-*.csv"))
     assert csv_rows == champions, "the CSV copy holds the same rows"
+
+
+def test_threads_and_reason_scope_do_not_change_the_scores(
+    batch_settings: Settings, tmp_path: Path
+) -> None:
+    """One thread and two give byte-identical parts; reason codes for every member agree with
+    the codes given only to members with an action."""
+    one = batch_settings.model_copy(update={"batch_workers": 1})
+    _run(one, tmp_path / "one")
+    _run(batch_settings.model_copy(update={"batch_workers": 2}), tmp_path / "two")
+    assert _checksums(tmp_path / "one") == _checksums(tmp_path / "two")
+
+    _run(one, tmp_path / "all", reasons_for="all")
+    some, every = (batch.read_scores(tmp_path / d).set_index("member_id") for d in ("one", "all"))
+    actioned = some["action_id"] != "no_action"
+    assert some.loc[~actioned, "reason_1"].isna().all(), "no codes without an action"
+    assert every["reason_1"].notna().sum() > actioned.sum()
+    pd.testing.assert_frame_equal(
+        some.loc[actioned, ["reason_model", "reason_1", "reason_2", "reason_3"]],
+        every.loc[actioned, ["reason_model", "reason_1", "reason_2", "reason_3"]],
+    )
