@@ -84,7 +84,8 @@ def backtest(
     horizon: HorizonOpt = None,
     folds: FoldsOpt = 3,
 ) -> None:
-    """Rolling-origin backtest without registering anything; prints the metric table.
+    """Rolling-origin backtest without registering anything; prints the metric table and, on
+    simulator data, the comparison with the ground truth.
 
     Example: memberscore backtest clv --every 28 --folds 3
     """
@@ -100,7 +101,11 @@ def backtest(
         folds=folds,
         progress=typer.echo,
     )
-    typer.echo(job.metric_table(job.run_backtest(plan, frame, typer.echo)))
+    result = job.run_backtest(plan, frame, typer.echo)
+    typer.echo(job.metric_table(result))
+    compared = job.truth_metrics(settings, plan, frame, result)
+    if compared:
+        typer.echo("vs ground truth: " + ", ".join(f"{k} {v:.4f}" for k, v in compared.items()))
 
 
 def promote(

@@ -10,8 +10,8 @@ labelable cutoff (data end − horizon) to the first feature snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -39,6 +39,7 @@ class TrainReport:
     record: tracking.RunRecord
     result: backtest.BacktestResult
     cutoffs: tuple[pd.Timestamp, ...]
+    truth: dict[str, float] = field(default_factory=dict)
 
 
 def _quiet(_: str) -> None:
@@ -153,6 +154,31 @@ def run_backtest(
     return backtest.run(plan.task, frame, folds, plan.params, progress)
 
 
+def read_truth(settings: Settings) -> pd.DataFrame | None:
+    """The simulator's truth members table, or None when the data did not come from it."""
+    from pipelines.simulate import TRUTH_FILES
+
+    path = settings.truth_dir / TRUTH_FILES["members"]
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def truth_metrics(
+    settings: Settings, plan: Plan, frame: pd.DataFrame, result: backtest.BacktestResult
+) -> dict[str, float]:
+    """Backtest predictions vs the simulator's ground truth (`training.truth`); empty when
+    there is no truth or the task has none (activation)."""
+    from training import truth
+
+    members = read_truth(settings)
+    if members is None or not (plan.task.name == "churn" or plan.task.kind == "spend"):
+        return {}
+    _, orders = load_tables(settings)
+    scored = result.predictions
+    cutoffs = sorted(scored[labels.CUTOFF].unique())
+    table = truth.truth_frame(plan.task, members, orders, cutoffs, plan.horizon_days)
+    return truth.compare(plan.task, truth.join_truth(scored, table, frame))
+
+
 def figures(task: Task, model: Model, result: backtest.BacktestResult) -> dict[str, Figure]:
     """Evaluation plots of the latest backtest fold and the final model's importance."""
     latest = result.predictions.loc[
@@ -186,8 +212,10 @@ def log(
     model: Model,
     frame: pd.DataFrame,
     result: backtest.BacktestResult,
+    truth: Mapping[str, float] | None = None,
 ) -> tracking.RunRecord:
-    """Log the run and register the model as challenger."""
+    """Log the run (with the ground-truth comparison `truth`, if any, as `backtest_truth_*`)
+    and register the model as challenger."""
     task, split = plan.task, backtest.final_split(plan.cutoffs)
     name = tracking.registry_name(task, plan.horizon_days, default_horizon(settings, task))
     outputs = ("expected_spend", *SpendModel.outputs) if task.kind == "spend" else ("probability",)
@@ -217,7 +245,7 @@ def log(
             f" +{plan.horizon_days}d",
             "cutoffs": tracking.cutoff_text(plan.cutoffs),
         },
-        metrics={f"backtest_{k}": v for k, v in result.mean.items()},
+        metrics={f"backtest_{k}": v for k, v in {**result.mean, **(truth or {})}.items()},
         figures=figures(task, model, result),
         tables={"backtest_folds": result.folds},
         example=tracking.input_example(model, frame[list(model.encoding_.feature_names)]),
@@ -233,11 +261,14 @@ def train(
 ) -> TrainReport:
     """Backtest, fit the final model, log it and set alias `challenger` on the new version."""
     result = run_backtest(plan, frame, progress)
+    compared = truth_metrics(settings, plan, frame, result)
+    if compared:
+        progress("vs ground truth: " + ", ".join(f"{k} {v:.4f}" for k, v in compared.items()))
     progress(f"final model: {len(plan.cutoffs) - 1} training cutoffs, calibrated on the latest")
     model = fit_final(plan, frame)
     progress("logging to MLflow and registering the version")
-    record = log(settings, plan, model, frame, result)
-    return TrainReport(record, result, plan.cutoffs)
+    record = log(settings, plan, model, frame, result, compared)
+    return TrainReport(record, result, plan.cutoffs, compared)
 
 
 def prepare(
