@@ -8,6 +8,7 @@ import sys
 
 import typer
 
+from memberscore.console import quiet_libraries
 from memberscore.errors import MemberscoreError
 
 
@@ -41,6 +42,7 @@ def build_app() -> typer.Typer:
 
 def main() -> None:
     """Entry point of the console script."""
+    quiet_libraries()
     try:
         build_app()()
     except MemberscoreError as error:
