@@ -37,6 +37,9 @@ def build_app() -> typer.Typer:
     from training import decision_commands
 
     decision_commands.register(app)
+    from pipelines import batch_commands
+
+    batch_commands.register(app)
     return app
 
 

@@ -1,0 +1,175 @@
+"""Campaign jobs around `decisions.campaigns`: lists for the CRM from a batch run, and the
+measurement of a campaign from the contact and order logs.
+
+`build` writes, under `<batch run>/campaign/`, one CSV per action (member_id, action, channel,
+expected_value, reason, group) and `campaign.json` (budget, spend, list sizes), then refreshes
+the run's HTML report. `measure` reads the contacts (the lake's, or a CRM export) and orders and
+returns the lift per action against its control group.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from decisions.campaigns import CONTROL, TREATMENT, hold_out, list_summary, select_members
+from memberscore.errors import DataNotFound
+from memberscore.settings import Settings
+
+FOLDER = "campaign"
+SUMMARY = "campaign.json"
+LIST_COLUMNS = ["member_id", "action", "channel", "expected_value", "reason", "group"]
+READ = [
+    "member_id",
+    "scored",
+    "control_group",
+    "action_id",
+    "channel",
+    "expected_value",
+    "unit_cost",
+    "stage",
+    "stage_rule",
+]
+
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    """The lists written: per action sizes, cost and expected value (currency)."""
+
+    folder: Path
+    lists: pd.DataFrame
+    budget: float | None
+    spent: float
+    currency: str
+
+    def describe(self) -> str:
+        """A few lines for the CLI and the demo."""
+        budget = "no budget" if self.budget is None else f"budget {self.budget:,.2f}"
+        lines = [
+            f"campaign lists in {self.folder} ({budget}, spent {self.spent:,.2f} "
+            f"{self.currency} on treatment contacts):"
+        ]
+        for action, row in self.lists.iterrows():
+            lines.append(
+                f"  {action}: {row['treatment']:,} to contact, {row['control']:,} held out, "
+                f"cost {row['cost']:,.2f}, expected value {row['expected_value']:+,.2f}"
+            )
+        return "\n".join(lines)
+
+
+def reason_text(rows: pd.DataFrame) -> pd.Series:
+    """The list's reason column: stage and rule id, then the reason codes when computed."""
+    text = rows["stage"].astype(str) + " (" + rows["stage_rule"].astype(str) + ")"
+    codes = [c for c in ("reason_1", "reason_2", "reason_3") if c in rows.columns]
+    if codes:
+        drivers = (
+            rows[codes]
+            .astype(object)
+            .apply(lambda r: ", ".join(str(c) for c in r if c is not None and c == c), axis=1)
+        )
+        text = text + np.where(drivers != "", "; drivers: " + drivers, "")
+    return text
+
+
+def build(
+    settings: Settings,
+    batch_out: Path,
+    *,
+    budget: float | None = None,
+    max_per_action: int | None = None,
+    control_share: float = 0.1,
+) -> CampaignSummary:
+    """Lists from the complete batch run in `batch_out`: members given a sendable action
+    (outside the persistent control group), capped per action, within `budget` by expected
+    value per unit cost, with `control_share` of each list held out as its control group."""
+    from pipelines.batch import read_scores
+    from pipelines.report import write as write_report
+
+    scores = read_scores(batch_out, READ + _reason_columns(batch_out))
+    sendable = scores["scored"] & ~scores["control_group"] & (scores["action_id"] != "no_action")
+    candidates = scores.loc[sendable.to_numpy()].reset_index(drop=True)
+    selected = select_members(candidates, budget, max_per_action)
+    salt = f"{settings.decisions.guardrails.control_salt}:campaign"
+    selected["group"] = hold_out(selected, control_share, salt)
+    selected["reason"] = reason_text(selected)
+    folder = batch_out / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.csv"):
+        old.unlink()
+    lists = selected.rename(columns={"action_id": "action"})
+    for action, rows in lists.groupby("action", sort=True):
+        rows[LIST_COLUMNS].to_csv(folder / f"{action}.csv", index=False)
+    table = list_summary(selected)
+    spent = float(table["cost"].sum())
+    _write_summary(folder, table, budget, spent, control_share, settings.currency)
+    write_report(settings, batch_out)
+    return CampaignSummary(folder, table, budget, spent, settings.currency)
+
+
+def _reason_columns(batch_out: Path) -> list[str]:
+    from pipelines import batch_manifest as mf
+
+    manifest = mf.read(batch_out)
+    count = int(manifest.inputs.get("reasons", {}).get("count", 0)) if manifest else 0
+    return [f"reason_{i + 1}" for i in range(min(count, 3))]
+
+
+def _write_summary(
+    folder: Path,
+    table: pd.DataFrame,
+    budget: float | None,
+    spent: float,
+    control_share: float,
+    currency: str,
+) -> None:
+    lists = table.reset_index().astype({"members": int, "treatment": int, "control": int})
+    summary = {
+        "budget": budget,
+        "spent": spent,
+        "currency": currency,
+        "control_share": control_share,
+        "lists": lists.to_dict("records"),
+        "files": {a: f"{a}.csv" for a in table.index},
+    }
+    (folder / SUMMARY).write_text(json.dumps(summary, indent=2, default=float) + "\n")
+
+
+def measure(
+    settings: Settings,
+    *,
+    since: date,
+    until: date,
+    contacts: Path | None = None,
+    window_days: int = 30,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Lift per action and metric for contacts sent in [since, until) (UTC days): response
+    rate, response value and net revenue in the `window_days` after each contact, treatment
+    minus control, with `confidence` intervals. Contacts come from the lake unless a CSV or
+    Parquet export is given; orders always from the lake."""
+    from decisions.campaigns import measure_lift, outcomes
+    from memberscore.contract import CONTACTS, ORDERS
+    from pipelines import lake
+
+    log = _read(contacts) if contacts else lake.read(settings.lake_dir, CONTACTS)
+    sent = pd.to_datetime(log["sent_at"], utc=True)
+    start, end = pd.Timestamp(since, tz="UTC"), pd.Timestamp(until, tz="UTC")
+    log = log.loc[((sent >= start) & (sent < end)).to_numpy()]
+    log = log[log["group"].isin([TREATMENT, CONTROL])]
+    if log.empty:
+        raise DataNotFound(f"no treatment or control contacts sent in [{since}, {until})")
+    orders = lake.read(
+        settings.lake_dir, ORDERS, ["member_id", "ordered_at", "amount", "is_return"]
+    )
+    return measure_lift(outcomes(log.reset_index(drop=True), orders, window_days), confidence)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataNotFound(f"no contact log at {path}")
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
