@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 import yaml
 
-from memberscore.console import quiet_libraries
 from memberscore.contract import TIMESTAMP_DTYPE
 from memberscore.errors import DataNotFound, MemberNotFound, StoreUnavailable
 from memberscore.settings import Settings, psycopg_url
@@ -160,7 +159,6 @@ def feature_store(settings: Settings) -> FeatureStore:
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
-    quiet_libraries()  # importing Feast reset the warning filters
     if settings.profile == "local":
         feast_data_dir(settings).mkdir(parents=True, exist_ok=True)
     config = RepoConfig(repo_path=settings.feast_repo, **store_config(settings))

@@ -4,18 +4,41 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import TextIO
 
 NOISY_LIBRARIES = ("ibis", "sqlalchemy", "mlflow", "feast", "starlette")
+_QUIETED = (DeprecationWarning, FutureWarning)
 
 
 def quiet_libraries() -> None:
-    """Hide MLflow's INFO lines and download bars and third-party deprecation notices; they say
-    nothing about the user's job. Errors and warnings of other kinds still show.
+    """Hide MLflow's INFO lines and download bars and the deprecation notices that third-party
+    libraries raise about each other; they say nothing about the user's job. Other warnings and
+    every error still show.
 
-    Feast resets the warning filters when it is imported (`simplefilter("once", ...)`), so code
-    that imports Feast lazily calls this again afterwards."""
+    Done when warnings are shown rather than with filters, because Feast resets the filters
+    whenever one of its modules is imported (`simplefilter("once", DeprecationWarning)`)."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for module in NOISY_LIBRARIES:
-        for category in (DeprecationWarning, FutureWarning):
-            warnings.filterwarnings("ignore", category=category, module=module)
+    if getattr(warnings.showwarning, "quiet", False):
+        return
+    shown = warnings.showwarning
+
+    def show_unless_noisy(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if not (issubclass(category, _QUIETED) and from_noisy_library(filename)):
+            shown(message, category, filename, lineno, file, line)
+
+    show_unless_noisy.quiet = True  # type: ignore[attr-defined]
+    warnings.showwarning = show_unless_noisy
+
+
+def from_noisy_library(filename: str) -> bool:
+    """True when `filename` is a module of one of NOISY_LIBRARIES."""
+    parts = filename.replace("\\", "/").split("/")
+    return any(library in parts for library in NOISY_LIBRARIES)
