@@ -274,3 +274,28 @@ def download_native(settings: Settings, model_name: str, alias: str, folder: Pat
 def cutoff_text(cutoffs: Sequence[pd.Timestamp]) -> str:
     """Cutoffs as comma-separated dates."""
     return ",".join(f"{c:%Y-%m-%d}" for c in cutoffs)
+
+
+def compare_aliases(
+    settings: Settings, model_name: str, aliases: Sequence[str] = (CHAMPION, CHALLENGER)
+) -> pd.DataFrame:
+    """One row per alias of `model_name` that is set: version, run id, the primary metric it
+    would be promoted on and every `backtest_*` metric of its run (what `promote` compares)."""
+    mlflow_client = client(settings)
+    rows = []
+    for alias in aliases:
+        version = aliased(mlflow_client, model_name, alias)
+        if version is None:
+            continue
+        run = mlflow_client.get_run(version.run_id)
+        backtest = {k: v for k, v in run.data.metrics.items() if k.startswith("backtest_")}
+        rows.append(
+            {
+                "alias": alias,
+                "version": str(version.version),
+                "run_id": version.run_id,
+                "primary_metric": version.tags.get("primary_metric"),
+                **dict(sorted(backtest.items())),
+            }
+        )
+    return pd.DataFrame(rows).set_index("alias") if rows else pd.DataFrame()
