@@ -219,8 +219,6 @@ def train(settings: Settings, catalogue: Catalogue | None = None) -> UpliftRun:
     client.set_model_version_tag(MODEL_NAME, version, "primary_metric", PRIMARY_METRIC)
     client.set_model_version_tag(MODEL_NAME, version, PRIMARY_METRIC, str(metrics[PRIMARY_METRIC]))
     client.set_registered_model_alias(MODEL_NAME, tracking.CHALLENGER, version)
-    if tracking.aliased(client, MODEL_NAME, tracking.CHAMPION) is None:
-        client.set_registered_model_alias(MODEL_NAME, tracking.CHAMPION, version)
     return UpliftRun(run.info.run_id, version, model.counts_, metrics)
 
 

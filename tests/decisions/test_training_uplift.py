@@ -15,6 +15,7 @@ import pytest
 
 from decisions.catalogue import Catalogue
 from memberscore.settings import Settings
+from training import tracking
 from training import uplift as job
 
 START = pd.Timestamp("2025-01-01", tz="UTC")
@@ -64,9 +65,10 @@ def test_train_logs_registers_and_evaluates(
     )
 
     run = job.train(tuned, catalogue)
+    promoted = tracking.promote(tuned, job.MODEL_NAME)
     table = job.evaluate(tuned, "champion", catalogue)
 
-    assert run.version == "1"
+    assert run.version == promoted.version == "1", "the first challenger becomes champion"
     assert run.metrics[job.PRIMARY_METRIC] > 0, "the model ranks helped members first"
     assert set(run.counts["source"]) == {"learned"}
     dr = table[table["estimator"] == "dr"].set_index("policy")["lift"]
