@@ -66,14 +66,12 @@ def reason_text(rows: pd.DataFrame) -> pd.Series:
     """The list's reason column: stage and rule id, then the reason codes when computed."""
     text = rows["stage"].astype(str) + " (" + rows["stage_rule"].astype(str) + ")"
     codes = [c for c in ("reason_1", "reason_2", "reason_3") if c in rows.columns]
-    if codes:
-        drivers = (
-            rows[codes]
-            .astype(object)
-            .apply(lambda r: ", ".join(str(c) for c in r if c is not None and c == c), axis=1)
-        )
-        text = text + np.where(drivers != "", "; drivers: " + drivers, "")
-    return text
+    drivers = pd.Series("", index=rows.index, dtype="string")
+    for column in codes:  # vectorised: lists can hold millions of members
+        code = rows[column].astype("string")
+        joined = drivers.where(drivers == "", drivers + ", ") + code.fillna("")
+        drivers = drivers.where(code.isna(), joined)
+    return text + np.where(drivers != "", "; drivers: " + drivers.fillna(""), "")
 
 
 def build(
