@@ -1,15 +1,17 @@
 """The end-to-end demo behind `make demo`: every job of the project, in order, on simulated data.
 
 Each step prints what it did and where its output went. Rerunning it is safe: the simulator is
-seeded, so the second ingest finds every row already stored and skips it as a duplicate.
+seeded, so the second ingest finds every row already stored and skips it as a duplicate, and a
+retrained model that does not beat its champion is registered but not promoted.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
+import pandas as pd
 import typer
 
 from memberscore.contract import TABLES
@@ -18,22 +20,47 @@ from memberscore.settings import Settings
 DEMO_MEMBERS = 20_000
 DEMO_DAYS = 730
 DEMO_START = date(2024, 1, 1)
+AS_OF = DEMO_START + timedelta(days=DEMO_DAYS)  # the day after the last simulated day
+SNAPSHOT_EVERY_DAYS = 28
+SNAPSHOTS = 24
+# Two simulated years leave too few cutoffs with a full year of future spend after them.
+CLV_HORIZON_DAYS = 180
+STAGE_WINDOW_DAYS = 168
+MODELS = ("churn", "activation", "clv")
+SHOWN_FEATURES = (
+    "recency_days", "frequency", "monetary", "mean_gap_days", "days_overdue", "tier", "segment",
+    "tags",
+)  # fmt: skip
+
+Step = Callable[[Settings], None]
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The user's settings with the demo's CLV horizon."""
+    return settings.model_copy(update={"clv_horizon_days": CLV_HORIZON_DAYS})
 
 
 def run(settings: Settings) -> None:
     """Run every demo step; a failing step stops the demo with its error."""
+    settings = demo_settings(settings)
     started = time.perf_counter()
     for title, step in _steps():
-        typer.secho(f"\n== {title}", bold=True)
+        typer.secho(f"\n== {title}  [{time.perf_counter() - started:.0f} s]", bold=True)
         step(settings)
     typer.secho(f"\nDemo finished in {time.perf_counter() - started:.0f} s.", bold=True)
-    typer.echo(f"Data: {settings.data_dir.resolve()}  (lake, quarantine, raw, truth)")
+    _where(settings)
 
 
-def _steps() -> list[tuple[str, Callable[[Settings], None]]]:
+def _steps() -> list[tuple[str, Step]]:
     return [
         (f"Simulate {DEMO_MEMBERS:,} members over {DEMO_DAYS} days", _simulate),
         ("Ingest the four tables into the lake", _ingest),
+        (f"Build {SNAPSHOTS} feature snapshots up to {AS_OF}", _build),
+        ("Register the features in Feast and load the latest into the online store", _feast),
+        (f"Train, backtest and promote {', '.join(MODELS)}", _train),
+        (f"Lifecycle stage migration over the last {STAGE_WINDOW_DAYS} days", _stages),
+        ("Next-best action: learn uplift from the campaign log, evaluate policies", _nba),
+        ("Score API: start, call each endpoint, stop", _serve),
     ]
 
 
@@ -53,3 +80,114 @@ def _ingest(settings: Settings) -> None:
         source = settings.raw_dir / f"{name}.parquet"
         report = ingest.ingest(settings, name, str(source), currency=settings.currency)
         typer.echo(report.describe())
+
+
+def cutoffs() -> list[date]:
+    """The demo's snapshot cutoffs: AS_OF and every SNAPSHOT_EVERY_DAYS before it."""
+    step = timedelta(days=SNAPSHOT_EVERY_DAYS)
+    return [AS_OF - step * k for k in reversed(range(SNAPSHOTS))]
+
+
+def _build(settings: Settings) -> None:
+    from features import build
+
+    build.run(settings, cutoffs(), echo=typer.echo)
+
+
+def _feast(settings: Settings) -> None:
+    from features import store
+
+    names = store.apply(settings)
+    typer.echo(f"applied {len(names)} Feast objects: {', '.join(names)}")
+    typer.echo(store.materialize(settings).describe())
+    member = _members(settings)[0]
+    row = store.online_member(settings, member)
+    typer.echo(f"online features of {member} (as of {row[store.AS_OF]}), a few of them:")
+    for name in SHOWN_FEATURES:
+        typer.echo(f"  {name:<16} {_plain(row.get(name))}")
+
+
+def _train(settings: Settings) -> None:
+    from training import train as job
+    from training.tasks import get_task
+
+    for name in MODELS:
+        typer.secho(f"-- {name}", bold=True)
+        plan, frame = job.prepare(
+            settings, get_task(name), every_days=SNAPSHOT_EVERY_DAYS, progress=typer.echo
+        )
+        report = job.train(settings, plan, frame, progress=typer.echo)
+        typer.echo(job.metric_table(report.result))
+        _promote(settings, report.record.model_name)
+    typer.echo(f"runs, plots and models: {_mlflow_ui(settings)}")
+
+
+def _promote(settings: Settings, model_name: str) -> None:
+    """Promote the challenger; a refusal by the gate is an outcome to show, not a failure."""
+    from training import tracking
+
+    try:
+        typer.echo(tracking.promote(settings, model_name).describe())
+    except tracking.PromotionRefused as refused:
+        typer.echo(f"not promoted: {refused}")
+
+
+def _stages(settings: Settings) -> None:
+    from training.decision_commands import stage_migration
+
+    start = AS_OF - timedelta(days=STAGE_WINDOW_DAYS)
+    matrix, figure = stage_migration(settings, start, AS_OF)
+    typer.echo(f"members by stage at {start} (rows) and at {AS_OF} (columns):")
+    typer.echo(matrix.to_string())
+    typer.echo(f"heatmap: {figure}\ntable:   {figure.with_suffix('.csv')}")
+
+
+def _nba(settings: Settings) -> None:
+    from decisions.catalogue import load_catalogue
+    from training import uplift
+
+    catalogue = load_catalogue(None)
+    typer.echo(uplift.train(settings, catalogue).describe())
+    _promote(settings, "uplift")
+    typer.echo("policy value on held-out contacts (currency per contacted member, 95 % CI):")
+    table = uplift.evaluate(settings, "champion", catalogue)
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        typer.echo(table.round(3).to_string(index=False))
+    typer.echo("how to read it: docs/decisions.md")
+
+
+def _serve(settings: Settings) -> None:
+    from pipelines import demo_api
+
+    demo_api.tour(settings, _members(settings))
+
+
+def _members(settings: Settings) -> list[str]:
+    """Two members of the latest snapshot: one who has ordered, one who never has."""
+    from features.store import JOIN_KEY, snapshot_path
+
+    latest = pd.read_parquet(snapshot_path(settings, AS_OF), columns=[JOIN_KEY, "has_ordered"])
+    ordered = latest["has_ordered"].fillna(False).astype(bool)
+    return [str(latest.loc[ordered, JOIN_KEY].iloc[0]), str(latest.loc[~ordered, JOIN_KEY].iloc[0])]
+
+
+def _plain(value: object) -> str:
+    """A feature value for reading: floats to 4 significant digits, missing as '-'."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _mlflow_ui(settings: Settings) -> str:
+    return f"mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}"
+
+
+def _where(settings: Settings) -> None:
+    """Where the demo's outputs are."""
+    data = settings.data_dir.resolve()
+    typer.echo(f"Data:      {data}  (raw, lake, quarantine, truth, features, feast, outputs)")
+    typer.echo(f"Models:    {settings.mlflow_tracking_uri}  (browse: {_mlflow_ui(settings)})")
+    typer.echo(f"Outputs:   {settings.outputs_dir.resolve()}")
+    typer.echo("Next:      make serve  (README.md shows curl calls)")
