@@ -56,6 +56,7 @@ def member_row(i: int, *, ordered: bool = True) -> dict[str, Any]:
         "last_gap_days": float(10 + 3 * i % 90) if ordered else None,
         "distance_to_next_tier": float(50 * (i % 7)),
         "logins_30d": float(i % 11),
+        "btyd_p_alive": 0.5 + (i % 5) / 10 if ordered else None,
     }
 
 
@@ -95,6 +96,7 @@ FAMILIES = {
             )
         ),
     ),
+    "btyd": _family("btyd", (("btyd_p_alive", "float"),)),
     "segment": _family("segment", (("segment", "string"),)),
     "tags": _family("tags", (("tags", "string"),)),
 }
