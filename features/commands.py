@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from memberscore.settings import get_settings
+from pipelines.spark import Engine
 
 app = typer.Typer(
     help="Build member feature snapshots and serve them through Feast "
@@ -26,6 +27,13 @@ def build(
         str | None, typer.Option("--from", help="First cutoff of a series (YYYY-MM-DD).")
     ] = None,
     every: Annotated[str, typer.Option(help="Spacing of a series: 7d, 14d, 2w.")] = "7d",
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="local: DuckDB in this process; spark: Apache Spark at the spark_master "
+            "setting (docs/batch.md). Both write the same files.",
+        ),
+    ] = Engine.local,
 ) -> None:
     """Compute per-member feature snapshots from the lake, one Parquet file per cutoff under
     data/features (the data dir). Rebuilding a cutoff replaces its file.
@@ -37,7 +45,12 @@ def build(
     last = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
     first = date.fromisoformat(start) if start else None
     days = job.cutoffs(last, first, job.parse_every(every))
-    job.run(get_settings(), days, echo=typer.echo)
+    if engine is Engine.spark:
+        from pipelines.spark import features as spark_job
+
+        spark_job.run(get_settings(), days, echo=typer.echo)
+    else:
+        job.run(get_settings(), days, echo=typer.echo)
 
 
 @app.command()
