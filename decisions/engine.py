@@ -309,6 +309,18 @@ def _blocks(
     return codes
 
 
+def action_blocks(
+    features: pd.DataFrame,
+    stages: pd.DataFrame,
+    catalogue: Catalogue,
+    history: ContactHistory,
+    policy: GuardrailPolicy,
+) -> np.ndarray:
+    """Block code per member and catalogue action (`OK`: may be sent), as `next_best_actions`
+    decides them; lets a batch skip uplift predictions of blocked pairs."""
+    return _blocks(features, stages, catalogue, history, policy)
+
+
 def next_best_action(
     member_id: str,
     features: Mapping[str, Any],

@@ -129,21 +129,35 @@ class UpliftModel:
         }
         return self
 
-    def predict_arrays(self, features: pd.DataFrame) -> UpliftArrays:
-        """Uplift of every action for every row of `features` (which needs `self.features`)."""
-        x = self._design(features)
+    def predict_arrays(
+        self, features: pd.DataFrame, allowed: np.ndarray | None = None
+    ) -> UpliftArrays:
+        """Uplift of every action for every row of `features` (which needs `self.features`).
+
+        `allowed` (rows × actions, in `predict_arrays(...).actions` order) limits the learned
+        predictions to the pairs an engine may still choose; the other pairs get 0. Batch
+        scoring passes the guardrails' verdict, which saves most of the model evaluations.
+        """
         n, actions = len(features), list(self.counts_.index)
+        mask = np.ones((n, len(actions)), dtype=bool) if allowed is None else allowed
         base_prob, base_value = np.zeros(n), np.zeros(n)
-        if self.control_models_ is not None:
-            base_prob, base_value = _predict_pair(self.control_models_, x)
         prob, value = np.zeros((n, len(actions))), np.zeros((n, len(actions)))
+        learned = [j for j, a in enumerate(actions) if a in self.treated_models_]
+        needed = np.flatnonzero(mask[:, learned].any(axis=1)) if learned else np.array([], int)
+        x = self._design(features.iloc[needed]) if len(needed) else None
+        if self.control_models_ is not None and x is not None:
+            base_prob[needed], base_value[needed] = _predict_pair(self.control_models_, x)
         for j, action in enumerate(actions):
-            if action in self.treated_models_:
-                p, v = _predict_pair(self.treated_models_[action], x)
-                prob[:, j], value[:, j] = p - base_prob, v - base_value
-            else:
+            if action not in self.treated_models_:
                 prior = self.priors_[action]
                 prob[:, j], value[:, j] = prior.response_prob, prior.value
+                continue
+            rows = np.flatnonzero(mask[needed, j])
+            if x is None or len(rows) == 0:
+                continue
+            p, v = _predict_pair(self.treated_models_[action], x.iloc[rows])
+            at = needed[rows]
+            prob[at, j], value[at, j] = p - base_prob[at], v - base_value[at]
         return UpliftArrays(
             actions=actions,
             prob=prob,

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from decisions.catalogue import NO_ACTION, Catalogue
-from decisions.engine import next_best_actions
-from decisions.guardrails import contact_history
+from decisions.engine import action_blocks, next_best_actions
+from decisions.guardrails import OK, contact_history
 from decisions.stages import assign_stages
 from memberscore.settings import Settings
 from serving.bundle import ModelBundle
@@ -142,9 +142,11 @@ def _actions(
     contact), unit_cost, source (learned | prior | none) and control_group."""
     catalogue, policy = decider.catalogue, settings.decisions.guardrails
     history = contact_history(decider.contacts, frame.index, catalogue, now, policy)
-    batch = next_best_actions(
-        frame, stages, catalogue, decider.uplift.predict_arrays(frame), history, policy
-    )
+    blocks = action_blocks(frame, stages, catalogue, history, policy)
+    columns = pd.Index(catalogue.ids).get_indexer(list(decider.uplift.counts_.index))
+    allowed = np.where(columns >= 0, blocks[:, columns] == OK, False)
+    uplift = decider.uplift.predict_arrays(frame, allowed)  # blocked pairs are never chosen
+    batch = next_best_actions(frame, stages, catalogue, uplift, history, policy)
     chosen = batch.to_frame().drop(columns=["stage"]).rename(columns={"source": "action_source"})
     costs = np.array([a.unit_cost for a in catalogue.actions])
     chosen.insert(3, "unit_cost", costs[batch.chosen])

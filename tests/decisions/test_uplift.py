@@ -87,3 +87,22 @@ def test_state_round_trips_through_json(campaign: Callable[..., Any], catalogue:
 def test_missing_columns_are_named(catalogue: Catalogue) -> None:
     with pytest.raises(ValueError, match="lack column\\(s\\) segment"):
         UpliftModel(FEATURES).fit(pd.DataFrame({"x": [1.0]}), catalogue_priors(catalogue))
+
+
+def test_allowed_mask_predicts_only_the_allowed_pairs_and_the_same_values(
+    campaign: Callable[..., Any], catalogue: Catalogue
+) -> None:
+    """Given a mask allowing the coupon for the first half only, the allowed pairs get exactly
+    the unmasked predictions and the blocked pairs 0."""
+    model = fitted(campaign, catalogue)
+    who = members()
+    full = model.predict_arrays(who)
+    allowed = np.zeros(full.prob.shape, dtype=bool)
+    coupon = full.actions.index("coupon")
+    allowed[:200, coupon] = True
+
+    masked = model.predict_arrays(who, allowed)
+
+    np.testing.assert_allclose(masked.prob[:200, coupon], full.prob[:200, coupon])
+    np.testing.assert_allclose(masked.value[:200, coupon], full.value[:200, coupon])
+    assert (masked.prob[200:, coupon] == 0).all() and (masked.value[200:, coupon] == 0).all()
