@@ -136,8 +136,8 @@ def _stages(settings: Settings) -> None:
     from training.decision_commands import stage_migration
 
     start = AS_OF - timedelta(days=STAGE_WINDOW_DAYS)
-    matrix, figure = stage_migration(settings, start, AS_OF)
-    typer.echo(f"members by stage at {start} (rows) and at {AS_OF} (columns):")
+    matrix, figure, basis = stage_migration(settings, start, AS_OF)
+    typer.echo(f"members by stage at {start} (rows) and at {AS_OF} (columns); {basis}:")
     typer.echo(matrix.to_string())
     typer.echo(f"heatmap: {figure}\ntable:   {figure.with_suffix('.csv')}")
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
 
-from memberscore.errors import ContractError, DataNotFound
+from memberscore.errors import ContractError, DataNotFound, ModelNotReady
 from memberscore.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from serving.bundle import ModelBundle
 
 nba_app = typer.Typer(
     help="Next-best action: train the uplift model, evaluate policies, show a member's decision.",
@@ -38,40 +41,63 @@ def stages(
     Example: memberscore stages --from 2025-06-02 --to 2025-09-01
     """
     settings = get_settings()
-    matrix, figure = stage_migration(settings, date.fromisoformat(start), date.fromisoformat(end))
-    typer.echo(f"members by stage at {start} (rows) and at {end} (columns):")
+    matrix, figure, basis = stage_migration(
+        settings, date.fromisoformat(start), date.fromisoformat(end)
+    )
+    typer.echo(f"members by stage at {start} (rows) and at {end} (columns); {basis}:")
     typer.echo(matrix.to_string())
     typer.echo(f"heatmap: {figure}\ntable:   {figure.with_suffix('.csv')}")
 
 
-def stage_migration(settings: Settings, start: date, end: date) -> tuple[pd.DataFrame, Path]:
-    """Migration matrix between the snapshots of two cutoffs; writes PNG + CSV, returns the
-    matrix and the PNG path. Without batch scores, declining rests on days_overdue alone."""
+def stage_migration(settings: Settings, start: date, end: date) -> tuple[pd.DataFrame, Path, str]:
+    """Migration matrix between the snapshots of two cutoffs; writes PNG + CSV. Returns the
+    matrix, the PNG path and the basis: churn scores of the registered churn champion when
+    there is one, else declining rests on days_overdue alone."""
     from decisions.stages import migration_matrix, plot_migration
 
-    before, after = (_stages(settings, day) for day in (start, end))
+    bundle = _champions(settings)
+    before, after = (_stages(settings, day, bundle) for day in (start, end))
     matrix = migration_matrix(before, after)
     matrix.index.name, matrix.columns.name = f"{start}", f"{end}"
     settings.outputs_dir.mkdir(parents=True, exist_ok=True)
     path = settings.outputs_dir / f"stage-migration-{start}-{end}.png"
     plot_migration(matrix, f"Stage migration {start} to {end}").savefig(path, dpi=120)
     matrix.to_csv(path.with_suffix(".csv"))
-    return matrix, path
+    churn = None if bundle is None else bundle.get("churn")
+    basis = (
+        "no churn champion: declining rests on days overdue alone"
+        if churn is None
+        else f"churn scores of churn version {churn.ref.version} ({churn.ref.alias})"
+    )
+    return matrix, path, basis
 
 
-def _stages(settings: Settings, day: date) -> pd.Series:
-    """Stage per member of the snapshot of cutoff `day`."""
+def _champions(settings: Settings) -> ModelBundle | None:
+    """The registered champions, or None while there are none."""
+    from serving.registry import RegistrySource
+
+    try:
+        return RegistrySource(settings).load()
+    except ModelNotReady:
+        return None
+
+
+def _stages(settings: Settings, day: date, bundle: ModelBundle | None) -> pd.Series:
+    """Stage per member of the snapshot of cutoff `day`, with churn scores from `bundle`."""
     from decisions.stages import assign_stages
     from features.store import JOIN_KEY, snapshot_path
+    from serving.frames import score_frame
 
     path = snapshot_path(settings, day)
     if not path.is_file():
         raise DataNotFound(f"no snapshot for {day}; run `memberscore features build --as-of {day}`")
     features = pd.read_parquet(path).set_index(JOIN_KEY)
+    scores = None if bundle is None else score_frame(features, bundle, settings, reasons=0)
     try:
-        return assign_stages(features, sentences=False)["stage"]
+        stages = assign_stages(features, scores, settings.decisions.stages, sentences=False)
     except ValueError as error:
         raise ContractError(f"snapshot {path.name}: {error}") from None
+    return stages["stage"]
 
 
 @nba_app.command()

@@ -42,12 +42,13 @@ def test_migration_from_two_snapshots(settings: Settings) -> None:
     write(settings, FIRST, snapshot([10.0, 10.0, 200.0]))
     write(settings, SECOND, snapshot([100.0 + 91, 20.0, 400.0]))
 
-    matrix, png = stage_migration(settings, FIRST, SECOND)
+    matrix, png, basis = stage_migration(settings, FIRST, SECOND)
 
     assert matrix.loc["mature", "dormant"] == 1
     assert matrix.loc["mature", "mature"] == 1
     assert matrix.loc["dormant", "churned"] == 1
     assert png.is_file() and png.with_suffix(".csv").is_file()
+    assert basis.startswith("no churn champion"), basis
     assert np.array_equal(pd.read_csv(png.with_suffix(".csv"), index_col=0).to_numpy(), matrix)
 
 
