@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--registry", default="/tmp/h1data", help="folder with mlflow.db")
     parser.add_argument("--out", default="/tmp/memberscore-batch-bench")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--chunk-rows", type=int, default=200_000)
+    parser.add_argument("--chunk-rows", type=int, default=125_000)
     parser.add_argument("--reasons", type=int, default=0)
     parser.add_argument("--no-peers", action="store_true")
     args = parser.parse_args()
