@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
 import pandas as pd
 import typer
@@ -154,6 +155,57 @@ def _nba(settings: Settings) -> None:
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         typer.echo(table.round(3).to_string(index=False))
     typer.echo("how to read it: docs/decisions.md")
+    _decisions(settings)
+
+
+def _decisions(settings: Settings) -> None:
+    """The stage distribution at AS_OF and the next-best action, with its reasons, of one
+    member per stage, as a campaign manager would look at them."""
+    from decisions.catalogue import load_catalogue
+    from decisions.engine import next_best_action
+    from decisions.stages import assign_stages
+    from features.store import JOIN_KEY, snapshot_path
+    from memberscore.contract import CONTACTS
+    from pipelines import lake
+    from serving.frames import score_frame
+    from serving.registry import RegistrySource
+
+    features = pd.read_parquet(snapshot_path(settings, AS_OF)).set_index(JOIN_KEY)
+    bundle = RegistrySource(settings).load()
+    scores = score_frame(features, bundle, settings, reasons=0)
+    stages = assign_stages(features, scores, settings.decisions.stages, sentences=False)
+    counts = stages["stage"].value_counts(sort=False)
+    typer.echo(f"\nstage distribution at {AS_OF}:")
+    for stage, count in counts.items():
+        typer.echo(f"  {stage:<11} {count:>7,}  {count / len(stages):6.1%}")
+    contacts = lake.read(settings.lake_dir, CONTACTS)
+    now, catalogue = pd.Timestamp(AS_OF, tz="UTC"), load_catalogue(None)
+    typer.echo(f"\nnext-best action on {AS_OF}, one member per stage:")
+    for member_id in stages.groupby("stage", observed=True).head(1).index:
+        decision = next_best_action(
+            str(member_id),
+            features.loc[member_id].to_dict(),
+            scores.loc[member_id].dropna().to_dict(),
+            contacts[contacts["member_id"] == member_id],
+            now,
+            catalogue,
+            bundle.uplift,
+            settings.decisions,
+        )
+        _show_decision(decision)
+
+
+def _show_decision(decision: Any) -> None:
+    """One member's decision: stage and rule, the action with its value and reasons, and the
+    alternatives."""
+    action = decision.action
+    typer.echo(f"{decision.member_id}  {decision.stage}: {decision.stage_rule}")
+    typer.echo(f"  -> {action.action_id} ({action.channel or '-'}), expected value "
+               f"{action.expected_value:+.2f}")  # fmt: skip
+    for reason in (*decision.reasons, *action.reasons):
+        typer.echo(f"     - {reason}")
+    others = ", ".join(f"{o.action_id} {o.expected_value:+.2f}" for o in decision.alternatives)
+    typer.echo(f"     alternatives: {others or 'none allowed'}")
 
 
 def _serve(settings: Settings) -> None:
