@@ -27,6 +27,7 @@ SNAPSHOTS = 24
 # Two simulated years leave too few cutoffs with a full year of future spend after them.
 CLV_HORIZON_DAYS = 180
 STAGE_WINDOW_DAYS = 168
+CAMPAIGN_BUDGET = 2_000.0  # in the dataset currency
 MODELS = ("churn", "activation", "clv")
 SHOWN_FEATURES = (
     "recency_days", "frequency", "monetary", "mean_gap_days", "days_overdue", "tier", "segment",
@@ -62,6 +63,7 @@ def _steps() -> list[tuple[str, Step]]:
         (f"Lifecycle stage migration over the last {STAGE_WINDOW_DAYS} days", _stages),
         ("Next-best action: learn uplift from the campaign log, evaluate policies", _nba),
         ("Score API: start, call each endpoint, stop", _serve),
+        (f"Batch-score every member as of {AS_OF}, build campaign lists", _batch),
     ]
 
 
@@ -120,6 +122,11 @@ def _train(settings: Settings) -> None:
         report = job.train(settings, plan, frame, progress=typer.echo)
         typer.echo(job.metric_table(report.result))
         _promote(settings, report.record.model_name)
+    typer.secho("-- btyd (P(alive) and expected next order for the score API)", bold=True)
+    from training import outlook_job
+
+    outlook = outlook_job.run(settings, progress=typer.echo)
+    _promote(settings, outlook.record.model_name)
     typer.echo(f"runs, plots and models: {_mlflow_ui(settings)}")
 
 
@@ -212,6 +219,16 @@ def _serve(settings: Settings) -> None:
     from pipelines import demo_api
 
     demo_api.tour(settings, _members(settings))
+
+
+def _batch(settings: Settings) -> None:
+    from pipelines import batch, campaign
+
+    summary = batch.run(settings, AS_OF, force=True)
+    typer.echo(summary.describe())
+    lists = campaign.build(settings, summary.out, budget=CAMPAIGN_BUDGET)
+    typer.echo(lists.describe())
+    typer.echo(f"HTML report: {summary.report}")
 
 
 def _members(settings: Settings) -> list[str]:
