@@ -130,9 +130,17 @@ def minimise_log_params(objective: Objective, start: np.ndarray, jac: bool) -> n
     positivity bounds, so plain BFGS suffices; unlike L-BFGS-B it makes no BLAS calls, whose
     thread start-up dominated small fits on a busy 2-core machine (0.3 s of a 0.4 s fit).
     """
-    result = optimize.minimize(
-        objective, np.log(start), jac=jac, method="BFGS", options={"gtol": 1e-9, "maxiter": 2000}
-    )
+    # Line-search trial points far from the optimum can overflow the special functions; BFGS
+    # treats the resulting inf/nan as "worse" and steps back, so those floating-point warnings
+    # are expected here and would only flood the output of snapshot builds.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        result = optimize.minimize(
+            objective,
+            np.log(start),
+            jac=jac,
+            method="BFGS",
+            options={"gtol": 1e-9, "maxiter": 2000},
+        )
     if not result.success and np.max(np.abs(result.jac)) > 1e-5:
         raise ConvergenceError(f"maximum likelihood did not converge: {result.message}")
     return np.exp(result.x)
