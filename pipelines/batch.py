@@ -45,7 +45,7 @@ from pipelines.batch_chunk import (
 from serving.bundle import ModelBundle
 from serving.frames import MAX_REASONS
 
-ENGINES = ("local",)
+ENGINES = ("local", "spark")
 UNSCORABLE = "unscorable.parquet"
 PART_GLOB = "part-*.parquet"
 
@@ -141,9 +141,25 @@ def run(
         for n, b in enumerate(pq.ParquetFile(snapshot).iter_batches(settings.chunk_rows))
         if f"part-{n:05d}.parquet" not in done
     )
-    for record in _progress(
-        _parallel(part, todo, settings.batch_workers), manifest.parts_total, len(done), progress
-    ):
+    records = _parallel(part, todo, settings.batch_workers)
+    if engine == "spark":  # the same parts, computed by `score_chunk` on Spark executors
+        from pipelines.spark.scoring import scored_parts
+
+        when = pd.Timestamp(as_of, tz="UTC")
+        scored = scored_parts(
+            settings,
+            snapshot,
+            done,
+            segments,
+            lambda chunk: score_chunk(chunk, when, bundle, decider, settings, reasons, reasons_for),
+        )
+        records = (
+            _write_part(out, name, rows, csv)
+            if rows is not None
+            else mf.PartRecord(name, 0, 0, 0, mf.EMPTY)
+            for name, rows in scored
+        )
+    for record in _progress(records, manifest.parts_total, len(done), progress):
         manifest.parts.append(record)
         mf.write(out, manifest)
     _finish(out, manifest)

@@ -36,7 +36,9 @@ def batch_score(
     ] = None,
     csv: Annotated[bool, typer.Option(help="Also write each part as CSV.")] = False,
     force: Annotated[bool, typer.Option(help="Redo a finished (or different) run.")] = False,
-    engine: Annotated[str, typer.Option(help="Execution engine: local.")] = "local",
+    engine: Annotated[
+        str, typer.Option(help="Execution engine: local, or spark (docs/batch.md).")
+    ] = "local",
     reasons: Annotated[
         int, typer.Option(help="Reason codes per member (SHAP, ~4 ms a member; 0: none).")
     ] = 3,

@@ -38,12 +38,14 @@ def lake_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def spark(lake_settings: Settings) -> Iterator[SparkSession]:
-    """The one Spark session of the test run (starting one takes seconds)."""
+def spark() -> Iterator[SparkSession]:
+    """The one Spark session of the test run (starting one takes seconds); jobs given other
+    settings get this session back."""
     pytest.importorskip("pyspark", reason="the Spark engine needs the 'spark' extra (pyspark)")
     from pipelines.spark.session import spark_session
 
-    session = spark_session(lake_settings, app_name="memberscore-tests")
+    settings = Settings(spark_master="local[2]", spark_driver_memory="1g")
+    session = spark_session(settings, app_name="memberscore-tests")
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
