@@ -1,0 +1,91 @@
+"""A small trained store for the API benchmark: simulated members, the lake, feature snapshots
+in Feast (applied and materialized), and champions of every served model in MLflow.
+
+Everything lives under one folder and is built with the package functions; a finished build
+leaves `built.json` and is reused by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from memberscore.settings import Settings
+
+START = date(2024, 1, 1)
+DAYS = 730
+FIRST_CUTOFF = date(2024, 2, 5)
+EVERY_DAYS = 28
+TRAIN_EVERY_DAYS = 56
+# The demo's 365-day CLV horizon needs three years of history; two simulated years train the
+# CLV model on 180 days (served under its own horizon, like any other).
+CLV_HORIZON_DAYS = 180
+MARKER = "built.json"
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where the benchmark store lives and the environment that points a process at it."""
+
+    root: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        """MEMBERSCORE_* variables for the server and the build (settings from the env)."""
+        return {
+            "MEMBERSCORE_DATA_DIR": str(self.root / "data"),
+            "MEMBERSCORE_FEAST_REPO": str(self.root / "feature_repo"),
+            "MEMBERSCORE_FEAST_PROJECT": "apibench",
+            "MEMBERSCORE_MLFLOW_TRACKING_URI": f"sqlite:///{self.root / 'mlflow.db'}",
+            "MEMBERSCORE_MLFLOW_ARTIFACT_ROOT": str(self.root / "artifacts"),
+            "MEMBERSCORE_CLV_HORIZON_DAYS": str(CLV_HORIZON_DAYS),
+        }
+
+    def settings(self) -> Settings:
+        """The settings `env` describes."""
+        return Settings(
+            data_dir=self.root / "data",
+            feast_repo=self.root / "feature_repo",
+            feast_project="apibench",
+            mlflow_tracking_uri=f"sqlite:///{self.root / 'mlflow.db'}",
+            mlflow_artifact_root=self.root / "artifacts",
+            clv_horizon_days=CLV_HORIZON_DAYS,
+        )
+
+    @property
+    def built(self) -> bool:
+        return (self.root / MARKER).exists()
+
+
+def build(store: Store, members: int, seed: int, echo=print) -> None:
+    """Simulate, ingest, build/apply/materialize features, train and promote every model:
+    churn (each configured horizon), activation and clv."""
+    from features import build as features_build
+    from features import store as feast_store
+    from memberscore.contract import TABLES
+    from pipelines import ingest, simulate
+    from training import tracking
+    from training import train as job
+    from training.tasks import get_task
+
+    settings = store.settings()
+    echo(simulate.run(settings, members=members, days=DAYS, seed=seed, start=START).describe())
+    for name in TABLES:
+        source = settings.raw_dir / f"{name}.parquet"
+        echo(ingest.ingest(settings, name, str(source), currency=settings.currency).describe())
+    last = START + timedelta(days=DAYS - 1)
+    cutoffs = features_build.cutoffs(last, FIRST_CUTOFF, EVERY_DAYS)
+    features_build.run(settings, cutoffs, echo=lambda _: None)
+    feast_store.apply(settings)
+    echo(feast_store.materialize(settings).describe())
+    jobs = [("churn", h) for h in settings.churn_horizons_days]
+    jobs += [("activation", None), ("clv", None)]
+    for task, horizon in jobs:
+        plan, frame = job.prepare(
+            settings, get_task(task), horizon_days=horizon, every_days=TRAIN_EVERY_DAYS
+        )
+        name = job.train(settings, plan, frame).record.model_name
+        echo(tracking.promote(settings, name, force=True, reason="benchmark").describe())
+    (store.root / MARKER).write_text(json.dumps({"members": members, "seed": seed}))
