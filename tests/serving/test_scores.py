@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi.testclient import TestClient
+
+from serving.bundle import ModelBundle, ModelHolder
 
 
 def test_member_scores_carry_every_part(client: TestClient, read_headers: dict[str, str]) -> None:
@@ -84,3 +88,25 @@ def test_bad_input_is_422_naming_the_field(
     assert wrong_type.status_code == 422 and wrong_type.json()["detail"][0]["field"] == "member_ids"
     assert bad_id.status_code == 422 and bad_id.json()["detail"][0]["field"] == "member_id"
     assert extra.status_code == 422 and extra.json()["detail"][0]["field"] == "x"
+
+
+def test_each_configured_churn_horizon_with_a_registered_model_is_served(
+    client: TestClient, holder: ModelHolder, read_headers: dict[str, str]
+) -> None:
+    # Given churn models registered for 30 and 180 days besides the default (90), and one for
+    # 365 days, a horizon the settings do not list (30, 90, 180)
+    bundle = holder.current
+    churn = bundle.models["churn"]
+    extra = {
+        f"churn_{h}d": replace(churn, ref=replace(churn.ref, name=f"churn_{h}d"), horizon_days=h)
+        for h in (30, 180, 365)
+    }
+    holder._bundle = ModelBundle(dict(bundle.models) | extra)
+
+    # When a member's scores are asked for
+    body = client.get("/v1/members/m3/scores", headers=read_headers).json()
+
+    # Then churn lists each configured horizon once, shortest first, with its model
+    served = [(c["horizon_days"], c["model"]) for c in body["churn"]]
+    assert served == [(30, "churn_30d"), (90, "churn"), (180, "churn_180d")], served
+    assert set(body["model_versions"]) >= {"churn_30d", "churn_180d"}
