@@ -171,7 +171,11 @@ def snapshot_frame(spark: SparkSession, settings: Settings, day: date) -> DataFr
     union = co_partitioned(tables, settings.spark_shuffle_partitions)
     compute = member_part(as_of, tuple(settings.tier_thresholds))
     members = union.mapInPandas(compute, spark_schema(member_columns())).persist()
-    buyers = members.where(F.col("frequency") > 0).select(*INPUT_COLUMNS).toPandas()
+    buyers = members.where(F.col("frequency") > 0).select(JOIN_KEY, *INPUT_COLUMNS).toPandas()
+    # In member order, as the local engine holds them: model fits sum floats in row order.
+    dtypes = member_columns()
+    buyers = buyers.sort_values(JOIN_KEY, ignore_index=True)
+    buyers = buyers.astype({c: dtypes[c] for c in buyers.columns})
     finish = finish_part(population_stats(buyers), as_of)
     return members.mapInPandas(finish, spark_schema(snapshot_columns()))
 
