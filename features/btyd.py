@@ -55,9 +55,9 @@ def btyd_inputs(features: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in INPUT_COLUMNS if c not in features.columns]
     if missing:
         raise ValueError(f"features lack the rfm column(s) {', '.join(missing)}")
-    count = pd.to_numeric(features["frequency"], errors="coerce").astype(float)
-    buyers = features.loc[count.fillna(0).to_numpy() >= 1]
-    count = count.loc[buyers.index].to_numpy()
+    counts = pd.to_numeric(features["frequency"], errors="coerce").astype(float)
+    buyers = features.loc[counts.fillna(0).to_numpy() >= 1]
+    count = counts.loc[buyers.index].to_numpy()
     age_days = np.round(buyers["days_since_first_order"].to_numpy(dtype=float))
     last_days = np.round(buyers["recency_days"].to_numpy(dtype=float))
     x = count - 1.0

@@ -287,7 +287,7 @@ def compare_aliases(
         version = aliased(mlflow_client, model_name, alias)
         if version is None:
             continue
-        run = mlflow_client.get_run(version.run_id)
+        run = mlflow_client.get_run(str(version.run_id))
         backtest = {k: v for k, v in run.data.metrics.items() if k.startswith("backtest_")}
         rows.append(
             {
