@@ -119,8 +119,8 @@ def split_tables(part: pd.DataFrame) -> dict[str, pd.DataFrame]:
         frame = empty(spec).reindex(range(len(rows)))
         for column in COLUMNS_READ[name]:
             values = rows[column].reset_index(drop=True)
-            dtype = str(frame[column].dtype)
-            if dtype == TIMESTAMP_DTYPE:
+            dtype = frame[column].dtype
+            if str(dtype) == TIMESTAMP_DTYPE:
                 values = pd.to_datetime(values, utc=True)
             frame[column] = values.astype(dtype)
         # Spark's shuffle delivers rows in no fixed order; sorted, a part sums its floats in

@@ -133,7 +133,7 @@ def _by_part(
     """Consecutive rows of one part gathered into one frame (rows arrive in member order);
     returns the part numbers seen."""
     seen: set[int] = set()
-    current, pending = -1, []
+    current, pending = -1, list[pd.DataFrame]()
     for batch in arrow_batches(frame):
         rows = batch.to_pandas()
         for number, group in rows.groupby(PART, sort=False):
