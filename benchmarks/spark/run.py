@@ -89,7 +89,8 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=1, help="keep one member in K")
     parser.add_argument("--partitions", type=int, default=32)
     parser.add_argument("--chunk-rows", type=int, default=125_000)
-    parser.add_argument("--skip-features", action="store_true")
+    parser.add_argument("--skip-features", action="store_true", help="score the existing snapshot")
+    parser.add_argument("--results", default=str(RESULTS_PATH), help="JSON file to write")
     args = parser.parse_args()
 
     from features import build
@@ -165,7 +166,7 @@ def main() -> None:
         "partitions": args.partitions,
         **figures,
     }
-    RESULTS_PATH.write_text(json.dumps(result, indent=2) + "\n")
+    Path(args.results).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
