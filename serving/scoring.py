@@ -112,9 +112,10 @@ def score(
     churn = churn_models(bundle, settings.churn_horizons_days)
     versions = dict(sorted(bundle.fingerprint.items()))
     scores = []
-    records = table.to_dict("records")
+    # Column arrays read by position: `DataFrame.to_dict("records")` costs ~1 ms a member.
+    arrays = {name: table[name].to_numpy() for name in table.columns}
     for i, member_id in enumerate(known):
-        values = records[i]
+        values = {name: array[i] for name, array in arrays.items()}
         ordered = not bool(values["insufficient_history"])
         card = MemberScores(
             member_id=member_id,
