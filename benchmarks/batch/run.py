@@ -58,15 +58,23 @@ def timed(step: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its threads so far (s)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peers(settings: Settings, bundle: Any, snapshot: Path) -> dict[str, float]:
     """Members per second of the row-dict API path, the vectorised core and SHAP reason codes,
     on the first SAMPLE members of the snapshot."""
+    import pyarrow.parquet as pq
+
     from serving.adapters import LibraryDomain
     from serving.frames import reason_codes, score_frame
     from serving.scoring import score
     from serving.sources import MemberFeatures
 
-    frame = pd.read_parquet(snapshot).head(SAMPLE)
+    frame = next(pq.ParquetFile(snapshot).iter_batches(SAMPLE)).to_pandas()
     features = frame.set_index("member_id")
     rows = {
         str(m): {k: (None if pd.isna(v) else v) for k, v in r.items()}
@@ -109,6 +117,7 @@ def main() -> None:
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     bundle, load_s = timed(lambda: RegistrySource(settings).load())
+    cpu_before = cpu_seconds()
     summary, batch_s = timed(
         lambda: batch.run(
             settings,
@@ -120,7 +129,7 @@ def main() -> None:
             report=False,
         )
     )
-    batch_rss = peak_rss_gib()
+    batch_cpu, batch_rss = cpu_seconds() - cpu_before, peak_rss_gib()
     _, report_s = timed(lambda: write_report(settings, out))
     _, campaign_s = timed(lambda: campaign.build(settings, out, budget=50_000.0))
     results: dict[str, Any] = {
@@ -136,6 +145,8 @@ def main() -> None:
         "model_load_s": round(load_s, 1),
         "batch_s": round(batch_s, 1),
         "batch_members_per_s": round(summary.members / batch_s),
+        "batch_cpu_s": round(batch_cpu, 1),
+        "batch_cpu_share": round(batch_cpu / batch_s / args.workers, 2),
         "batch_peak_rss_gib": round(batch_rss, 2),
         "report_s": round(report_s, 1),
         "campaign_build_s": round(campaign_s, 1),
