@@ -157,7 +157,7 @@ def btyd_1m(rows: int) -> dict[str, Any]:
     btyd_features(frame, outlook)
     done = time.perf_counter()
     return {"seconds": done - start, "fit": fitted - start, "apply": done - fitted,
-            "kind": None if outlook is None else outlook.kind}  # fmt: skip
+            "kind": None if outlook is None else outlook.kind, "customers": rows}  # fmt: skip
 
 
 JOBS: dict[str, Callable[[int], dict[str, Any]]] = {
@@ -187,6 +187,38 @@ def measure(name: str, rows: int) -> dict[str, Any]:
     return result
 
 
+LABELS = {
+    "lgbm_churn": "churn / activation: LightGBM binary + isotonic, 1 thread (ours)",
+    "lgbm_churn_2_threads": "same, num_threads=2",
+    "sklearn_hgb_churn": "peer: sklearn HistGradientBoostingClassifier, same settings, 1 thread",
+    "lgbm_clv": "clv: 5 LightGBM boosters (buy, amount, q10/q50/q90) + conformal, 1 thread (ours)",
+    "btyd_cdnow": "BTYD on CDNOW 23,570: BG/NBD + Pareto/NBD + Gamma-Gamma (ours, median of 5)",
+    "btyd_1m": "snapshot btyd family on 1M members: fit + apply (ours)",
+}
+
+
+def format_table(results: dict[str, dict[str, Any]], rows: int) -> str:
+    """Markdown rows: job, seconds, peak RSS and the ratio to the peer where there is one."""
+    lines = ["| job | rows | seconds | peak RSS GiB | vs peer |", "|---|---|---|---|---|"]
+    hgb = results.get("sklearn_hgb_churn", {}).get("seconds")
+    for name, r in results.items():
+        ratio = ""
+        if name.startswith("lgbm_churn") and hgb:
+            ratio = f"{hgb / r['seconds']:.2f}× HGB's speed"
+        if name == "btyd_cdnow":
+            ratio = "; ".join(
+                f"{k} {r[k]:.3f} s vs lifetimes {v} s ({v / r[k]:.0f}×)"
+                for k, v in PEER_LIFETIMES_SECONDS.items()
+            )
+        if name == "btyd_1m":
+            ratio = f"fit {r['fit']:.1f} s ({r['kind']}), apply {r['apply']:.1f} s"
+        n = r.get("customers", rows)
+        lines.append(
+            f"| {LABELS[name]} | {n:,} | {r['seconds']:.1f} | {r['peak_rss_gib']:.2f} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure the selected jobs, print a table and write results.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -209,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         "features": NUMERIC + CATEGORICAL,
     }
     RESULTS_PATH.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    print(format_table(results, args.rows))
     print(f"wrote {RESULTS_PATH}")
     return 0
 
