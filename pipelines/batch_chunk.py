@@ -120,8 +120,8 @@ def score_chunk(
         text = frame[column] if column in frame.columns else pd.Series(None, index=frame.index)
         out[column] = text.astype("string").to_numpy()
     out = pd.concat([out, chosen.reset_index(drop=True)], axis=1)
-    text = [c for c in out.columns if pd.api.types.is_object_dtype(out[c].dtype)]
-    return out.astype(dict.fromkeys(text, "string"))  # one Parquet type whatever the values
+    loose = [c for c in out.columns if pd.api.types.is_object_dtype(out[c].dtype)]
+    return out.astype(dict.fromkeys(loose, "string"))  # one Parquet type whatever the values
 
 
 def _reasons(
