@@ -4,8 +4,8 @@ The same feature logic as the local engine, distributed by member: the four lake
 unioned into one tagged frame and partitioned by range of `member_id` into
 `settings.spark_shuffle_partitions` parts; each part runs `features.snapshot.member_features`
 (DuckDB inside) on its own members' rows. The population statistics (`features.population`)
-are computed from the buyers of all parts, then every part is finished with
-`population_features`. The driver writes one Parquet file per cutoff, sorted by member, with
+are computed on the driver from the few columns they read of every member, then every part
+is finished with `population_features`. The driver writes one Parquet file per cutoff, sorted by member, with
 the local engine's schema at the local engine's path.
 """
 
@@ -162,8 +162,6 @@ def finish_part(
 
 def snapshot_frame(spark: SparkSession, settings: Settings, day: date) -> DataFrame:
     """The snapshot of cutoff `day` (00:00 UTC) as a Spark frame sorted by member."""
-    from pyspark.sql import functions as F
-
     lake.require(settings.lake_dir, MEMBERS)
     lake.require(settings.lake_dir, ORDERS)
     as_of = pd.Timestamp(day, tz="UTC")
@@ -171,12 +169,12 @@ def snapshot_frame(spark: SparkSession, settings: Settings, day: date) -> DataFr
     union = co_partitioned(tables, settings.spark_shuffle_partitions)
     compute = member_part(as_of, tuple(settings.tier_thresholds))
     members = union.mapInPandas(compute, spark_schema(member_columns())).persist()
-    buyers = members.where(F.col("frequency") > 0).select(JOIN_KEY, *INPUT_COLUMNS).toPandas()
+    population = members.select(JOIN_KEY, *INPUT_COLUMNS).toPandas()
     # In member order, as the local engine holds them: model fits sum floats in row order.
     dtypes = member_columns()
-    buyers = buyers.sort_values(JOIN_KEY, ignore_index=True)
-    buyers = buyers.astype({c: dtypes[c] for c in buyers.columns})
-    finish = finish_part(population_stats(buyers), as_of)
+    population = population.sort_values(JOIN_KEY, ignore_index=True)
+    population = population.astype({c: dtypes[c] for c in population.columns})
+    finish = finish_part(population_stats(population), as_of)
     return members.mapInPandas(finish, spark_schema(snapshot_columns()))
 
 
