@@ -233,18 +233,21 @@ def next_best_actions(
     policy: GuardrailPolicy,
     drivers: pd.Series | None = None,
     min_expected_value: float = 0.0,
+    blocks: np.ndarray | None = None,
 ) -> DecisionBatch:
     """Choose an action for every member (rows of `features`, indexed by member id).
 
     `stages` comes from `assign_stages`, `uplift` from `UpliftModel.predict_arrays` on the same
     rows, `history` from `contact_history`. `drivers` is optional text per member (e.g. the churn
     model's top reasons). A sendable action wins only if its EV exceeds `min_expected_value`
-    (currency per contact); otherwise the member gets no_action.
+    (currency per contact); otherwise the member gets no_action. `blocks` reuses the codes of
+    `action_blocks` on the same rows when the caller already has them.
     """
     prob, value, source = _uplift_matrix(catalogue, uplift)
     costs = np.array([a.unit_cost for a in catalogue.actions])
     ev = value - costs
-    blocks = _blocks(features, stages, catalogue, history, policy)
+    if blocks is None:
+        blocks = _blocks(features, stages, catalogue, history, policy)
     is_none = np.array([a.id == NO_ACTION for a in catalogue.actions])
     candidate = np.where((blocks == OK) & ~is_none, ev, -np.inf)
     best = np.argmax(candidate, axis=1)

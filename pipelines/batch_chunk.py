@@ -155,7 +155,7 @@ def _actions(
     columns = pd.Index(catalogue.ids).get_indexer(list(decider.uplift.counts_.index))
     allowed = np.where(columns >= 0, blocks[:, columns] == OK, False)
     uplift = decider.uplift.predict_arrays(frame, allowed)  # blocked pairs are never chosen
-    batch = next_best_actions(frame, stages, catalogue, uplift, history, policy)
+    batch = next_best_actions(frame, stages, catalogue, uplift, history, policy, blocks=blocks)
     chosen = batch.to_frame().drop(columns=["stage"]).rename(columns={"source": "action_source"})
     costs = np.array([a.unit_cost for a in catalogue.actions])
     chosen.insert(3, "unit_cost", costs[batch.chosen])
