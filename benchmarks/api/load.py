@@ -203,7 +203,7 @@ async def fixed_rate(
     rate: float,
     count: int,
     seconds: float,
-    max_connections: int = 256,
+    max_connections: int = 64,
 ) -> Result:
     """Calls started `rate` times a second until `count` or `seconds`; waits (at most 10 s)
     for the ones in flight."""
@@ -226,6 +226,22 @@ async def fixed_rate(
     result.seconds = max(time.perf_counter() - began, len(tasks) / rate)
     pool.close()
     return result
+
+
+async def drain(
+    targets: dict[str, tuple[str, int]], call: Call, ceiling: float, seconds: float
+) -> None:
+    """Call once at a time until a call takes at most `ceiling` seconds (the server has worked
+    off what an overloaded step left queued), or `seconds` have passed."""
+    pool = _Pool(targets, 1)
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        result = Result("drain")
+        await _timed(call, pool, 0, time.perf_counter(), result)
+        if result.latencies and result.latencies[0] <= ceiling:
+            break
+        await asyncio.sleep(0.2)
+    pool.close()
 
 
 def highest_rate(
