@@ -26,6 +26,7 @@ import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import numpy as np
@@ -182,7 +183,13 @@ def measure(name: str, rows: int) -> dict[str, Any]:
     queue = context.Queue()
     process = context.Process(target=_worker, args=(name, rows, queue))
     process.start()
-    result = queue.get()
+    while True:
+        try:
+            result: dict[str, Any] = queue.get(timeout=5)
+            break
+        except Empty:
+            if not process.is_alive():
+                raise RuntimeError(f"{name} failed (exit code {process.exitcode})") from None
     process.join()
     return result
 
