@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from datetime import date
 from typing import TYPE_CHECKING
@@ -42,6 +44,8 @@ def spark() -> Iterator[SparkSession]:
     """The one Spark session of the test run (starting one takes seconds); jobs given other
     settings get this session back."""
     pytest.importorskip("pyspark", reason="the Spark engine needs the 'spark' extra (pyspark)")
+    if shutil.which("java") is None and "JAVA_HOME" not in os.environ:
+        pytest.skip("Spark needs a Java runtime (17): none on PATH and JAVA_HOME unset")
     from pipelines.spark.session import spark_session
 
     settings = Settings(spark_master="local[2]", spark_driver_memory="1g")
