@@ -22,6 +22,7 @@ from __future__ import annotations
 import sqlite3
 import struct
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -268,8 +269,20 @@ def write_redis(
             columns += [repeat(_mmh3(f"{view.name}:{name}")), encode_column(frame[name], kind)]
     client = RedisOnlineStore()._get_client(config.online_store)
     rows = zip(keys, zip(*columns, strict=False), strict=False)
-    while chunk := list(islice(rows, REDIS_PIPELINE_MEMBERS)):
-        with client.pipeline(transaction=False) as pipe:
-            for key, arguments in chunk:
-                pipe.execute_command("HSET", key, *arguments)
-            pipe.execute()
+    # Two threads: one packs its pipeline (holding the GIL) while the other waits on Redis.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending: list[Future[None]] = []
+        while chunk := list(islice(rows, REDIS_PIPELINE_MEMBERS)):
+            pending.append(pool.submit(_send_hsets, client, chunk))
+            if len(pending) >= 2:
+                pending.pop(0).result()
+        for future in pending:
+            future.result()
+
+
+def _send_hsets(client: Any, chunk: list[tuple[bytes, tuple[bytes, ...]]]) -> None:
+    """One pipelined round trip of HSET key field value ... per member."""
+    with client.pipeline(transaction=False) as pipe:
+        for key, arguments in chunk:
+            pipe.execute_command("HSET", key, *arguments)
+        pipe.execute()

@@ -218,6 +218,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", default=",".join(STEPS))
     parser.add_argument("--stock-members", type=int, default=100_000)
     parser.add_argument("--profiles", default="local,production")
+    parser.add_argument(
+        "--full-profiles",
+        default="production",
+        help="profiles materialized with every member (SQLite at 1M: ~94M rows, see the docs)",
+    )
+    parser.add_argument("--snapshot", type=Path, help="snapshot to read (default: the source's)")
     args = parser.parse_args(argv)
     if args.child:
         run_child(args.child)
@@ -225,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     wanted = set(args.steps.split(","))
     profiles = tuple(args.profiles.split(","))
     results: list[dict[str, Any]] = []
-    snapshot = args.source / "features" / f"snapshot-{args.as_of}.parquet"
+    snapshot = args.snapshot or args.source / "features" / f"snapshot-{args.as_of}.parquet"
     if "build" in wanted:
         work = fresh(args.work / "build")
         (work / "lake").symlink_to((args.source / "lake").resolve())
@@ -241,7 +247,8 @@ def main(argv: list[str] | None = None) -> None:
             profiles,
         )
     if "materialize" in wanted:
-        results += materialize_runs(args.work, snapshot, None, "all", ("bulk",), profiles)
+        full = tuple(args.full_profiles.split(","))
+        results += materialize_runs(args.work, snapshot, None, "all", ("bulk",), full)
     if "retrieval" in wanted:
         folder = snapshot_dir(args.work / "retrieval", snapshot, None)
         for service in ("churn_v1", "nba_v1"):
