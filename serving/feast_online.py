@@ -100,13 +100,18 @@ class FeastReader:
         """Features of the known members among `member_ids`, with their snapshot cutoffs."""
         ids = list(member_ids)
         self._check_redis()
-        with _sqlite_reachable(), reachable(self._settings):
-            opened = self._current()
-            keys = [_entity_key(m) for m in ids]
-            with self._read_lock:
-                reads = [
-                    opened.online.online_read(opened.store.config, v, keys) for v in opened.views
-                ]
+        try:
+            with _sqlite_reachable(), reachable(self._settings):
+                opened = self._current()
+                keys = [_entity_key(m) for m in ids]
+                with self._read_lock:
+                    reads = [
+                        opened.online.online_read(opened.store.config, v, keys)
+                        for v in opened.views
+                    ]
+        except StoreUnavailable:
+            self._opened = None  # the next request opens the store afresh
+            raise
         return member_features(ids, reads)
 
     def ping(self) -> None:

@@ -6,11 +6,14 @@ the real `features.store` through the serving adapter.
 
 from __future__ import annotations
 
+import sqlite3
+
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from features import build, store
+from memberscore.errors import StoreUnavailable
 from memberscore.settings import Settings
 from serving.api.deps import get_feature_reader
 from serving.feast_online import FeastReader
@@ -80,3 +83,24 @@ def test_fast_read_equals_feasts_get_online_features(feast_settings: Settings) -
                 assert value is None, f"{member}.{name}: missing must stay missing"
             else:
                 assert value == want, f"{member}.{name}: {value!r} != {want!r}"
+
+
+def test_a_failed_read_is_503_and_the_next_read_opens_the_store_afresh(
+    feast_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = FeastReader(feast_settings)
+    assert "m3" in reader.read(["m3"], ()).rows
+    opened = reader._opened
+    assert opened is not None
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    # Given the open store's connection fails once
+    monkeypatch.setattr(opened.online, "online_read", broken)
+    with pytest.raises(StoreUnavailable, match="disk I/O error"):
+        reader.read(["m3"], ())
+
+    # Then the next read opens a new store and answers
+    assert "m3" in reader.read(["m3"], ()).rows
+    assert reader._opened is not opened, "the failed store must not be reused"
