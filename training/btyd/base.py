@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
@@ -102,6 +103,15 @@ class Histories:
             np.unique(col, return_inverse=True) for col in (x, t_x, age)
         )
         return cls(x, t_x, age, xv, xi, tv, ti, av, ai)
+
+    @cached_property
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Distinct (x, t) pairs over the rows' (x, t_x) then (x, T), and each of those 2n rows'
+        pair index. Computed once per Histories (a fit evaluates it hundreds of times)."""
+        (x, t), index, _ = unique_rows(
+            np.concatenate([self.x, self.x]), np.concatenate([self.t_x, self.age])
+        )
+        return x, t, index
 
     def by_x(self, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """f(x) per row, computed on the distinct values of x."""

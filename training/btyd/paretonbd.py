@@ -18,7 +18,6 @@ from training.btyd.base import (
     Histories,
     histories,
     rfm_arrays,
-    unique_rows,
 )
 
 
@@ -48,7 +47,7 @@ def _log_a0(params: np.ndarray, h: Histories) -> np.ndarray:
 
     F(t_x) − F(T) = F(t_x)·(1 − exp(log F(T) − log F(t_x))), which is 0 (log −inf) when t_x = T.
     """
-    (x, t), index, _ = unique_rows(np.concatenate([h.x, h.x]), np.concatenate([h.t_x, h.age]))
+    x, t, index = h.pairs
     log_f = _log_hyp_term(params, x, t)[index]
     log_f_tx, log_f_age = log_f[: h.x.size], log_f[h.x.size :]
     gap = np.minimum(log_f_age - log_f_tx, 0.0)
