@@ -55,7 +55,7 @@ def child(step: str, **kwargs: Any) -> dict[str, Any]:
         step=step,
         process_seconds=(datetime.now(UTC) - started).total_seconds(),
         cpu_seconds=usage.ru_utime + usage.ru_stime,
-        peak_rss_gib=usage.ru_maxrss / 2**20,
+        peak_rss_gib=result.get("peak_rss_gib_vmhwm", usage.ru_maxrss / 2**20),
     )
     print(json.dumps(result), flush=True)
     return result
@@ -69,7 +69,18 @@ def run_child(payload: str) -> None:
     kwargs = {k: Path(v) if k == "work" else v for k, v in request["kwargs"].items()}
     if "as_of" in kwargs:
         kwargs["as_of"] = date.fromisoformat(kwargs["as_of"])
-    print(json.dumps(getattr(steps, request["step"])(**kwargs), default=str), flush=True)
+    result = getattr(steps, request["step"])(**kwargs)
+    result["peak_rss_gib_vmhwm"] = peak_rss_gib()
+    print(json.dumps(result, default=str), flush=True)
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident set (VmHWM, GiB). Unlike the rusage of a child, it does
+    not include the parent's resident set at fork time."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def fresh(folder: Path) -> Path:
