@@ -5,8 +5,8 @@ unioned into one tagged frame and partitioned by range of `member_id` into
 `settings.spark_shuffle_partitions` parts; each part runs `features.snapshot.member_features`
 (DuckDB inside) on its own members' rows. The population statistics (`features.population`)
 are computed on the driver from the few columns they read of every member, then every part
-is finished with `population_features`. The driver writes one Parquet file per cutoff, sorted by member, with
-the local engine's schema at the local engine's path.
+is finished with `population_features`. The driver writes one Parquet file per cutoff, sorted
+by member, with the local engine's schema at the local engine's path.
 """
 
 from __future__ import annotations
