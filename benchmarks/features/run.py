@@ -277,6 +277,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     for result in results:
         result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
         result["load_average"] = os.getloadavg()
+        result.setdefault("command", "python -m benchmarks.features.run " + " ".join(sys.argv[1:]))
         runs[result["label"]] = result
     RESULTS_PATH.write_text(
         json.dumps(
