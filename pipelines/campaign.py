@@ -55,8 +55,9 @@ class CampaignSummary:
             f"{self.currency} on treatment contacts):"
         ]
         for action, row in self.lists.iterrows():
+            treatment, control = int(row["treatment"]), int(row["control"])
             lines.append(
-                f"  {action}: {row['treatment']:,} to contact, {row['control']:,} held out, "
+                f"  {action}: {treatment:,} to contact, {control:,} held out, "
                 f"cost {row['cost']:,.2f}, expected value {row['expected_value']:+,.2f}"
             )
         return "\n".join(lines)

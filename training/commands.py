@@ -73,7 +73,7 @@ def train(
     record = report.record
     typer.echo(
         f"registered {record.model_name} version {record.version} as challenger "
-        f"(run {record.run_id}); next: memberscore promote {task}"
+        f"(run {record.run_id}); next: memberscore promote {record.model_name}"
     )
 
 

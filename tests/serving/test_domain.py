@@ -41,7 +41,7 @@ def test_scores_carry_library_stage_and_reasons(
     assert m4["lifecycle"]["stage"] != "registered", "m4 has ordered"
     assert m4["lifecycle"]["rule"], "the rule is given in words"
     assert all(r["impact"] > 0 for r in m4["reasons"]), "reasons push the score up"
-    assert m4["p_alive"] is None, "no BTYD model is served yet"
+    assert m4["p_alive"] is None, "this domain is built without a BTYD outlook"
 
 
 def test_next_best_action_from_the_engine_respects_a_recorded_contact(
