@@ -122,12 +122,30 @@ def _train(settings: Settings) -> None:
         report = job.train(settings, plan, frame, progress=typer.echo)
         typer.echo(job.metric_table(report.result))
         _promote(settings, report.record.model_name)
+    for horizon in sorted(set(settings.churn_horizons_days) - {settings.churn_horizon_days}):
+        _train_other_churn_horizon(settings, horizon)
     typer.secho("-- btyd (P(alive) and expected next order for the score API)", bold=True)
     from training import outlook_job
 
     outlook = outlook_job.run(settings, progress=typer.echo)
     _promote(settings, outlook.record.model_name)
     typer.echo(f"runs, plots and models: {_mlflow_ui(settings)}")
+
+
+def _train_other_churn_horizon(settings: Settings, horizon: int) -> None:
+    """A churn model for another configured horizon (registered as churn_<h>d), on every
+    other snapshot to keep the demo short; its metrics are in MLflow."""
+    from training import train as job
+    from training.tasks import get_task
+
+    typer.secho(f"-- churn over {horizon} days", bold=True)
+    plan, frame = job.prepare(
+        settings, get_task("churn"), horizon_days=horizon, every_days=2 * SNAPSHOT_EVERY_DAYS
+    )
+    report = job.train(settings, plan, frame)
+    mean = report.result.mean
+    typer.echo(f"backtest ROC AUC {mean['roc_auc']:.4f}, Brier {mean['brier']:.4f}")
+    _promote(settings, report.record.model_name)
 
 
 def _promote(settings: Settings, model_name: str) -> None:
