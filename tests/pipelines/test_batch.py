@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.store import snapshot_path
 from memberscore.errors import ContractError
 from memberscore.settings import Settings
 from pipelines import batch
 from pipelines import batch_manifest as mf
+from tests.pipelines import batch_world
 from tests.serving import conftest as serving_world
-from tests.serving.conftest import CUTOFF, FakeSource
+from tests.serving.conftest import FakeSource
 
 # The score API's tiny member world, reused as fixtures here (members m0..m39, n0..n4).
 member_rows, snapshot = serving_world.member_rows, serving_world.snapshot
@@ -25,35 +25,13 @@ member_rows, snapshot = serving_world.member_rows, serving_world.snapshot
 def batch_settings(settings: Settings, snapshot: pd.DataFrame) -> Settings:
     """The serving test members (45) as the snapshot of CUTOFF, read 10 rows a chunk; member
     m7 lacks has_ordered, so it cannot be scored."""
-    settings = settings.model_copy(update={"chunk_rows": 10})
-    frame = snapshot.copy()
-    frame.loc[frame["member_id"] == "m7", "has_ordered"] = pd.NA
-    path = snapshot_path(settings, CUTOFF)
-    path.parent.mkdir(parents=True)
-    frame.to_parquet(path, index=False)
-    return settings
-
-
-def _run(settings: Settings, out: Path, **options: object) -> batch.Summary:
-    return batch.run(
-        settings,
-        CUTOFF,
-        out,
-        bundle=FakeSource().load(),
-        progress=False,
-        report=False,
-        **options,  # type: ignore[arg-type]
-    )
-
-
-def _checksums(out: Path) -> dict[str, str]:
-    return {p.name: mf.sha256(p) for p in sorted(out.glob("*.parquet"))}
+    return batch_world.write_snapshot(settings, snapshot, chunk_rows=10)
 
 
 def test_every_member_gets_a_row_and_unscorable_ones_are_listed(
     batch_settings: Settings, tmp_path: Path
 ) -> None:
-    summary = _run(batch_settings, tmp_path / "run")
+    summary = batch_world.run(batch_settings, tmp_path / "run")
     rows = batch.read_scores(tmp_path / "run")
     unscorable = pd.read_parquet(tmp_path / "run" / batch.UNSCORABLE)
 
@@ -75,7 +53,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_output(
 ) -> None:
     """Given a run killed after part 2, when it is rerun, then it skips the two finished parts
     and writes files byte-identical to a run that was never interrupted."""
-    _run(batch_settings, tmp_path / "whole")
+    batch_world.run(batch_settings, tmp_path / "whole")
     write_part, written = batch._write_part, []
 
     def dies_after_two(*args: object, **kwargs: object) -> mf.PartRecord:
@@ -86,15 +64,15 @@ def test_a_killed_run_resumes_to_the_uninterrupted_output(
 
     monkeypatch.setattr(batch, "_write_part", dies_after_two)
     with pytest.raises(KeyboardInterrupt):
-        _run(batch_settings, tmp_path / "killed")
+        batch_world.run(batch_settings, tmp_path / "killed")
     half = mf.read(tmp_path / "killed")
     assert half is not None and half.status == mf.RUNNING and len(half.parts) == 2
     monkeypatch.setattr(batch, "_write_part", write_part)
 
-    resumed = _run(batch_settings, tmp_path / "killed")
+    resumed = batch_world.run(batch_settings, tmp_path / "killed")
 
     assert resumed.skipped == 2 and resumed.parts == 5
-    assert _checksums(tmp_path / "killed") == _checksums(tmp_path / "whole")
+    assert batch_world.checksums(tmp_path / "killed") == batch_world.checksums(tmp_path / "whole")
     manifests = [json.loads((tmp_path / d / mf.MANIFEST).read_text()) for d in ("whole", "killed")]
     assert manifests[0] == manifests[1], "same inputs, parts, checksums and counts"
 
@@ -103,17 +81,17 @@ def test_a_finished_run_is_not_redone_unless_forced(
     batch_settings: Settings, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    _run(batch_settings, out)
+    batch_world.run(batch_settings, out)
     before = (out / "part-00000.parquet").stat().st_mtime_ns
 
-    again = _run(batch_settings, out)
+    again = batch_world.run(batch_settings, out)
     assert again.already_complete and "already complete" in again.describe()
     assert (out / "part-00000.parquet").stat().st_mtime_ns == before, "nothing rewritten"
 
     other = batch_settings.model_copy(update={"chunk_rows": 20})
     with pytest.raises(ContractError, match="other inputs"):
-        _run(other, out)
-    forced = _run(other, out, force=True)
+        batch_world.run(other, out)
+    forced = batch_world.run(other, out, force=True)
     assert not forced.already_complete and forced.parts == 3
 
 
@@ -122,7 +100,7 @@ def test_segment_filter_and_csv(
 ) -> None:
     out = tmp_path / "run"
     champions = int((snapshot["segment"] == "champions").sum())
-    summary = _run(batch_settings, out, segments=["champions"], csv=True)
+    summary = batch_world.run(batch_settings, out, segments=["champions"], csv=True)
     rows = batch.read_scores(out)
     assert summary.members == champions and set(rows["segment"]) == {"champions"}
     csv_rows = sum(len(pd.read_csv(p)) for p in out.glob("part-*.csv"))
@@ -135,11 +113,11 @@ def test_threads_and_reason_scope_do_not_change_the_scores(
     """One thread and two give byte-identical parts; reason codes for every member agree with
     the codes given only to members with an action."""
     one = batch_settings.model_copy(update={"batch_workers": 1})
-    _run(one, tmp_path / "one")
-    _run(batch_settings.model_copy(update={"batch_workers": 2}), tmp_path / "two")
-    assert _checksums(tmp_path / "one") == _checksums(tmp_path / "two")
+    batch_world.run(one, tmp_path / "one")
+    batch_world.run(batch_settings.model_copy(update={"batch_workers": 2}), tmp_path / "two")
+    assert batch_world.checksums(tmp_path / "one") == batch_world.checksums(tmp_path / "two")
 
-    _run(one, tmp_path / "all", reasons_for="all")
+    batch_world.run(one, tmp_path / "all", reasons_for="all")
     some, every = (batch.read_scores(tmp_path / d).set_index("member_id") for d in ("one", "all"))
     actioned = some["action_id"] != "no_action"
     assert some.loc[~actioned, "reason_1"].isna().all(), "no codes without an action"

@@ -8,12 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.store import snapshot_path
 from memberscore.settings import Settings
 from pipelines import batch
 from pipelines import batch_manifest as mf
+from tests.pipelines import batch_world
 from tests.serving import conftest as serving_world
-from tests.serving.conftest import CUTOFF, FakeSource
 
 # The score API's tiny member world (members m0..m39 with orders, n0..n4 without).
 member_rows, snapshot = serving_world.member_rows, serving_world.snapshot
@@ -23,38 +22,16 @@ member_rows, snapshot = serving_world.member_rows, serving_world.snapshot
 def batch_settings(settings: Settings, snapshot: pd.DataFrame, spark) -> Settings:
     """The 45 serving test members as the snapshot of CUTOFF, 10 rows a part; m7 lacks
     has_ordered (unscorable)."""
-    settings = settings.model_copy(update={"chunk_rows": 10, "spark_shuffle_partitions": 3})
-    frame = snapshot.copy()
-    frame.loc[frame["member_id"] == "m7", "has_ordered"] = pd.NA
-    path = snapshot_path(settings, CUTOFF)
-    path.parent.mkdir(parents=True)
-    frame.to_parquet(path, index=False)
-    return settings
-
-
-def _run(settings: Settings, out: Path, **options: object) -> batch.Summary:
-    return batch.run(
-        settings,
-        CUTOFF,
-        out,
-        bundle=FakeSource().load(),
-        progress=False,
-        report=False,
-        **options,  # type: ignore[arg-type]
-    )
-
-
-def _checksums(out: Path) -> dict[str, str]:
-    return {p.name: mf.sha256(p) for p in sorted(out.glob("*.parquet"))}
+    return batch_world.write_snapshot(settings, snapshot, chunk_rows=10, spark_shuffle_partitions=3)
 
 
 def test_spark_writes_the_local_engines_files(batch_settings: Settings, tmp_path: Path) -> None:
     # When the same snapshot is scored by both engines
-    local = _run(batch_settings, tmp_path / "local")
-    spark = _run(batch_settings, tmp_path / "spark", engine="spark")
+    local = batch_world.run(batch_settings, tmp_path / "local")
+    spark = batch_world.run(batch_settings, tmp_path / "spark", engine="spark")
     # Then the same parts, byte for byte, the same counts, and the manifest names the engine
     assert (spark.members, spark.parts, spark.unscorable) == (45, 5, 1)
-    assert _checksums(tmp_path / "spark") == _checksums(tmp_path / "local")
+    assert batch_world.checksums(tmp_path / "spark") == batch_world.checksums(tmp_path / "local")
     pd.testing.assert_frame_equal(
         batch.read_scores(tmp_path / "spark"), batch.read_scores(tmp_path / "local")
     )
@@ -69,7 +46,7 @@ def test_spark_resumes_a_killed_run_computing_only_the_missing_parts(
     """Given a local run killed after two parts, when Spark resumes it, then it writes the
     three others only and the folder equals an uninterrupted run; a segment filter that
     empties parts gives them empty records, as locally."""
-    _run(batch_settings, tmp_path / "whole")
+    batch_world.run(batch_settings, tmp_path / "whole")
     write_part, written = batch._write_part, []
 
     def dies_after_two(*args: object, **kwargs: object) -> mf.PartRecord:
@@ -80,20 +57,20 @@ def test_spark_resumes_a_killed_run_computing_only_the_missing_parts(
 
     monkeypatch.setattr(batch, "_write_part", dies_after_two)
     with pytest.raises(KeyboardInterrupt):
-        _run(batch_settings, tmp_path / "killed")
+        batch_world.run(batch_settings, tmp_path / "killed")
     monkeypatch.setattr(
         batch, "_write_part", lambda *a, **k: written.append(a[1]) or write_part(*a, **k)
     )
 
-    resumed = _run(batch_settings, tmp_path / "killed", engine="spark")
+    resumed = batch_world.run(batch_settings, tmp_path / "killed", engine="spark")
 
     assert resumed.skipped == 2 and resumed.parts == 5
     assert written[2:] == ["part-00002.parquet", "part-00003.parquet", "part-00004.parquet"]
-    assert _checksums(tmp_path / "killed") == _checksums(tmp_path / "whole")
+    assert batch_world.checksums(tmp_path / "killed") == batch_world.checksums(tmp_path / "whole")
 
     few = ["champions"]
-    local = _run(batch_settings, tmp_path / "few-local", segments=few)
-    spark = _run(batch_settings, tmp_path / "few-spark", segments=few, engine="spark")
+    local = batch_world.run(batch_settings, tmp_path / "few-local", segments=few)
+    spark = batch_world.run(batch_settings, tmp_path / "few-spark", segments=few, engine="spark")
     assert spark.members == local.members > 0
     parts = [
         json.loads((tmp_path / d / mf.MANIFEST).read_text())["parts"]
