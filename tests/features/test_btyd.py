@@ -16,6 +16,7 @@ from features.btyd import (
     fit_family,
     member_outlook,
 )
+from training.btyd import ConvergenceError, ParetoNBDModel
 
 
 def rfm_rows(members: int = 400, seed: int = 3) -> pd.DataFrame:
@@ -116,3 +117,39 @@ def test_member_outlook_matches_the_family_of_the_same_cutoff() -> None:
     assert isinstance(next_date, date) and next_date >= as_of.date()
     never = {"member_id": "x", "frequency": 0}
     assert member_outlook(outlook, never, as_of) == (None, None)
+
+
+def one_dropout_rate_rows(members: int = 200, seed: int = 1) -> pd.DataFrame:
+    """rfm columns of members whose purchase rates vary but who all share one dropout rate,
+    observed 280 days: Pareto/NBD's maximum likelihood then lies at s, β → ∞."""
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(2.0, 1 / 70.0, members)  # purchases per day
+    end = np.minimum(rng.exponential(350.0, members), 280.0)  # one dropout rate for all
+    days = np.cumsum(rng.exponential(1 / rate[:, None], (members, 60)), axis=1)
+    bought = np.where(days < end[:, None], days, np.nan)
+    count = np.sum(~np.isnan(bought), axis=1)
+    return pd.DataFrame(
+        {
+            "member_id": [f"m{i:03d}" for i in range(members)],
+            "frequency": count,
+            "recency_days": np.where(
+                count > 0, 280.0 - np.nanmax(bought, axis=1, initial=0), np.nan
+            ),
+            "days_since_first_order": np.where(count > 0, 280.0 - days[:, 0], np.nan),
+            "avg_order_value": np.where(count > 0, 30.0, np.nan),
+            "first_order_amount": np.where(count > 0, 30.0, np.nan),
+        }
+    )
+
+
+def test_pareto_nbd_at_the_edge_of_its_parameters_falls_back_to_bgnbd() -> None:
+    """Given one dropout rate shared by all members, Pareto/NBD's fit runs off to infinite
+    s and β where its likelihood is not finite: the family says so by using BG/NBD, and every
+    buyer gets finite values."""
+    rows = one_dropout_rate_rows()
+    with pytest.raises(ConvergenceError, match="edge of the parameter space"):
+        ParetoNBDModel().fit(btyd_inputs(rows))
+    outlook = fit_family(rows)
+    assert outlook is not None and outlook.kind == "bgnbd"
+    values = btyd_features(rows, outlook).loc[rows["frequency"].to_numpy() >= 1]
+    assert np.isfinite(values[list(FEATURE_NAMES)].to_numpy(dtype=float)).all()

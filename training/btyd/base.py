@@ -151,9 +151,9 @@ def minimise_log_params(objective: Objective, start: np.ndarray, jac: bool) -> n
             method="BFGS",
             options={"gtol": 1e-9, "maxiter": 2000},
         )
-    if not result.success and np.max(np.abs(result.jac)) > 1e-5:
-        raise ConvergenceError(f"maximum likelihood did not converge: {result.message}")
-    return np.exp(result.x)
+        if not result.success and np.max(np.abs(result.jac)) > 1e-5:
+            raise ConvergenceError(f"maximum likelihood did not converge: {result.message}")
+        return np.exp(result.x)  # may be inf at the edge of the parameter space: `fit` checks
 
 
 class BaseTransactionModel(BaseEstimator):
@@ -204,8 +204,17 @@ class BaseTransactionModel(BaseEstimator):
             return float(value), grad * params
 
         params = minimise_log_params(objective, np.ones(len(self.param_names)), with_grad)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            log_likelihood = float(weights @ self._loglik_rows(params, h))
+        if not np.isfinite(log_likelihood):
+            # e.g. Pareto/NBD with dropout rates equal across customers: s and β run off to
+            # ~1e280 at a fixed ratio, where the likelihood can no longer be evaluated.
+            raise ConvergenceError(
+                f"maximum likelihood ran to the edge of the parameter space ({params}); "
+                "its likelihood is not finite there"
+            )
         self.params_ = dict(zip(self.param_names, params.tolist(), strict=True))
-        self.log_likelihood_ = float(weights @ self._loglik_rows(params, h))
+        self.log_likelihood_ = log_likelihood
         self.n_customers_ = int(total)
         return self
 
