@@ -27,10 +27,18 @@ def rfm_rows(members: int = 400, seed: int = 3) -> pd.DataFrame:
     last = np.where(count > 1, rng.uniform(0, 1, members) * age, age)
     first = rng.lognormal(3.5, 0.3, members)
     mean = first * rng.lognormal(0.0, 0.2, members)
+    return rfm_frame(count, last, age, mean, first)
+
+
+def rfm_frame(
+    count: np.ndarray, last: np.ndarray, age: np.ndarray, mean: np.ndarray, first: np.ndarray
+) -> pd.DataFrame:
+    """rfm columns from per-member purchase counts, days since the last and the first
+    purchase, mean and first amounts (nulls where the member never bought)."""
     bought = count >= 1
     return pd.DataFrame(
         {
-            "member_id": [f"m{i:03d}" for i in range(members)],
+            "member_id": [f"m{i:03d}" for i in range(len(count))],
             "frequency": count,
             "recency_days": np.where(bought, last, np.nan),
             "days_since_first_order": np.where(bought, age, np.nan),
@@ -128,18 +136,9 @@ def one_dropout_rate_rows(members: int = 200, seed: int = 1) -> pd.DataFrame:
     days = np.cumsum(rng.exponential(1 / rate[:, None], (members, 60)), axis=1)
     bought = np.where(days < end[:, None], days, np.nan)
     count = np.sum(~np.isnan(bought), axis=1)
-    return pd.DataFrame(
-        {
-            "member_id": [f"m{i:03d}" for i in range(members)],
-            "frequency": count,
-            "recency_days": np.where(
-                count > 0, 280.0 - np.nanmax(bought, axis=1, initial=0), np.nan
-            ),
-            "days_since_first_order": np.where(count > 0, 280.0 - days[:, 0], np.nan),
-            "avg_order_value": np.where(count > 0, 30.0, np.nan),
-            "first_order_amount": np.where(count > 0, 30.0, np.nan),
-        }
-    )
+    last = 280.0 - np.nanmax(bought, axis=1, initial=0)
+    amount = np.full(members, 30.0)
+    return rfm_frame(count, last, 280.0 - days[:, 0], amount, amount)
 
 
 def test_pareto_nbd_at_the_edge_of_its_parameters_falls_back_to_bgnbd() -> None:
