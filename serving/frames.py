@@ -1,8 +1,10 @@
-"""The vectorised scoring core: a frame of member features in, a frame of scores out.
+"""The vectorised scoring core: member features in, score columns out.
 
 Pure (no I/O). The score API (`serving.scoring`), the local batch job (`pipelines.batch`) and
-the Spark path all score through `score_frame`, so they compute the same numbers with the same
-code. Rows are members (any index, usually member ids); features are as of their snapshot cutoff.
+the Spark path all score through `score_columns`, so they compute the same numbers with the
+same code: batch jobs through `score_frame` (a frame of features in, a frame of scores out),
+the score API straight from its feature rows (`encode_records`, no pandas). Rows are members
+(any index, usually member ids); features are as of their snapshot cutoff.
 
 Members who never ordered (`has_ordered` false or missing) get the activation probability only;
 members with orders get churn (every served horizon), spend and CLV. Reason codes are the
@@ -13,7 +15,8 @@ orders) or the activation model (the others).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -50,25 +53,38 @@ def encode_frame(features: pd.DataFrame, model: ServedModel) -> np.ndarray:
     return matrix
 
 
+def encode_records(rows: Sequence[Mapping[str, Any]], model: ServedModel) -> np.ndarray:
+    """`encode_frame` of `rows` (feature name → value; an absent name is a missing value),
+    read straight from the mappings: the score API's one-member path, without pandas."""
+    columns = [[row.get(name) for row in rows] for name in model.feature_names]
+    return _encode_values(columns, len(rows), model)
+
+
 def _encode_rows(features: pd.DataFrame, model: ServedModel) -> np.ndarray:
     """`encode_frame` value by value: for a few rows (the score API's requests) pandas'
     per-column cost (~0.1 ms a column) dwarfs the work. Same rules, same matrix."""
-    matrix = np.full((len(features), len(model.feature_names)), np.nan)
     positions = features.columns.get_indexer(list(model.feature_names))
     values = features.to_numpy(dtype=object)
-    for j, name in enumerate(model.feature_names):
-        if positions[j] < 0:
+    columns = [values[:, p] if p >= 0 else None for p in positions]
+    return _encode_values(columns, len(features), model)
+
+
+def _encode_values(
+    columns: Sequence[Sequence[Any] | None], n: int, model: ServedModel
+) -> np.ndarray:
+    """The (n, features) matrix of `model` from its features' values, column by column in
+    `model.feature_names` order (None: the column is absent, all NaN)."""
+    matrix = np.full((n, len(model.feature_names)), np.nan)
+    for j, (name, column) in enumerate(zip(model.feature_names, columns, strict=True)):
+        if column is None:
             continue
-        levels = (
-            {str(level): float(k) for k, level in enumerate(model.categories[name])}
-            if name in model.categories
-            else None
-        )
-        for i, value in enumerate(values[:, positions[j]]):
-            if levels is not None:
-                matrix[i, j] = math.nan if _missing(value) else levels.get(str(value), math.nan)
-            else:
-                matrix[i, j] = _number(value)
+        if name in model.categories:
+            levels = {str(level): float(k) for k, level in enumerate(model.categories[name])}
+            matrix[:, j] = [
+                math.nan if _missing(v) else levels.get(str(v), math.nan) for v in column
+            ]
+        else:
+            matrix[:, j] = [_number(v) for v in column]
     return matrix
 
 
@@ -133,61 +149,90 @@ def has_ordered(features: pd.DataFrame) -> np.ndarray:
     return features["has_ordered"].astype("boolean").fillna(False).to_numpy(dtype=bool)
 
 
+def has_ordered_rows(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """`has_ordered` of feature rows (name → value) as a bool array; missing is no order."""
+    flags = (row.get("has_ordered") for row in rows)
+    return np.array([not _missing(v) and bool(v) for v in flags], dtype=bool)
+
+
+# A model's encoded matrix of the members being scored (all rows, `encode_frame`'s rules).
+Matrices = Callable[[ServedModel], np.ndarray]
+
+
+def shared_matrices(encode: Matrices) -> Matrices:
+    """`encode`, called once per encoding (feature names and category levels): models trained
+    on the same features share one matrix, so a request encodes its members once."""
+    cache: dict[tuple[Any, ...], np.ndarray] = {}
+
+    def matrix(model: ServedModel) -> np.ndarray:
+        key = (model.feature_names, tuple(sorted(model.categories.items())))
+        if key not in cache:
+            cache[key] = encode(model)
+        return cache[key]
+
+    return matrix
+
+
+def frame_matrices(features: pd.DataFrame) -> Matrices:
+    """The shared matrices of the rows of `features` (`encode_frame`)."""
+    return shared_matrices(partial(encode_frame, features))
+
+
 def score_frame(
     features: pd.DataFrame,
     bundle: ModelBundle,
     settings: Settings,
     reasons: int = MAX_REASONS,
 ) -> pd.DataFrame:
-    """Scores of every row of `features`, on the same index.
-
-    Columns: `insufficient_history` (no order yet); `churn_<h>d` per served churn horizon and
-    `churn` (the 'churn' model, default horizon), probabilities in [0, 1]; `activation`;
-    `spend_p10/p50/p90` (undiscounted spend over the clv model's horizon, currency) and
-    `clv_p10/p50/p90` (the same discounted at `settings.monthly_discount_rate`); with
-    `reasons > 0`, the columns of `reason_codes`. Scores that do not apply to a member (churn
-    for a member who never ordered) are NaN and are not computed. `reasons=0` skips the SHAP
-    contributions, by far the costliest part (about 4 ms per member on one core for a
-    300-tree model, against about 0.04 ms per prediction).
-    """
-    ordered = has_ordered(features)
-    n = len(features)
-    # Columns gathered first and framed once: a DataFrame insert costs ~0.1 ms, as much as
-    # the predictions of one member.
-    columns: dict[str, np.ndarray] = {"insufficient_history": ~ordered}
-    matrices: dict[str, np.ndarray] = {}
-    buyers, others = np.flatnonzero(ordered), np.flatnonzero(~ordered)
-    for model in churn_models(bundle, settings.churn_horizons_days):
-        column = f"churn_{model.horizon_days}d"
-        columns[column] = _on(buyers, n, _probabilities, model, features, matrices)
-        if model.ref.name == "churn":
-            columns["churn"] = columns[column].copy()
-    activation, clv = bundle.get("activation"), bundle.get("clv")
-    if activation is not None:
-        columns["activation"] = _on(others, n, _probabilities, activation, features, matrices)
-    if clv is not None:
-        factor = discount_factor(clv.horizon_days, settings.monthly_discount_rate)
-        spend = _on(buyers, n, _intervals, clv, features, matrices)
-        for k, q in enumerate(QUANTILES):
-            columns[f"spend_{q}"] = spend[:, k]
-            columns[f"clv_{q}"] = spend[:, k] * factor
-    out = pd.DataFrame(columns, index=features.index)
+    """Scores of every row of `features`, on the same index: the columns of `score_columns`
+    and, with `reasons > 0`, those of `reason_codes`. `reasons=0` skips the SHAP
+    contributions, by far the costliest part (about 3 ms per member on one core for a
+    300-tree model, against about 0.1 ms per prediction)."""
+    ordered, matrices = has_ordered(features), frame_matrices(features)
+    out = pd.DataFrame(score_columns(ordered, matrices, bundle, settings), index=features.index)
     if reasons > 0:
         codes = reason_codes(features, bundle, reasons, ordered, matrices)
         out = pd.concat([out, codes], axis=1)
     return out
 
 
+def score_columns(
+    ordered: np.ndarray, matrices: Matrices, bundle: ModelBundle, settings: Settings
+) -> dict[str, np.ndarray]:
+    """Score columns of n members, from whether each has ordered and their encoded matrices.
+
+    Columns: `insufficient_history` (no order yet); `churn_<h>d` per served churn horizon and
+    `churn` (the 'churn' model, default horizon), probabilities in [0, 1]; `activation`;
+    `spend_p10/p50/p90` (undiscounted spend over the clv model's horizon, currency) and
+    `clv_p10/p50/p90` (the same discounted at `settings.monthly_discount_rate`). Scores that
+    do not apply to a member (churn for a member who never ordered) are NaN and are not
+    computed.
+    """
+    n = len(ordered)
+    columns: dict[str, np.ndarray] = {"insufficient_history": ~ordered}
+    buyers, others = np.flatnonzero(ordered), np.flatnonzero(~ordered)
+    for model in churn_models(bundle, settings.churn_horizons_days):
+        column = f"churn_{model.horizon_days}d"
+        columns[column] = _on(buyers, n, _probabilities, model, matrices)
+        if model.ref.name == "churn":
+            columns["churn"] = columns[column].copy()
+    activation, clv = bundle.get("activation"), bundle.get("clv")
+    if activation is not None:
+        columns["activation"] = _on(others, n, _probabilities, activation, matrices)
+    if clv is not None:
+        factor = discount_factor(clv.horizon_days, settings.monthly_discount_rate)
+        spend = _on(buyers, n, _intervals, clv, matrices)
+        for k, q in enumerate(QUANTILES):
+            columns[f"spend_{q}"] = spend[:, k]
+            columns[f"clv_{q}"] = spend[:, k] * factor
+    return columns
+
+
 def _on(
-    rows: np.ndarray,
-    n: int,
-    finish: Any,
-    model: ServedModel,
-    features: pd.DataFrame,
-    matrices: dict[str, np.ndarray],
+    rows: np.ndarray, n: int, finish: Any, model: ServedModel, matrices: Matrices
 ) -> np.ndarray:
     """`finish(predictions)` of `model` on the given row positions, NaN on the other rows."""
-    values = finish(predict_frame(model, _matrix(features, model, matrices)[rows]))
+    values = finish(predict_frame(model, matrices(model)[rows]))
     full = np.full((n, *values.shape[1:]), np.nan)
     full[rows] = values
     return full
@@ -198,28 +243,22 @@ def reason_codes(
     bundle: ModelBundle,
     k: int = MAX_REASONS,
     ordered: np.ndarray | None = None,
-    matrices: dict[str, np.ndarray] | None = None,
+    matrices: Matrices | None = None,
 ) -> pd.DataFrame:
     """`reason_model` ('churn' for members with orders, 'activation' for the others) and
     `reason_1..reason_<k>`: feature codes of the largest positive SHAP contributions, strongest
     first, None when fewer features push the score up. Same index as `features`."""
+    ordered = has_ordered(features) if ordered is None else ordered
+    matrices = frame_matrices(features) if matrices is None else matrices
     model_of = np.full(len(features), None, dtype=object)
     codes = np.full((len(features), k), None, dtype=object)
-    for model, rows, values in contributions(features, bundle, ordered, matrices):
+    for model, rows, values in contributions(ordered, matrices, bundle):
         model_of[rows] = model.ref.name
         codes[rows] = top_codes(values, model.feature_names, k)
     out = pd.DataFrame({"reason_model": model_of}, index=features.index)
     for i in range(k):
         out[f"reason_{i + 1}"] = codes[:, i]
     return out
-
-
-def _matrix(features: pd.DataFrame, model: ServedModel, cache: dict[str, np.ndarray]) -> np.ndarray:
-    """The encoded matrix of `model`, shared by models with the same features and levels."""
-    key = repr((model.feature_names, sorted(model.categories.items())))
-    if key not in cache:
-        cache[key] = encode_frame(features, model)
-    return cache[key]
 
 
 def _probabilities(values: np.ndarray) -> np.ndarray:
@@ -232,22 +271,16 @@ def _intervals(values: np.ndarray) -> np.ndarray:
 
 
 def contributions(
-    features: pd.DataFrame,
-    bundle: ModelBundle,
-    ordered: np.ndarray | None = None,
-    matrices: dict[str, np.ndarray] | None = None,
+    ordered: np.ndarray, matrices: Matrices, bundle: ModelBundle
 ) -> Iterator[tuple[ServedModel, np.ndarray, np.ndarray]]:
     """SHAP contributions behind each member's main score: (model, row positions, contributions
     without the bias column) for the churn model over members with orders and the activation
-    model over the others. `matrices` caches encoded matrices between calls."""
-    ordered = has_ordered(features) if ordered is None else ordered
-    cache = {} if matrices is None else matrices
+    model over the others."""
     for name, mask in zip(REASON_MODELS, (ordered, ~ordered), strict=True):
         model, rows = bundle.get(name), np.flatnonzero(mask)
         if model is None or len(rows) == 0:
             continue
-        matrix = _matrix(features, model, cache)[rows]
-        values = np.asarray(model.predictor.contributions(matrix), dtype=float)
+        values = np.asarray(model.predictor.contributions(matrices(model)[rows]), dtype=float)
         yield model, rows, values[:, : len(model.feature_names)]
 
 

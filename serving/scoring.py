@@ -1,14 +1,16 @@
 """Scores from features: model bundle + online features + domain rules → `MemberScores`.
 
 No I/O here: routes read the features and the contact log and hand them in. The numbers come
-from `serving.frames.score_frame`, the vectorised core batch scoring shares. Members who never
-ordered get profile-only scores (activation, stage, tags) and `insufficient_history=True`;
+from `serving.frames.score_columns`, the core batch scoring shares, fed with matrices encoded
+once per request straight from the feature rows (no frames for a few members). Members who
+never ordered get profile-only scores (activation, stage, tags) and `insufficient_history=True`;
 churn, spend, CLV and the BTYD outlook need an order history and are left out for them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,12 +22,17 @@ from serving.domain import Domain
 from serving.frames import (
     MAX_REASONS,
     QUANTILES,
+    SMALL_FRAME_ROWS,
+    Matrices,
     churn_models,
     contributions,
     discount_factor,
-    encode_frame,
+    encode_records,
+    frame_matrices,
+    has_ordered_rows,
     predict_frame,
-    score_frame,
+    score_columns,
+    shared_matrices,
 )
 from serving.schemas import HorizonProbability, Interval, MemberScores, Reason, ScoresOut, Stage
 from serving.sources import MemberFeatures
@@ -43,9 +50,18 @@ def rows_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(values, columns=names, copy=False)
 
 
+def row_matrices(rows: Sequence[Mapping[str, Any]]) -> Matrices:
+    """The encoded matrices of `rows`, one per encoding (see `serving.frames.encode_frame`):
+    read straight from the mappings for up to SMALL_FRAME_ROWS rows, through one frame for
+    more (pandas' column-wise encoding wins there)."""
+    if len(rows) <= SMALL_FRAME_ROWS:
+        return shared_matrices(partial(encode_records, rows))
+    return frame_matrices(rows_frame(rows))
+
+
 def encode(rows: Sequence[Mapping[str, Any]], model: ServedModel) -> np.ndarray:
     """The float matrix `model` expects for `rows` (see `serving.frames.encode_frame`)."""
-    return encode_frame(rows_frame(rows), model)
+    return row_matrices(rows)(model)
 
 
 def predict(model: ServedModel, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -63,12 +79,16 @@ def tags_of(value: Any) -> list[str]:
 
 
 def _reasons(
-    rows: Sequence[Mapping[str, Any]], frame: pd.DataFrame, bundle: ModelBundle, domain: Domain
+    rows: Sequence[Mapping[str, Any]],
+    ordered: np.ndarray,
+    matrices: Matrices,
+    bundle: ModelBundle,
+    domain: Domain,
 ) -> list[list[Reason]]:
     """Reasons per member, in words, from the contributions `serving.frames` computes: the
     churn model's for members with orders, the activation model's for the others."""
     found: list[list[Reason]] = [[] for _ in rows]
-    for model, members, values in contributions(frame, bundle):
+    for model, members, values in contributions(ordered, matrices, bundle):
         name = model.ref.name
         for k, i in enumerate(members):
             codes = domain.reasons(name, values[k], model.feature_names, rows[i])
@@ -106,16 +126,14 @@ def score(
     ids = list(dict.fromkeys(member_ids))
     known = [m for m in ids if m in features.rows]
     rows = [features.rows[m] for m in known]
-    frame = rows_frame(rows)
-    table = score_frame(frame, bundle, settings, reasons=0)
-    reasons = _reasons(rows, frame, bundle, domain)
+    buyers, matrices = has_ordered_rows(rows), row_matrices(rows)
+    columns = score_columns(buyers, matrices, bundle, settings)
+    reasons = _reasons(rows, buyers, matrices, bundle, domain)
     churn = churn_models(bundle, settings.churn_horizons_days)
     versions = dict(sorted(bundle.fingerprint.items()))
     scores = []
-    # Column arrays read by position: `DataFrame.to_dict("records")` costs ~1 ms a member.
-    arrays = {name: table[name].to_numpy() for name in table.columns}
     for i, member_id in enumerate(known):
-        values = {name: array[i] for name, array in arrays.items()}
+        values = {name: column[i] for name, column in columns.items()}
         ordered = not bool(values["insufficient_history"])
         card = MemberScores(
             member_id=member_id,

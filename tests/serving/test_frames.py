@@ -9,40 +9,62 @@ import pandas as pd
 import pytest
 
 from memberscore.settings import Settings
+from serving.adapters import LibraryDomain
 from serving.frames import SMALL_FRAME_ROWS, encode_frame, score_frame, top_codes
 from serving.scoring import encode, score
 from serving.sources import MemberFeatures
 
-from .conftest import AS_OF, FakeDomain, FakeSource
+from .conftest import AS_OF, FakeSource
 
 
-def test_score_frame_gives_the_numbers_the_api_serves(
-    member_rows: dict[str, dict[str, Any]], snapshot: pd.DataFrame, settings: Settings
+@pytest.mark.parametrize("copies", [1, 2], ids=["rows-path", "frame-path"])
+def test_the_api_serves_exactly_the_numbers_and_reasons_of_score_frame(
+    member_rows: dict[str, dict[str, Any]],
+    snapshot: pd.DataFrame,
+    settings: Settings,
+    copies: int,
 ) -> None:
-    """Given the conftest members as a snapshot frame and as API rows, when both are scored,
-    then every probability and interval agrees."""
+    """Given the conftest members as a snapshot frame (the batch path) and as API rows (the
+    score API's path: read straight from the rows up to SMALL_FRAME_ROWS members, through a
+    frame beyond), when both are scored with reasons, then every probability, interval and
+    reason code is the same to the bit."""
+    frames = [
+        snapshot.set_index("member_id").rename(index=lambda m, c=c: f"{m}.{c}")
+        for c in range(copies)
+    ]
+    features = pd.concat(frames)
+    rows = {f"{m}.{c}": row for c in range(copies) for m, row in member_rows.items()}
+    assert (len(rows) > SMALL_FRAME_ROWS) == (copies > 1), "each case must take its own path"
     bundle = FakeSource().load()
-    table = score_frame(snapshot.set_index("member_id"), bundle, settings)
-    cards = score(
-        list(member_rows),
-        MemberFeatures(member_rows, dict.fromkeys(member_rows, AS_OF)),
-        bundle,
-        FakeDomain(),
-        settings,
-    ).scores
-    for card in cards:
-        row = table.loc[card.member_id]
-        assert bool(row["insufficient_history"]) == card.insufficient_history, card.member_id
+    table = score_frame(features, bundle, settings)
+    domain = LibraryDomain(None, None, settings.decisions, {})
+    served = score(
+        list(rows), MemberFeatures(rows, dict.fromkeys(rows, AS_OF)), bundle, domain, settings
+    )
+    assert sorted(card.member_id for card in served.scores) == sorted(features.index)
+    for card in served.scores:
+        row, who = table.loc[card.member_id], card.member_id
+        assert bool(row["insufficient_history"]) == card.insufficient_history, who
+        assert [c.probability for c in card.churn] == (
+            [] if card.insufficient_history else [row["churn_90d"]]
+        ), who
         if card.insufficient_history:
-            assert card.activation is not None
-            assert row["activation"] == pytest.approx(card.activation.probability)
-            assert np.isnan(row["churn"]), "no churn score without an order"
-            continue
-        assert row["churn"] == pytest.approx(card.churn[0].probability), card.member_id
-        assert card.clv is not None and card.spend is not None
-        assert row["clv_p50"] == pytest.approx(card.clv.p50)
-        assert row["spend_p90"] == pytest.approx(card.spend.p90)
-        assert np.isnan(row["activation"]), "activation only for members who never ordered"
+            assert (
+                card.activation is not None and card.activation.probability == row["activation"]
+            ), who
+            assert card.clv is None and card.spend is None, who
+        else:
+            assert card.activation is None, f"{who}: activation only for members who never ordered"
+            assert card.spend is not None and card.clv is not None, who
+            assert [card.spend.p10, card.spend.p50, card.spend.p90] == row[
+                ["spend_p10", "spend_p50", "spend_p90"]
+            ].tolist(), who
+            assert [card.clv.p10, card.clv.p50, card.clv.p90] == row[
+                ["clv_p10", "clv_p50", "clv_p90"]
+            ].tolist(), who
+        codes = [c for c in row[["reason_1", "reason_2", "reason_3"]] if c is not None]
+        assert [r.code for r in card.reasons] == codes, who
+        assert {r.model for r in card.reasons} <= {row["reason_model"]}, who
 
 
 def test_score_frame_reason_codes_are_the_top_positive_contributions(
