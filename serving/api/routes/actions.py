@@ -17,6 +17,7 @@ from serving.api.deps import (
     SettingsDep,
 )
 from serving.api.errors import ERROR_RESPONSES
+from serving.api.responses import ModelJSON
 from serving.schemas import MemberId, MembersIn, NextBestActionOut, NextBestActionsOut
 from serving.service import decide
 
@@ -26,6 +27,7 @@ router = APIRouter(prefix="/v1", tags=["next-best-action"], dependencies=[ReadAc
 @router.get(
     "/members/{member_id}/next-best-action",
     response_model=NextBestActionOut,
+    response_class=ModelJSON,
     responses=ERROR_RESPONSES,
 )
 def member_next_best_action(
@@ -36,15 +38,20 @@ def member_next_best_action(
     domain: DomainDep,
     settings: SettingsDep,
     metrics: MetricsDep,
-) -> NextBestActionOut:
+) -> ModelJSON:
     """The action to send this member now, ranked alternatives, expected value and reasons."""
     result = decide([member_id], reader, contacts, bundle, domain, settings, metrics)
     if not result.decisions:
         raise MemberNotFound(f"member {member_id} is not known to the feature store")
-    return result.decisions[0]
+    return ModelJSON(result.decisions[0])
 
 
-@router.post("/next-best-action", response_model=NextBestActionsOut, responses=ERROR_RESPONSES)
+@router.post(
+    "/next-best-action",
+    response_model=NextBestActionsOut,
+    response_class=ModelJSON,
+    responses=ERROR_RESPONSES,
+)
 def batch_next_best_action(
     body: MembersIn,
     reader: FeaturesDep,
@@ -53,6 +60,6 @@ def batch_next_best_action(
     domain: DomainDep,
     settings: SettingsDep,
     metrics: MetricsDep,
-) -> NextBestActionsOut:
+) -> ModelJSON:
     """Next-best actions of up to 1,000 members; unknown ids are listed in `not_found`."""
-    return decide(body.member_ids, reader, contacts, bundle, domain, settings, metrics)
+    return ModelJSON(decide(body.member_ids, reader, contacts, bundle, domain, settings, metrics))

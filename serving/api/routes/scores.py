@@ -16,13 +16,19 @@ from serving.api.deps import (
     SettingsDep,
 )
 from serving.api.errors import ERROR_RESPONSES
+from serving.api.responses import ModelJSON
 from serving.schemas import MemberId, MemberScores, MembersIn, ScoresOut
 from serving.service import score_members
 
 router = APIRouter(prefix="/v1", tags=["scores"], dependencies=[ReadAccess])
 
 
-@router.get("/members/{member_id}/scores", response_model=MemberScores, responses=ERROR_RESPONSES)
+@router.get(
+    "/members/{member_id}/scores",
+    response_model=MemberScores,
+    response_class=ModelJSON,
+    responses=ERROR_RESPONSES,
+)
 def member_scores(
     member_id: Annotated[MemberId, Path()],
     reader: FeaturesDep,
@@ -30,15 +36,17 @@ def member_scores(
     domain: DomainDep,
     settings: SettingsDep,
     metrics: MetricsDep,
-) -> MemberScores:
+) -> ModelJSON:
     """Churn, activation, spend / CLV interval, P(alive), stage, tags and reasons of a member."""
     result, _ = score_members([member_id], reader, bundle, domain, settings, metrics)
     if not result.scores:
         raise MemberNotFound(f"member {member_id} is not known to the feature store")
-    return result.scores[0]
+    return ModelJSON(result.scores[0])
 
 
-@router.post("/scores", response_model=ScoresOut, responses=ERROR_RESPONSES)
+@router.post(
+    "/scores", response_model=ScoresOut, response_class=ModelJSON, responses=ERROR_RESPONSES
+)
 def batch_scores(
     body: MembersIn,
     reader: FeaturesDep,
@@ -46,7 +54,7 @@ def batch_scores(
     domain: DomainDep,
     settings: SettingsDep,
     metrics: MetricsDep,
-) -> ScoresOut:
+) -> ModelJSON:
     """Scores of up to 1,000 members; unknown ids are listed in `not_found`."""
     result, _ = score_members(body.member_ids, reader, bundle, domain, settings, metrics)
-    return result
+    return ModelJSON(result)
