@@ -70,7 +70,7 @@ def _encode_rows(features: pd.DataFrame, model: ServedModel) -> np.ndarray:
 
 
 def _encode_values(
-    columns: Sequence[Sequence[Any] | None], n: int, model: ServedModel
+    columns: Sequence[Sequence[Any] | np.ndarray | None], n: int, model: ServedModel
 ) -> np.ndarray:
     """The (n, features) matrix of `model` from its features' values, column by column in
     `model.feature_names` order (None: the column is absent, all NaN)."""

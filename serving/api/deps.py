@@ -9,7 +9,7 @@ fakes through `app.dependency_overrides`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -96,7 +96,7 @@ async def presented_key(
     return header or None
 
 
-def require(scope: Scope) -> Callable[..., None]:
+def require(scope: Scope) -> Callable[..., Awaitable[None]]:
     """A dependency that lets the request through only with a key granted `scope`."""
 
     async def check(
