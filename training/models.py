@@ -35,7 +35,8 @@ CalibrationMethod = Literal["isotonic", "platt"]
 @dataclass(frozen=True)
 class BoostParams:
     """LightGBM hyperparameters. `seed` comes from settings; `num_threads` is fixed so that
-    runs are reproducible (with `deterministic` and row-wise histograms)."""
+    runs are reproducible (with `deterministic` and row-wise histograms). `quantile_rows` caps
+    the training rows of the spend model's quantile boosters (a seeded sample)."""
 
     seed: int = 42
     num_boost_round: int = 300
@@ -47,11 +48,13 @@ class BoostParams:
     bagging_freq: int = 1
     lambda_l2: float = 1.0
     num_threads: int = 1
+    quantile_rows: int = 100_000
 
     def lightgbm(self, objective: str, **extra: Any) -> dict[str, Any]:
         """The parameter dict for `lightgbm.train`."""
         params = asdict(self)
         params.pop("num_boost_round")
+        params.pop("quantile_rows")
         return {
             **params,
             "objective": objective,
@@ -233,8 +236,10 @@ class SpendModel:
             raise ValueError("spend training rows need both buyers and non-buyers")
         self.buy_ = train_booster(frame, buy.astype(float), params, "binary")
         self.amount_ = train_booster(frame.loc[buy], target[buy], params, "gamma")
+        sample = sample_rows(len(frame), params.quantile_rows, params.seed)
         self.quantile_ = [
-            train_booster(frame, target, params, "quantile", alpha=q) for q in QUANTILES
+            train_booster(frame.iloc[sample], target[sample], params, "quantile", alpha=q)
+            for q in QUANTILES
         ]
         self.margin_ = 0.0
         matrix, y_calib = self.encoding_.matrix(X_calib), np.clip(y_calib, 0, None)
@@ -277,6 +282,14 @@ class SpendModel:
         """Boosters by file stem."""
         names = ("buy", "amount", *(f"q{round(q * 100):02d}" for q in QUANTILES))
         return dict(zip(names, [self.buy_, self.amount_, *self.quantile_], strict=True))
+
+
+def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted positions of `size` of `n` rows drawn without replacement with `seed`; all rows
+    when `size >= n`."""
+    if size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
 def _conformal_margin(actual: np.ndarray, interval: np.ndarray, coverage: float) -> float:

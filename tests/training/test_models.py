@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,29 @@ def test_spend_model_interval_is_ordered_and_covers_held_out_rows(tmp_path: Path
     loaded = models.load(models.save(model, tmp_path / "native", horizon_days=90))
     pd.testing.assert_frame_equal(loaded.predict(X_test), out)
     assert models.read_meta(tmp_path / "native")["horizon_days"] == 90
+
+
+def test_spend_model_is_deterministic_for_a_seed() -> None:
+    """Two fits with the same seed give identical outputs, although the quantile boosters train
+    on a sample of rows; another seed draws another sample and other boosters."""
+    X, y = spend_rows(2000, 4)
+    cal = spend_rows(2000, 5)
+    sampled = replace(FAST, quantile_rows=800)
+    first = models.SpendModel(sampled).fit(X, y, *cal).predict(X)
+    second = models.SpendModel(sampled).fit(X, y, *cal).predict(X)
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+    other = models.SpendModel(replace(sampled, seed=4)).fit(X, y, *cal).predict(X)
+    assert not np.array_equal(other["p90"], first["p90"]), "the seed should reach the sample"
+
+
+def test_sample_rows_is_seeded_sorted_and_capped() -> None:
+    """A cap below n draws that many distinct positions in row order, the same for a seed;
+    a cap at or above n keeps every row."""
+    drawn = models.sample_rows(1000, 100, seed=1)
+    assert len(np.unique(drawn)) == 100 and np.all(np.diff(drawn) > 0), "distinct, in order"
+    assert np.array_equal(drawn, models.sample_rows(1000, 100, seed=1))
+    assert not np.array_equal(drawn, models.sample_rows(1000, 100, seed=2))
+    assert np.array_equal(models.sample_rows(50, 100, seed=1), np.arange(50))
 
 
 def test_classifier_save_load_round_trip(tmp_path: Path) -> None:
