@@ -76,8 +76,10 @@ class Settings(BaseSettings):
     seed: int = Field(42, description="Seed for simulation, sampling and model training.")
     chunk_rows: int = Field(200_000, gt=0, description="Rows per chunk when streaming inputs.")
     batch_workers: int = Field(
-        2, gt=0, description="Chunks the local batch engine scores at once (threads; LightGBM "
-        "releases the GIL). Each holds one chunk of chunk_rows members in memory."
+        2,
+        gt=0,
+        description="Chunks the local batch engine scores at once (threads; LightGBM "
+        "releases the GIL). Each holds one chunk of chunk_rows members in memory.",
     )
 
     churn_horizon_days: int = Field(90, gt=0, description="Default churn horizon (days).")
