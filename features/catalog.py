@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 Dtype = Literal["float", "int", "string", "bool"]
+PandasDtype = Literal["float64", "Int64", "string", "boolean"]
 
-PANDAS_DTYPES: dict[str, str] = {
+PANDAS_DTYPES: dict[Dtype, PandasDtype] = {
     "float": "float64",
     "int": "Int64",
     "string": "string",

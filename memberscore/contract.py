@@ -9,7 +9,7 @@ docs/data-contract.md explains every field.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,9 @@ from memberscore.errors import ContractError
 
 Kind = Literal["id", "text", "category", "timestamp", "number", "integer", "boolean"]
 
-TIMESTAMP_DTYPE = "datetime64[us, UTC]"
+TIMESTAMP_DTYPE: Final = "datetime64[us, UTC]"
+# The pandas dtype of each column kind (see `_dtype`).
+ColumnDtype = Literal["string", "datetime64[us, UTC]", "float64", "Int64", "boolean"]
 REASON = "_reason"
 ROW = "_row"
 
@@ -239,16 +241,19 @@ def _missing_column(col: Column, n: int) -> pd.Series:
     return pd.Series([None] * n, dtype=_dtype(col))
 
 
-def _dtype(col: Column) -> str:
-    return {
-        "id": "string",
-        "text": "string",
-        "category": "string",
-        "timestamp": TIMESTAMP_DTYPE,
-        "number": "float64",
-        "integer": "Int64",
-        "boolean": "boolean",
-    }[col.kind]
+_KIND_DTYPES: dict[Kind, ColumnDtype] = {
+    "id": "string",
+    "text": "string",
+    "category": "string",
+    "timestamp": TIMESTAMP_DTYPE,
+    "number": "float64",
+    "integer": "Int64",
+    "boolean": "boolean",
+}
+
+
+def _dtype(col: Column) -> ColumnDtype:
+    return _KIND_DTYPES[col.kind]
 
 
 def _problem(mask: np.ndarray | pd.Series, raw: pd.Series, message: str) -> pd.Series:
