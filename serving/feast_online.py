@@ -124,9 +124,11 @@ class FeastReader:
         if opened is not None and time.monotonic() - opened.listed_at < VIEWS_REFRESH_SECONDS:
             return opened
         with self._open_lock:
-            if self._opened is opened:  # no other thread has reopened it meanwhile
-                self._opened = _open(self._settings, opened)
-            current: _Opened = self._opened
+            current = self._opened
+            # None: never opened, or dropped meanwhile by a request the store failed; `opened`:
+            # stale and no other thread has reopened it. Either way (re)open it here.
+            if current is None or current is opened:
+                current = self._opened = _open(self._settings, current)
         return current
 
     def _check_redis(self) -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from feast.protos.feast.types.Value_pb2 import Null, StringList, Value
 
-from serving.feast_online import member_features, python_value
+from memberscore.settings import Settings
+from serving import feast_online
+from serving.feast_online import FeastReader, _Opened, member_features, python_value
 
 EARLY = datetime(2026, 5, 25, tzinfo=UTC)
 LATE = datetime(2026, 6, 1, tzinfo=UTC)
@@ -35,3 +41,35 @@ def test_member_features_merges_views_and_leaves_unknown_members_out() -> None:
         "m0": {"recency_days": None, "tier": "gold"},
     }, "features of every view a member has, none for members the store lacks"
     assert found.as_of == {"m1": EARLY, "m0": LATE}, "as_of is the latest cutoff among views"
+
+
+def test_current_reopens_a_store_dropped_by_a_failed_request_meanwhile(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a reader whose open store is stale, and a request that fails (dropping the store)
+    # while this thread waits for the open lock
+    reader = FeastReader(Settings(data_dir=tmp_path))
+    stale = _Opened(store=None, online=None, views=(), listed_at=float("-inf"))
+    fresh = _Opened(store="store", online="online", views=(), listed_at=0.0)
+    reader._opened = stale
+    previous: list[_Opened | None] = []
+
+    def fake_open(settings: Settings, before: _Opened | None) -> _Opened:
+        previous.append(before)
+        return fresh
+
+    @contextmanager
+    def lock_after_failure() -> Iterator[None]:
+        reader._opened = None  # what `read` does on StoreUnavailable
+        yield
+
+    monkeypatch.setattr(feast_online, "_open", fake_open)
+    monkeypatch.setattr(reader, "_open_lock", lock_after_failure())
+
+    # When this thread asks for the current store
+    current = reader._current()
+
+    # Then it opens the store afresh rather than handing back nothing
+    assert current is fresh, "a store dropped meanwhile is opened again, never returned as None"
+    assert previous == [None], "the dropped store is opened afresh, not refreshed"
+    assert reader._opened is fresh, "the reopened store is kept for the next requests"
