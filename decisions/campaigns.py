@@ -95,12 +95,14 @@ def outcomes(contacts: pd.DataFrame, orders: pd.DataFrame | None, window_days: i
     (currency, 0 without one) and, given orders, `revenue`: net order amount (returns excluded)
     of the member in the `window_days` after `sent_at`."""
     sent = pd.to_datetime(contacts["sent_at"], utc=True)
-    responded_at = pd.to_datetime(contacts.get("responded_at"), utc=True)
+    # Both response columns are optional in the contract: absent means no responses.
+    absent = pd.Series(None, index=contacts.index, dtype=object)
+    responded_at = pd.to_datetime(contacts.get("responded_at", absent), utc=True)
     window = pd.Timedelta(days=window_days)
     out = contacts[["member_id", "action_id", "group"]].copy()
     in_window = responded_at.notna() & (responded_at <= sent + window)
     out["responded"] = in_window.to_numpy(dtype=float)
-    value = pd.to_numeric(contacts.get("response_value"), errors="coerce").fillna(0.0)
+    value = pd.to_numeric(contacts.get("response_value", absent), errors="coerce").fillna(0.0)
     out["response_value"] = np.where(in_window, value, 0.0)
     if orders is not None:
         out["revenue"] = _revenue(out.assign(sent_at=sent), orders, window)

@@ -99,3 +99,22 @@ def test_lift_recovers_a_known_effect_with_a_covering_interval() -> None:
     assert rate["ci_low"] < 0.05 < rate["ci_high"] and rate["ci_low"] > 0
     assert rate["p_value"] < 1e-6
     assert table.loc["response_value", "lift"] == pytest.approx(20 * rate["lift"])
+
+
+def test_outcomes_without_the_optional_response_columns_count_no_responses() -> None:
+    # Given a contacts export with only the required columns (no responded_at, response_value)
+    contacts = pd.DataFrame(
+        {
+            "member_id": ["m0", "m1"],
+            "action_id": "coupon",
+            "group": [TREATMENT, CONTROL],
+            "sent_at": pd.Timestamp("2025-03-01", tz="UTC"),
+        }
+    )
+
+    # When outcomes are measured
+    outcome = outcomes(contacts, None, window_days=30)
+
+    # Then no contact responded and none has a response value
+    assert outcome["responded"].tolist() == [0.0, 0.0], "absent responded_at means no response"
+    assert outcome["response_value"].tolist() == [0.0, 0.0], "absent value means 0 currency"
