@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from decisions.catalogue import NO_ACTION, Catalogue
@@ -132,8 +133,12 @@ def _reasons(
     chunk, like the demo's, still uses every core; the codes do not depend on the slicing."""
     rows = np.flatnonzero(wanted)
     slices = [p for p in np.array_split(rows, max(1, min(workers, len(rows) // 2000))) if len(p)]
+
+    def codes_of(positions: npt.NDArray[np.intp]) -> pd.DataFrame:
+        return reason_codes(frame.iloc[positions], bundle, k)
+
     with ThreadPoolExecutor(max(1, len(slices))) as pool:
-        parts = list(pool.map(lambda p: reason_codes(frame.iloc[p], bundle, k), slices))
+        parts = list(pool.map(codes_of, slices))
     codes = pd.concat(parts) if parts else reason_codes(frame.iloc[rows], bundle, k)
     full = pd.DataFrame(None, index=pd.RangeIndex(len(frame)), columns=codes.columns, dtype=object)
     full.iloc[rows] = codes.to_numpy()
@@ -152,7 +157,7 @@ def _actions(
     catalogue, policy = decider.catalogue, settings.decisions.guardrails
     history = contact_history(decider.contacts, frame.index, catalogue, now, policy)
     blocks = action_blocks(frame, stages, catalogue, history, policy)
-    columns = pd.Index(catalogue.ids).get_indexer(list(decider.uplift.counts_.index))
+    columns = pd.Index(catalogue.ids).get_indexer(pd.Index(list(decider.uplift.counts_.index)))
     allowed = np.where(columns >= 0, blocks[:, columns] == OK, False)
     uplift = decider.uplift.predict_arrays(frame, allowed)  # blocked pairs are never chosen
     batch = next_best_actions(frame, stages, catalogue, uplift, history, policy, blocks=blocks)

@@ -63,7 +63,7 @@ def encode_records(rows: Sequence[Mapping[str, Any]], model: ServedModel) -> np.
 def _encode_rows(features: pd.DataFrame, model: ServedModel) -> np.ndarray:
     """`encode_frame` value by value: for a few rows (the score API's requests) pandas'
     per-column cost (~0.1 ms a column) dwarfs the work. Same rules, same matrix."""
-    positions = features.columns.get_indexer(list(model.feature_names))
+    positions = features.columns.get_indexer(pd.Index(model.feature_names))
     values = features.to_numpy(dtype=object)
     columns = [values[:, p] if p >= 0 else None for p in positions]
     return _encode_values(columns, len(features), model)
