@@ -262,7 +262,7 @@ def _problem(mask: np.ndarray | pd.Series, raw: pd.Series, message: str) -> pd.S
     out = pd.Series(pd.NA, index=raw.index, dtype="object")
     if mask.any():
         got = raw[mask].astype("string").fillna("").str.slice(0, 60)
-        out[mask] = raw.name + ": " + message + " (got '" + got + "')"
+        out[mask] = f"{raw.name}: {message} (got '" + got + "')"
     return out
 
 
