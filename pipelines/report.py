@@ -14,7 +14,7 @@ import io
 import json
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -58,7 +58,11 @@ def clv_deciles(clv: pd.Series) -> pd.DataFrame:
         return pd.DataFrame(columns=["members", "mean_clv", "total_clv", "share"])
     ranks = values.rank(method="first")
     decile = np.ceil(ranks / len(values) * 10).clip(1, 10).astype(int)
-    table = values.groupby(decile).agg(members="size", mean_clv="mean", total_clv="sum")
+    # Named aggregation of a SeriesGroupBy gives a DataFrame; pandas-stubs say Series.
+    table = cast(
+        pd.DataFrame,
+        values.groupby(decile).agg(members="size", mean_clv="mean", total_clv="sum"),
+    )
     table["share"] = table["total_clv"] / table["total_clv"].sum()
     table.index.name = "decile"
     return table
