@@ -22,7 +22,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy memberscore features training serving pipelines
+	$(BIN)/mypy memberscore features training serving pipelines decisions
 
 serve: $(STAMP)
 	$(BIN)/memberscore serve
