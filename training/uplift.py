@@ -215,7 +215,7 @@ def train(settings: Settings, catalogue: Catalogue | None = None) -> UpliftRun:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
         mlflow.log_text(model.counts_.to_csv(), "tables/contacts_per_action.csv")
         mlflow.log_text(table.to_csv(index=False), "tables/policy_values.csv")
-        version = _log_model(model, tracking.pip_requirements())
+        version = _log_model(model, tracking.pip_requirements(), input_example(model, earlier))
     client.set_model_version_tag(MODEL_NAME, version, "primary_metric", PRIMARY_METRIC)
     client.set_model_version_tag(MODEL_NAME, version, PRIMARY_METRIC, str(metrics[PRIMARY_METRIC]))
     client.set_registered_model_alias(MODEL_NAME, tracking.CHALLENGER, version)
@@ -255,21 +255,40 @@ class UpliftPyfunc(PythonModel):
         self.model = UpliftModel.from_state(state)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        """Tidy uplift predictions of the members in `model_input`."""
+        """Tidy uplift predictions of the members in `model_input` (keyed by its `member_id`
+        column, else by its index)."""
+        if "member_id" in model_input.columns:
+            model_input = model_input.set_index("member_id")
         return self.model.predict(model_input)
 
 
-def _log_model(model: UpliftModel, requirements: list[str]) -> str:
-    """Log the model's JSON state as a pyfunc in the active run; returns the new version."""
-    import mlflow
+def input_example(model: UpliftModel, contacts: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """A few rows as the pyfunc receives them: `member_id` and the model's features, text
+    features as strings (None when missing)."""
+    frame = contacts[["member_id", *model.features]].head(rows).reset_index(drop=True)
+    for name in model.categories_:
+        frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return frame
 
+
+def _log_model(model: UpliftModel, requirements: list[str], example: pd.DataFrame) -> str:
+    """Log the model's JSON state as a pyfunc (with signature and input example) in the
+    active run; returns the new version."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    wrapper = UpliftPyfunc()
+    wrapper.model = model
+    signature = infer_signature(example, wrapper.predict(None, example))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "uplift.json"
         path.write_text(json.dumps(model.to_state()), encoding="utf-8")
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=UpliftPyfunc(),
+            python_model=str(Path(__file__).with_name("uplift_pyfunc_model.py")),
             artifacts={STATE: str(path)},
+            signature=signature,
+            input_example=example,
             pip_requirements=requirements,
             registered_model_name=MODEL_NAME,
         )

@@ -198,11 +198,15 @@ def test_uplift_champion_rides_in_the_bundle(registry: Settings) -> None:
     client = tracking.client(registry)
     experiment = client.get_experiment_by_name("serving-test").experiment_id
     with mlflow.start_run(experiment_id=experiment):
-        version = uplift._log_model(model, [])
+        version = uplift._log_model(model, [], pd.DataFrame({"member_id": ["m1", "m2"]}))
     client.set_registered_model_alias("uplift", "champion", version)
 
     bundle = RegistrySource(registry).load()
 
     assert bundle.fingerprint["uplift"] == version
     assert bundle.uplift.predict_arrays(pd.DataFrame(index=["m1"])).source[0] == "prior"
+    pyfunc = mlflow.pyfunc.load_model(f"models:/uplift/{version}")
+    assert pyfunc.metadata.get_input_schema().input_names() == ["member_id"]
+    answer = pyfunc.predict(pd.DataFrame({"member_id": ["m7"]}))
+    assert set(answer["member_id"]) == {"m7"} and set(answer["source"]) == {"prior"}
     client.delete_registered_model_alias("uplift", "champion")
