@@ -171,14 +171,13 @@ def _stages(settings: Settings) -> None:
 def _nba(settings: Settings) -> None:
     from decisions.catalogue import load_catalogue
     from training import uplift
+    from training.decision_commands import policy_text
 
     catalogue = load_catalogue(None)
     typer.echo(uplift.train(settings, catalogue).describe())
     _promote(settings, "uplift")
     typer.echo("policy value on held-out contacts (currency per contacted member, 95 % CI):")
-    table = uplift.evaluate(settings, "champion", catalogue)
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        typer.echo(table.round(3).to_string(index=False))
+    typer.echo(policy_text(uplift.evaluate(settings, "champion", catalogue)))
     typer.echo("how to read it: docs/decisions.md")
     _decisions(settings)
 

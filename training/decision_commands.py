@@ -127,9 +127,14 @@ def evaluate(
     from decisions.catalogue import load_catalogue
     from training import uplift
 
-    table = uplift.evaluate(get_settings(), alias, load_catalogue(catalogue))
+    typer.echo(policy_text(uplift.evaluate(get_settings(), alias, load_catalogue(catalogue))))
+
+
+def policy_text(table: pd.DataFrame) -> str:
+    """The policy-value table as printed: 3 decimals, "–" where an estimator has no value (the
+    simulator's true effect is known as a lift only)."""
     with pd.option_context("display.width", 160, "display.max_columns", 20):
-        typer.echo(table.round(3).to_string(index=False))
+        return table.round(3).to_string(index=False, na_rep="–")
 
 
 @nba_app.command()
