@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from features.store import snapshot_path
 from memberscore.settings import Settings
@@ -42,3 +43,24 @@ def run(settings: Settings, out: Path, **options: object) -> batch.Summary:
 def checksums(out: Path) -> dict[str, str]:
     """sha256 of every Parquet part in `out`, by file name."""
     return {p.name: mf.sha256(p) for p in sorted(out.glob("*.parquet"))}
+
+
+def run_killed(
+    settings: Settings, out: Path, monkeypatch: pytest.MonkeyPatch, after_parts: int = 2
+) -> list[str]:
+    """A local run into `out` killed (KeyboardInterrupt) once `after_parts` parts are written.
+    Returns the names of the parts written, which keeps growing with the parts later runs in
+    the test write."""
+    write_part, written, dead = batch._write_part, [], [True]
+
+    def write_or_die(*args: object, **kwargs: object) -> mf.PartRecord:
+        if dead and len(written) >= after_parts:  # every later part of the killed run dies
+            raise KeyboardInterrupt("killed")
+        written.append(str(args[1]))
+        return write_part(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batch, "_write_part", write_or_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(settings, out)
+    dead.clear()
+    return written

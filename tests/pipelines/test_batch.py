@@ -54,20 +54,9 @@ def test_a_killed_run_resumes_to_the_uninterrupted_output(
     """Given a run killed after part 2, when it is rerun, then it skips the two finished parts
     and writes files byte-identical to a run that was never interrupted."""
     batch_world.run(batch_settings, tmp_path / "whole")
-    write_part, written = batch._write_part, []
-
-    def dies_after_two(*args: object, **kwargs: object) -> mf.PartRecord:
-        if len(written) == 2:
-            raise KeyboardInterrupt("killed")
-        written.append(args[1])
-        return write_part(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(batch, "_write_part", dies_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        batch_world.run(batch_settings, tmp_path / "killed")
+    batch_world.run_killed(batch_settings, tmp_path / "killed", monkeypatch)
     half = mf.read(tmp_path / "killed")
     assert half is not None and half.status == mf.RUNNING and len(half.parts) == 2
-    monkeypatch.setattr(batch, "_write_part", write_part)
 
     resumed = batch_world.run(batch_settings, tmp_path / "killed")
 

@@ -47,20 +47,7 @@ def test_spark_resumes_a_killed_run_computing_only_the_missing_parts(
     three others only and the folder equals an uninterrupted run; a segment filter that
     empties parts gives them empty records, as locally."""
     batch_world.run(batch_settings, tmp_path / "whole")
-    write_part, written = batch._write_part, []
-
-    def dies_after_two(*args: object, **kwargs: object) -> mf.PartRecord:
-        if len(written) == 2:
-            raise KeyboardInterrupt("killed")
-        written.append(args[1])
-        return write_part(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(batch, "_write_part", dies_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        batch_world.run(batch_settings, tmp_path / "killed")
-    monkeypatch.setattr(
-        batch, "_write_part", lambda *a, **k: written.append(a[1]) or write_part(*a, **k)
-    )
+    written = batch_world.run_killed(batch_settings, tmp_path / "killed", monkeypatch)
 
     resumed = batch_world.run(batch_settings, tmp_path / "killed", engine="spark")
 
