@@ -247,7 +247,7 @@ def next_best_actions(
     costs = np.array([a.unit_cost for a in catalogue.actions])
     ev = value - costs
     if blocks is None:
-        blocks = _blocks(features, stages, catalogue, history, policy)
+        blocks = action_blocks(features, stages, catalogue, history, policy)
     is_none = np.array([a.id == NO_ACTION for a in catalogue.actions])
     candidate = np.where((blocks == OK) & ~is_none, ev, -np.inf)
     best = np.argmax(candidate, axis=1)
@@ -291,14 +291,16 @@ def _uplift_matrix(
     return prob, value, source
 
 
-def _blocks(
+def action_blocks(
     features: pd.DataFrame,
     stages: pd.DataFrame,
     catalogue: Catalogue,
     history: ContactHistory,
     policy: GuardrailPolicy,
 ) -> np.ndarray:
-    """Guardrail codes, with the catalogue's stage and condition rules ahead of consent."""
+    """Block code per member and catalogue action (`OK`: may be sent), as `next_best_actions`
+    decides them; lets a batch skip uplift predictions of blocked pairs. Guardrail codes, with
+    the catalogue's stage and condition rules ahead of consent."""
     codes = guardrail_blocks(features, catalogue, history, policy)
     stage = stages["stage"].astype("string").to_numpy()
     for j, action in enumerate(catalogue.actions):
@@ -310,18 +312,6 @@ def _blocks(
         )
         codes[:, j] = np.where((codes[:, j] != CONTROL) & (rule != OK), rule, codes[:, j])
     return codes
-
-
-def action_blocks(
-    features: pd.DataFrame,
-    stages: pd.DataFrame,
-    catalogue: Catalogue,
-    history: ContactHistory,
-    policy: GuardrailPolicy,
-) -> np.ndarray:
-    """Block code per member and catalogue action (`OK`: may be sent), as `next_best_actions`
-    decides them; lets a batch skip uplift predictions of blocked pairs."""
-    return _blocks(features, stages, catalogue, history, policy)
 
 
 def next_best_action(
