@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,9 +121,15 @@ def pip_requirements() -> list[str]:
 def input_example(model: models.Model, features: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
     """A few rows of raw features as the pyfunc receives them: floats and text."""
     frame = model.encoding_.frame(features.head(rows))
-    for name in model.encoding_.categories:
+    return text_as_objects(frame, model.encoding_.categories).reset_index(drop=True)
+
+
+def text_as_objects(frame: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
+    """`frame` with the columns `names` as Python strings, None where missing: how a pyfunc
+    signature expects text features."""
+    for name in names:
         frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
-    return frame.reset_index(drop=True)
+    return frame
 
 
 def log_model(

@@ -265,10 +265,10 @@ class UpliftPyfunc(PythonModel):
 def input_example(model: UpliftModel, contacts: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
     """A few rows as the pyfunc receives them: `member_id` and the model's features, text
     features as strings (None when missing)."""
+    from training import tracking
+
     frame = contacts[["member_id", *model.features]].head(rows).reset_index(drop=True)
-    for name in model.categories_:
-        frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
-    return frame
+    return tracking.text_as_objects(frame, model.categories_)
 
 
 def _log_model(model: UpliftModel, requirements: list[str], example: pd.DataFrame) -> str:
