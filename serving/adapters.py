@@ -21,8 +21,7 @@ class LibraryDomain:
     The uplift model comes with the request's model bundle (`uplift@champion`); while none is
     registered, `prior_uplift` (fitted on no contacts) makes the engine use the catalogue's
     prior uplift for every action, its documented fallback. P(alive) and the next-order date
-    come from the BTYD outlook (`btyd@champion`, through `outlook`, an object whose `current()`
-    returns the fitted `training.btyd.outlook.BtydOutlook` or None); None while none is served.
+    come from the bundle's BTYD outlook (`btyd@champion`); None while none is served.
     """
 
     def __init__(
@@ -31,9 +30,7 @@ class LibraryDomain:
         prior_uplift: Any,
         decision_settings: Any,
         descriptions: Mapping[str, str],
-        outlook: Any = None,
     ) -> None:
-        self.outlook = outlook
         self.catalogue = catalogue
         self.prior_uplift = prior_uplift
         self.decision_settings = decision_settings
@@ -53,17 +50,17 @@ class LibraryDomain:
         return [ReasonCode(r.code, r.text, r.impact) for r in found]
 
     def lifetime(
-        self, features: Mapping[str, Any], as_of: datetime | None
+        self, features: Mapping[str, Any], as_of: datetime | None, outlook: Any
     ) -> tuple[float | None, date | None]:
         """P(alive) at the features' cutoff `as_of` and the expected (median) next-order date
-        from the member's rfm features and the served BTYD model (`features.btyd`, the same
-        logic as the snapshot's `btyd` family); (None, None) without a model, cutoff or order."""
+        from the member's rfm features and the served BTYD model `outlook` (`features.btyd`,
+        the same logic as the snapshot's `btyd` family); (None, None) without a model, cutoff
+        or order."""
         from features.btyd import member_outlook
 
-        model = None if self.outlook is None else self.outlook.current()
-        if model is None or as_of is None:
+        if outlook is None or as_of is None:
             return None, None
-        return member_outlook(model, features, as_of)
+        return member_outlook(outlook, features, as_of)
 
     def stage(
         self, features: Mapping[str, Any], scores: Mapping[str, float | None]
@@ -115,16 +112,12 @@ def _candidate(option: Any) -> Candidate:
 
 def open_domain(settings: Settings) -> LibraryDomain:
     """The shipped action catalogue, the settings' decision rules, feature descriptions from
-    the catalog, a priors-only uplift model for when none is registered and the registry's
-    BTYD outlook (looked up on first use, not here)."""
+    the catalog and a priors-only uplift model for when none is registered."""
     from decisions.catalogue import load_catalogue
     from decisions.uplift import ACTION, GROUP, RESPONDED, VALUE, UpliftModel, catalogue_priors
-    from serving.registry import OutlookSource
     from training.reasons import catalog_descriptions
 
     catalogue = load_catalogue()
     no_contacts = pd.DataFrame(columns=[ACTION, GROUP, RESPONDED, VALUE])
     uplift = UpliftModel([]).fit(no_contacts, catalogue_priors(catalogue))
-    return LibraryDomain(
-        catalogue, uplift, settings.decisions, catalog_descriptions(), OutlookSource(settings)
-    )
+    return LibraryDomain(catalogue, uplift, settings.decisions, catalog_descriptions())

@@ -63,13 +63,16 @@ class ServedModel:
 
 @dataclass(frozen=True)
 class ModelBundle:
-    """Every served model, keyed by registry name (e.g. 'churn', 'activation', 'clv'), and
-    the uplift model of the next-best-action engine when one is registered."""
+    """Every served model, keyed by registry name (e.g. 'churn', 'activation', 'clv'), the
+    uplift model of the next-best-action engine and the BTYD outlook (a
+    `training.btyd.outlook.BtydOutlook`: P(alive), next-order date) when they are registered."""
 
     models: Mapping[str, ServedModel]
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     uplift: Any = None
     uplift_ref: ModelRef | None = None
+    outlook: Any = None
+    outlook_ref: ModelRef | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", MappingProxyType(dict(self.models)))
@@ -78,8 +81,9 @@ class ModelBundle:
     def fingerprint(self) -> dict[str, str]:
         """Model name → version: equal fingerprints mean the same models."""
         found = {name: model.ref.version for name, model in self.models.items()}
-        if self.uplift_ref is not None:
-            found[self.uplift_ref.name] = self.uplift_ref.version
+        for ref in (self.uplift_ref, self.outlook_ref):
+            if ref is not None:
+                found[ref.name] = ref.version
         return found
 
     def get(self, name: str) -> ServedModel | None:

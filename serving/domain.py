@@ -57,10 +57,10 @@ class Domain(Protocol):
         ...
 
     def lifetime(
-        self, features: Mapping[str, Any], as_of: datetime | None
+        self, features: Mapping[str, Any], as_of: datetime | None, outlook: Any
     ) -> tuple[float | None, date | None]:
-        """P(alive) at `as_of` and the expected date of the next order, from the BTYD model
-        (None, None while no BTYD model is served)."""
+        """P(alive) at `as_of` and the expected date of the next order from `outlook`, the
+        served BTYD model (None, None while none is served)."""
         ...
 
     def stage(

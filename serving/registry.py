@@ -3,15 +3,14 @@
 through pyfunc.
 
 Served names: `churn`, `activation`, `clv` (all required), `churn_<h>d` for each other
-horizon in `settings.churn_horizons_days` that has a champion, and `uplift` (the
-next-best-action engine's `decisions.uplift.UpliftModel`, from its pyfunc) when registered.
+horizon in `settings.churn_horizons_days` that has a champion, `uplift` (the
+next-best-action engine's `decisions.uplift.UpliftModel`, from its pyfunc) and `btyd` (the BTYD
+outlook, `training.outlook_job`) when registered.
 """
 
 from __future__ import annotations
 
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from serving.bundle import ModelBundle, ModelRef, ServedModel
 
 REQUIRED = ("churn", "activation", "clv")
 UPLIFT = "uplift"
+OUTLOOK = "btyd"
 ALIAS = "champion"
 
 
@@ -70,7 +70,7 @@ class RegistrySource:
         """Registry names to serve: the required three, then the other churn horizons."""
         default = self.settings.churn_horizon_days
         extra = [f"churn_{h}d" for h in self.settings.churn_horizons_days if h != default]
-        return [*REQUIRED, *extra, UPLIFT]
+        return [*REQUIRED, *extra, UPLIFT, OUTLOOK]
 
     def versions(self) -> dict[str, Any]:
         """Name → the ModelVersion holding the alias; ModelNotReady if a required one lacks it."""
@@ -94,15 +94,31 @@ class RegistrySource:
     def load(self) -> ModelBundle:
         """Download and load every champion into a new bundle."""
         versions = self.versions()
-        uplift = versions.pop(UPLIFT, None)
+        uplift, outlook = versions.pop(UPLIFT, None), versions.pop(OUTLOOK, None)
         with tempfile.TemporaryDirectory(prefix="memberscore-models-") as tmp:
             models = {
                 name: self._load(version, Path(tmp) / name) for name, version in versions.items()
             }
-        if uplift is None:
-            return ModelBundle(models)
-        ref = ModelRef(uplift.name, str(uplift.version), self.alias, uplift.run_id)
-        return ModelBundle(models, uplift=self._load_uplift(uplift), uplift_ref=ref)
+        return ModelBundle(
+            models,
+            uplift=None if uplift is None else self._load_uplift(uplift),
+            uplift_ref=self._ref(uplift),
+            outlook=None if outlook is None else self._load_outlook(outlook),
+            outlook_ref=self._ref(outlook),
+        )
+
+    def _ref(self, version: Any) -> ModelRef | None:
+        """The registry reference of `version` (None for None)."""
+        if version is None:
+            return None
+        return ModelRef(version.name, str(version.version), self.alias, version.run_id)
+
+    def _load_outlook(self, version: Any) -> Any:
+        """The BTYD outlook of this exact version."""
+        from training import outlook_job
+
+        with _registry_reachable(self.settings):
+            return outlook_job.load_version(version.run_id)
 
     def _load_uplift(self, version: Any) -> Any:
         """The UpliftModel inside the pyfunc of this exact version (not the moving alias)."""
@@ -139,31 +155,3 @@ class RegistrySource:
             categories=dict(model.encoding_.categories),
             outputs=tuple(meta.get("serving_outputs", model.outputs)),
         )
-
-
-class OutlookSource:
-    """The BTYD outlook model `btyd@champion` (`training.outlook_job`), looked up at most once
-    per `settings.serving.model_poll_seconds`, so a newly promoted version is served without a
-    restart. None while no version holds the alias; registry failures raise StoreUnavailable."""
-
-    def __init__(self, settings: Settings, alias: str = ALIAS) -> None:
-        self.settings = settings
-        self.alias = alias
-        self._outlook: Any = None
-        self._checked_at: float | None = None
-        self._lock = threading.Lock()
-
-    def current(self) -> Any:
-        """The served `training.btyd.outlook.BtydOutlook`, or None."""
-        with self._lock:
-            now = time.monotonic()
-            stale = self._checked_at is None or (
-                now - self._checked_at >= self.settings.serving.model_poll_seconds
-            )
-            if stale:
-                from training import outlook_job
-
-                with _registry_reachable(self.settings):
-                    self._outlook = outlook_job.load_champion(self.settings, self.alias)
-                self._checked_at = now
-            return self._outlook

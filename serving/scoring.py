@@ -153,7 +153,7 @@ def score(
             model_versions=versions,
             features_as_of=features.as_of.get(member_id),
         )
-        scores.append(_with_outlook(card, rows[i], domain))
+        scores.append(_with_outlook(card, rows[i], domain, bundle.outlook))
     return ScoresOut(scores=scores, not_found=[m for m in ids if m not in features.rows])
 
 
@@ -190,10 +190,12 @@ def _interval(
     )
 
 
-def _with_outlook(card: MemberScores, row: Mapping[str, Any], domain: Domain) -> MemberScores:
+def _with_outlook(
+    card: MemberScores, row: Mapping[str, Any], domain: Domain, outlook: Any
+) -> MemberScores:
     """Add the BTYD outlook (members with orders) and the lifecycle stage, which needs scores."""
     if not card.insufficient_history:
-        p_alive, next_order = domain.lifetime(row, card.features_as_of)
+        p_alive, next_order = domain.lifetime(row, card.features_as_of, outlook)
         card = card.model_copy(update={"p_alive": p_alive, "expected_next_order_date": next_order})
     stage, rule = domain.stage(row, flat_scores(card))
     return card.model_copy(update={"lifecycle": Stage(stage=stage, rule=rule)})

@@ -147,14 +147,17 @@ def run(settings: Settings, progress: Callable[[str], None] = print) -> OutlookR
 
 def load_champion(settings: Settings, alias: str = tracking.CHAMPION) -> BtydOutlook | None:
     """The `btyd` version holding `alias`, rebuilt from its artifact; None if none holds it."""
+    version = tracking.aliased(tracking.client(settings), MODEL_NAME, alias)
+    return None if version is None else load_version(version.run_id)
+
+
+def load_version(run_id: str) -> BtydOutlook:
+    """The `BtydOutlook` logged by the run `run_id` (a registered `btyd` version's run)."""
     import mlflow
 
-    version = tracking.aliased(tracking.client(settings), MODEL_NAME, alias)
-    if version is None:
-        return None
     with tempfile.TemporaryDirectory() as tmp:
         folder = mlflow.artifacts.download_artifacts(
-            run_id=version.run_id, artifact_path=ARTIFACT_DIR, dst_path=tmp
+            run_id=run_id, artifact_path=ARTIFACT_DIR, dst_path=tmp
         )
         document = json.loads((Path(folder) / ARTIFACT_FILE).read_text())
     return outlook_from_document(document)

@@ -139,7 +139,9 @@ class FakeDomain:
             for j in order
         ]
 
-    def lifetime(self, features: Mapping[str, Any], as_of: datetime | None) -> tuple[float, date]:
+    def lifetime(
+        self, features: Mapping[str, Any], as_of: datetime | None, outlook: Any
+    ) -> tuple[float, date]:
         return 0.8, (as_of or AS_OF).date() + timedelta(days=14)
 
     def stage(

@@ -1,5 +1,5 @@
 """The served BTYD outlook: `LibraryDomain.lifetime` gives P(alive) and the next-order date
-from the member's rfm features with the registry's `btyd` model, and nothing without one."""
+from the member's rfm features with the bundle's `btyd` model, and nothing without one."""
 
 from __future__ import annotations
 
@@ -11,16 +11,6 @@ import pytest
 
 from features.btyd import btyd_features, fit_family
 from serving.adapters import LibraryDomain
-
-
-class FixedOutlook:
-    """An outlook source that always serves the same fitted model (or None)."""
-
-    def __init__(self, model: object) -> None:
-        self.model = model
-
-    def current(self) -> object:
-        return self.model
 
 
 def history() -> pd.DataFrame:
@@ -41,8 +31,7 @@ def history() -> pd.DataFrame:
     )
 
 
-def domain(outlook: object) -> LibraryDomain:
-    return LibraryDomain(None, None, None, {}, FixedOutlook(outlook))
+DOMAIN = LibraryDomain(None, None, None, {})
 
 
 def test_lifetime_serves_the_btyd_family_values() -> None:
@@ -53,7 +42,7 @@ def test_lifetime_serves_the_btyd_family_values() -> None:
     family = btyd_features(rows, model).set_index("member_id")
     as_of = datetime(2024, 5, 6, tzinfo=UTC)
     member = rows.iloc[7].to_dict()
-    p_alive, next_order = domain(model).lifetime(member, as_of)
+    p_alive, next_order = DOMAIN.lifetime(member, as_of, model)
     assert p_alive == pytest.approx(family.loc["m7", "btyd_p_alive"])
     expected = pd.Timestamp(as_of) + pd.Timedelta(days=family.loc["m7", "btyd_days_to_next_order"])
     assert next_order == expected.date() and next_order >= date(2024, 5, 6)
@@ -63,7 +52,7 @@ def test_lifetime_is_unknown_without_model_cutoff_or_order() -> None:
     rows = history()
     member = rows.iloc[0].to_dict()
     as_of = datetime(2024, 5, 6, tzinfo=UTC)
-    assert domain(None).lifetime(member, as_of) == (None, None), "no btyd champion"
-    assert domain(fit_family(rows)).lifetime(member, None) == (None, None), "no cutoff"
+    assert DOMAIN.lifetime(member, as_of, None) == (None, None), "no btyd champion"
+    assert DOMAIN.lifetime(member, None, fit_family(rows)) == (None, None), "no cutoff"
     never = {"member_id": "x", "frequency": 0}
-    assert domain(fit_family(rows)).lifetime(never, as_of) == (None, None), "never ordered"
+    assert DOMAIN.lifetime(never, as_of, fit_family(rows)) == (None, None), "never ordered"

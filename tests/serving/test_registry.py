@@ -210,3 +210,35 @@ def test_uplift_champion_rides_in_the_bundle(registry: Settings) -> None:
     answer = pyfunc.predict(pd.DataFrame({"member_id": ["m7"]}))
     assert set(answer["member_id"]) == {"m7"} and set(answer["source"]) == {"prior"}
     client.delete_registered_model_alias("uplift", "champion")
+
+
+def test_btyd_champion_rides_in_the_bundle(
+    registry: Settings, member_rows: dict[str, dict[str, Any]]
+) -> None:
+    """A registered `btyd` champion is loaded from its exact version into the bundle: its
+    version is one of the served versions and P(alive) comes from it."""
+    from features.btyd import fit_family
+    from serving.adapters import LibraryDomain
+    from serving.scoring import score
+    from serving.sources import MemberFeatures
+    from tests.serving.test_outlook import history
+    from training import outlook_job
+
+    outlook = fit_family(history())
+    as_of, scores = pd.Timestamp("2024-05-06"), {"roc_auc": 0.7}
+    record = outlook_job.log_outlook(registry, outlook, as_of, scores, {})
+    client = tracking.client(registry)
+    client.set_registered_model_alias("btyd", "champion", record.version)
+    try:
+        bundle = RegistrySource(registry).load()
+    finally:
+        client.delete_registered_model_alias("btyd", "champion")
+
+    assert bundle.fingerprint["btyd"] == record.version
+    assert bundle.outlook.params() == pytest.approx(outlook.params())
+    features = MemberFeatures(
+        {"m1": member_rows["m1"]}, {"m1": pd.Timestamp("2024-05-06", tz="UTC")}
+    )
+    domain = LibraryDomain(None, None, Settings().decisions, {})
+    card = score(["m1"], features, bundle, domain, Settings()).scores[0]
+    assert card.model_versions["btyd"] == record.version and card.p_alive is not None

@@ -19,8 +19,9 @@ def models(holder: HolderDep) -> ModelsOut:
     """Names, versions, aliases and load times of the models in service."""
     bundle = holder.current if holder.loaded else None
     served = [] if bundle is None else [(m.ref, m.loaded_at) for m in bundle.models.values()]
-    if bundle is not None and bundle.uplift_ref is not None:
-        served.append((bundle.uplift_ref, bundle.loaded_at))
+    if bundle is not None:
+        extra = (bundle.uplift_ref, bundle.outlook_ref)
+        served += [(ref, bundle.loaded_at) for ref in extra if ref is not None]
     return ModelsOut(
         models=[
             ModelOut(
