@@ -148,7 +148,7 @@ def run(settings: Settings, progress: Callable[[str], None] = print) -> OutlookR
 def load_champion(settings: Settings, alias: str = tracking.CHAMPION) -> BtydOutlook | None:
     """The `btyd` version holding `alias`, rebuilt from its artifact; None if none holds it."""
     version = tracking.aliased(tracking.client(settings), MODEL_NAME, alias)
-    return None if version is None else load_version(version.run_id)
+    return None if version is None else load_version(str(version.run_id))
 
 
 def load_version(run_id: str) -> BtydOutlook:
