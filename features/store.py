@@ -34,6 +34,7 @@ JOIN_KEY = "member_id"
 AS_OF = "as_of"
 EVENT_TIMESTAMP = "event_timestamp"
 MATERIALIZE_BATCH_ROWS = 100_000
+PUBLISHED_VIEW = "member_scores"
 
 
 @dataclass(frozen=True)
@@ -182,14 +183,44 @@ def apply(settings: Settings, families: Any = None) -> list[str]:
 
 
 def applied_views(store: FeatureStore) -> list[FeatureView]:
-    """The registered feature views, or DataNotFound if `apply` has not run."""
-    views = store.list_feature_views()
+    """The registered feature views (not the published scores' view), or DataNotFound if
+    `apply` has not run."""
+    views = [view for view in store.list_feature_views() if view.name != PUBLISHED_VIEW]
     if not views:
         raise DataNotFound(
             f"the Feast registry of project {store.project!r} holds no feature views; run "
             "`memberscore features apply` first"
         )
     return sorted(views, key=lambda view: view.name)
+
+
+def published_view(store: FeatureStore) -> FeatureView | None:
+    """The view of published score cards, None until scores are first published."""
+    return next((v for v in store.list_feature_views() if v.name == PUBLISHED_VIEW), None)
+
+
+def published_path(settings: Settings) -> Path:
+    """The Parquet copy of the published score cards (the view's offline source)."""
+    return settings.data_dir / "published" / "scores.parquet"
+
+
+def apply_published(settings: Settings) -> FeatureStore:
+    """Register the published scores' view (`features.feature_repo.definitions`); the store."""
+    from features.feature_repo.definitions import published_declarations
+
+    store = feature_store(settings)
+    with reachable(settings):
+        store.apply(published_declarations(str(published_path(settings).resolve())))
+    return store
+
+
+def write_published(store: FeatureStore, settings: Settings, cards: pd.DataFrame) -> None:
+    """Write published cards (member_id, as_of, card, models, observed) to the online store."""
+    view = published_view(store)
+    if view is None:
+        raise DataNotFound("the published scores' view is not registered: run `apply_published`")
+    with reachable(settings):
+        _write_online(store, [view], cards, "bulk")
 
 
 def feature_service(store: FeatureStore, name: str) -> FeatureService:

@@ -1,4 +1,4 @@
-"""CLI commands of the score API: `serve` and `api-key new`."""
+"""CLI commands of the score API: `serve`, `publish-scores` and `api-key new`."""
 
 from __future__ import annotations
 
@@ -39,6 +39,23 @@ def serve(
     )
 
 
+def publish_scores(
+    chunk: Annotated[int, typer.Option(min=1, help="Members scored per chunk.")] = 2_000,
+) -> None:
+    """Compute every member's score card with the current champions and write it to the online
+    store, so the score API answers from it instead of scoring live (reason codes included).
+
+    Run it after `features materialize` and after promoting champions; until then the API
+    scores live (a card of other features or models is never served).
+
+    Example: memberscore publish-scores
+    """
+    from memberscore.settings import get_settings
+    from serving import publish
+
+    typer.echo(publish.run(get_settings(), chunk_members=chunk, progress=typer.echo).describe())
+
+
 @api_key_app.command("new")
 def new_api_key(
     scope: Annotated[
@@ -64,4 +81,5 @@ def new_api_key(
 def register(app: typer.Typer) -> None:
     """Add the score-API commands to the top-level CLI."""
     app.command()(serve)
+    app.command("publish-scores")(publish_scores)
     app.add_typer(api_key_app, name="api-key")

@@ -5,7 +5,8 @@ Opening a `FeatureStore` costs about 25 ms and `get_online_features` several ms 
 store is opened once, its feature views are listed once (and again every
 `VIEWS_REFRESH_SECONDS`, so a new `features apply` is picked up), and each request calls the
 online store's own `online_read` once per view with those cached views, turning the returned
-values into plain Python with `python_value`.
+values into plain Python with `python_value`. Published score cards (`serving.published`) are
+read the same way: their view, and the smallest feature view for the cutoff the store holds.
 
 Like `get_online_features`, `online_read` returns the latest materialized values whatever their
 age (a view's TTL only flags them); `as_of` says how old they are.
@@ -16,16 +17,16 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from features.store import JOIN_KEY, applied_views, feature_store, reachable
+from features.store import JOIN_KEY, applied_views, feature_store, published_view, reachable
 from memberscore.errors import StoreUnavailable
 from memberscore.settings import Settings
-from serving.sources import MemberFeatures
+from serving.sources import MemberFeatures, PublishedCard
 
 PING_MEMBER = "__readyz__"
 VIEWS_REFRESH_SECONDS = 60.0
@@ -68,15 +69,34 @@ def member_features(member_ids: Sequence[str], reads: Sequence[ViewRead]) -> Mem
     return MemberFeatures(rows, as_of)
 
 
+def published_cards(
+    member_ids: Sequence[str], cards: ViewRead, features: ViewRead
+) -> dict[str, PublishedCard]:
+    """The published cards among `member_ids` from a read of the cards' view and a read of
+    one feature view (its timestamps: the cutoff of the features the store holds now)."""
+    found: dict[str, PublishedCard] = {}
+    for member_id, (as_of, values), (features_as_of, _) in zip(
+        member_ids, cards, features, strict=True
+    ):
+        if as_of is None or values is None:
+            continue
+        card, key, observed = (python_value(values[n]) for n in ("card", "models", "observed"))
+        found[member_id] = PublishedCard(card, key, observed, as_of, features_as_of)
+    return found
+
+
 @dataclass(frozen=True)
 class _Opened:
-    """An open Feast store, its online store and the feature views listed at `listed_at`
-    (`time.monotonic()` seconds)."""
+    """An open Feast store, its online store, the feature views listed at `listed_at`
+    (`time.monotonic()` seconds), the published cards' view (None before the first publish)
+    and the feature view with the fewest features (read for its cutoffs)."""
 
     store: Any
     online: Any
     views: tuple[Any, ...]
     listed_at: float
+    published: Any
+    smallest: Any
 
 
 class FeastReader:
@@ -99,20 +119,31 @@ class FeastReader:
     def read(self, member_ids: Sequence[str], services: Sequence[str]) -> MemberFeatures:
         """Features of the known members among `member_ids`, with their snapshot cutoffs."""
         ids = list(member_ids)
+        return member_features(ids, self._reads(ids, lambda opened: opened.views))
+
+    def published(self, member_ids: Sequence[str]) -> dict[str, PublishedCard]:
+        """Published cards of `member_ids` (none before the first publish)."""
+        ids = list(member_ids)
+        reads = self._reads(ids, lambda o: () if o.published is None else (o.published, o.smallest))
+        return published_cards(ids, *reads) if reads else {}
+
+    def _reads(
+        self, member_ids: list[str], views: Callable[[_Opened], Sequence[Any]]
+    ) -> list[ViewRead]:
+        """One `online_read` of `member_ids` per view that `views` picks from the open store."""
         self._check_redis()
         try:
             with _sqlite_reachable(), reachable(self._settings):
                 opened = self._current()
-                keys = [_entity_key(m) for m in ids]
+                keys = [_entity_key(m) for m in member_ids]
                 with self._read_lock:
-                    reads = [
+                    return [
                         opened.online.online_read(opened.store.config, v, keys)
-                        for v in opened.views
+                        for v in views(opened)
                     ]
         except StoreUnavailable:
             self._opened = None  # the next request opens the store afresh
             raise
-        return member_features(ids, reads)
 
     def ping(self) -> None:
         """One online read of an id that does not exist: it only has to answer."""
@@ -153,7 +184,9 @@ def _open(settings: Settings, previous: _Opened | None) -> _Opened:
         store = previous.store
         store.refresh_registry()
     online = store._get_provider().online_store
-    return _Opened(store, online, tuple(applied_views(store)), time.monotonic())
+    views = tuple(applied_views(store))
+    smallest = min(views, key=lambda view: len(view.features))
+    return _Opened(store, online, views, time.monotonic(), published_view(store), smallest)
 
 
 def _entity_key(member_id: str) -> Any:

@@ -1,10 +1,11 @@
 """Request-level orchestration: read features (and contacts), score, decide, record metrics.
 
-Routes call these; `scoring` holds the pure part.
+Routes call these; `scoring` and `published` hold the pure part.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ from serving.bundle import ModelBundle
 from serving.contact_log import ContactLog
 from serving.domain import Candidate, Domain
 from serving.metrics import Metrics
+from serving.published import card_key, observed_scores
 from serving.schemas import ActionOut, NextBestActionOut, NextBestActionsOut, ScoresOut
 from serving.scoring import flat_scores, score
 from serving.sources import FeatureReader, MemberFeatures
@@ -37,10 +39,37 @@ def score_members(
     features = reader.read(list(dict.fromkeys(member_ids)), services(bundle))
     result = score(member_ids, features, bundle, domain, settings)
     for card in result.scores:
-        for name, value in flat_scores(card).items():
-            if name.startswith("churn_") or name in ("activation", "p_alive"):
-                metrics.observe_scores(name, [value])
+        for name, value in observed_scores(card).items():
+            metrics.observe_scores(name, [value])
     return result, features
+
+
+def scores_json(
+    member_ids: Sequence[str],
+    reader: FeatureReader,
+    bundle: ModelBundle,
+    domain: Domain,
+    settings: Settings,
+    metrics: Metrics,
+) -> tuple[dict[str, str], list[str]]:
+    """Score cards of `member_ids` as `MemberScores` JSON by member id (duplicates once, in
+    request order) and the ids the store does not know: current published cards
+    (`serving.published`) where there are, live scores for the others."""
+    ids = list(dict.fromkeys(member_ids))
+    key = card_key(bundle, settings)
+    cards: dict[str, str] = {}
+    for member_id, published in reader.published(ids).items():
+        if published.current(key):
+            cards[member_id] = published.card
+            for name, value in json.loads(published.observed).items():
+                metrics.observe_scores(name, [value])
+    live = [m for m in ids if m not in cards]
+    not_found: list[str] = []
+    if live:
+        result, _ = score_members(live, reader, bundle, domain, settings, metrics)
+        cards.update((card.member_id, card.model_dump_json()) for card in result.scores)
+        not_found = result.not_found
+    return {m: cards[m] for m in ids if m in cards}, not_found
 
 
 def decide(

@@ -25,11 +25,37 @@ class MemberFeatures:
     as_of: Mapping[str, datetime]
 
 
+@dataclass(frozen=True)
+class PublishedCard:
+    """A member's published card as the online store holds it.
+
+    `card` is the `MemberScores` JSON, `key` the `serving.published.card_key` it was computed
+    under, `observed` the JSON of its `serving.published.observed_scores`, `as_of` the cutoff
+    of the features it was computed from and `features_as_of` the cutoff of the member's
+    features in the store now.
+    """
+
+    card: str
+    key: str
+    observed: str
+    as_of: datetime
+    features_as_of: datetime | None
+
+    def current(self, key: str) -> bool:
+        """True when the card is what live scoring would answer now under `key`."""
+        return self.key == key and self.as_of == self.features_as_of
+
+
 class FeatureReader(Protocol):
     """Reads a feature service from the online store."""
 
     def read(self, member_ids: Sequence[str], services: Sequence[str]) -> MemberFeatures:
         """Features of `services` for `member_ids`; StoreUnavailable when the store is down."""
+        ...
+
+    def published(self, member_ids: Sequence[str]) -> Mapping[str, PublishedCard]:
+        """Published score cards of `member_ids` that the store holds (`serving.published`),
+        current or not; StoreUnavailable when the store is down."""
         ...
 
     def ping(self) -> None:

@@ -111,3 +111,30 @@ def declarations(
     source = snapshot_source(snapshot_glob)
     views = {name: feature_view(name, feats, entity, source) for name, feats in families.items()}
     return [entity, source, *views.values(), *feature_services(views)]
+
+
+def published_declarations(path: str) -> list[Any]:
+    """The view of published score cards (`serving.publish`): per member, the score API's
+    answer computed in advance (`card`, JSON), the versions and settings it was computed with
+    (`models`) and the scores the API's metrics observe (`observed`, JSON). Its timestamp is
+    the cutoff of the features the card was computed from; `path` is the Parquet copy."""
+    from features.store import PUBLISHED_VIEW
+
+    entity = member_entity()
+    source = FileSource(
+        name=PUBLISHED_VIEW,
+        path=path,
+        file_format=ParquetFormat(),
+        timestamp_field=TIMESTAMP_FIELD,
+        description="Score cards published for the score API.",
+    )
+    view = FeatureView(
+        name=PUBLISHED_VIEW,
+        entities=[entity],
+        ttl=TTL,
+        schema=[Field(name=name, dtype=String) for name in ("card", "models", "observed")],
+        source=source,
+        online=True,
+        description="Score API answers computed in advance, per champion versions and cutoff.",
+    )
+    return [entity, source, view]

@@ -28,7 +28,7 @@ from serving.contact_log import ContactLog, open_contact_log
 from serving.domain import Candidate, Decision, ReasonCode
 from serving.predictors import BoosterPredictor, QuantilePredictor
 from serving.security import hash_key
-from serving.sources import MemberFeatures
+from serving.sources import MemberFeatures, PublishedCard
 
 READ_KEY = "test-read-key"
 WRITE_KEY = "test-write-key"
@@ -111,16 +111,21 @@ def _snapshot(rows: dict[str, dict]) -> pd.DataFrame:
 
 
 class FakeReader:
-    """The online store: known rows, and a switch to take it down."""
+    """The online store: known rows, published cards, and a switch to take it down."""
 
     def __init__(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
         self.rows = dict(rows)
+        self.cards: dict[str, PublishedCard] = {}
         self.down = False
 
     def read(self, member_ids: Sequence[str], service: Sequence[str]) -> MemberFeatures:
         self.ping()
         known = [m for m in member_ids if m in self.rows]
         return MemberFeatures({m: self.rows[m] for m in known}, dict.fromkeys(known, AS_OF))
+
+    def published(self, member_ids: Sequence[str]) -> dict[str, PublishedCard]:
+        self.ping()
+        return {m: self.cards[m] for m in member_ids if m in self.cards}
 
     def ping(self) -> None:
         if self.down:

@@ -49,8 +49,12 @@ def test_current_reopens_a_store_dropped_by_a_failed_request_meanwhile(
     # Given a reader whose open store is stale, and a request that fails (dropping the store)
     # while this thread waits for the open lock
     reader = FeastReader(Settings(data_dir=tmp_path))
-    stale = _Opened(store=None, online=None, views=(), listed_at=float("-inf"))
-    fresh = _Opened(store="store", online="online", views=(), listed_at=0.0)
+    stale = _Opened(
+        store=None, online=None, views=(), listed_at=float("-inf"), published=None, smallest=None
+    )
+    fresh = _Opened(
+        store="store", online="online", views=(), listed_at=0.0, published=None, smallest=None
+    )
     reader._opened = stale
     previous: list[_Opened | None] = []
 

@@ -104,3 +104,32 @@ def test_a_failed_read_is_503_and_the_next_read_opens_the_store_afresh(
     # Then the next read opens a new store and answers
     assert "m3" in reader.read(["m3"], ()).rows
     assert reader._opened is not opened, "the failed store must not be reused"
+
+
+def test_published_cards_through_the_real_online_store(
+    client: TestClient, feast_settings: Settings, families: dict, read_headers: dict[str, str]
+) -> None:
+    """Cards written to the real online store (their own view, Feast's layout) are read back
+    current, with the cutoff of the member's features, and answer as live scoring does."""
+    from serving.api.deps import get_domain, get_model_holder
+    from serving.publish import cards_frame
+
+    reader = FeastReader(feast_settings)
+    client.app.dependency_overrides[get_feature_reader] = lambda: reader
+    ids = {"member_ids": ["m3", "n1", "ghost"]}
+    live = client.post("/v1/scores", json=ids, headers=read_headers).content
+    assert reader.published(["m3"]) == {}, "nothing published yet"
+
+    bundle = client.app.dependency_overrides[get_model_holder]().current
+    domain = client.app.dependency_overrides[get_domain]()
+    frame = cards_frame(["m3", "n1", "ghost"], reader, bundle, domain, feast_settings)
+    store.write_published(store.apply_published(feast_settings), feast_settings, frame)
+    reader = FeastReader(feast_settings)  # a reader opened before the publish re-lists later
+    client.app.dependency_overrides[get_feature_reader] = lambda: reader
+    cards = reader.published(["m3", "n1", "ghost"])
+
+    assert sorted(cards) == ["m3", "n1"] and len(frame) == 2
+    assert all(card.current(frame["models"][0]) for card in cards.values())
+    assert client.post("/v1/scores", json=ids, headers=read_headers).content == live
+    views = store.applied_views(store.feature_store(feast_settings))
+    assert [v.name for v in views] == sorted(families), "the cards' view is no feature view"

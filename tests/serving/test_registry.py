@@ -242,3 +242,38 @@ def test_btyd_champion_rides_in_the_bundle(
     domain = LibraryDomain(None, None, Settings().decisions, {})
     card = score(["m1"], features, bundle, domain, Settings()).scores[0]
     assert card.model_versions["btyd"] == record.version and card.p_alive is not None
+
+
+def test_publish_scores_every_member_with_the_champions(
+    registry: Settings, snapshot: pd.DataFrame, families: dict
+) -> None:
+    """`publish.run` writes one current card per snapshot member (online and in Parquet),
+    under the key of the champions it loaded; the counts add up."""
+    from features import build, store
+    from serving import publish
+    from serving.feast_online import FeastReader
+    from serving.published import card_key
+
+    root = registry.data_dir.parent / "publish"
+    settings = registry.model_copy(
+        update={
+            "data_dir": root / "data",
+            "feast_repo": root / "feature_repo",
+            "feast_project": "serving_publish",
+        }
+    )
+    build.write_snapshot(snapshot, store.snapshot_path(settings, snapshot["as_of"][0].date()))
+    store.apply(settings, families)
+    store.materialize(settings)
+    lines: list[str] = []
+
+    report = publish.run(settings, chunk_members=4, progress=lines.append)
+
+    ids = snapshot["member_id"].tolist()
+    key = card_key(RegistrySource(settings).load(), settings)
+    cards = FeastReader(settings).published(ids)
+    copy = pd.read_parquet(store.published_path(settings))
+    assert report.members == report.published == len(ids) == len(copy)
+    assert sorted(cards) == sorted(ids) and all(c.current(key) for c in cards.values())
+    assert report.key == key and set(copy["models"]) == {key}
+    assert len(lines) == -(-len(ids) // 4), "one progress line per chunk"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
+from fastapi.responses import Response
 
 from memberscore.errors import MemberNotFound
 from serving.api.deps import (
@@ -16,19 +17,14 @@ from serving.api.deps import (
     SettingsDep,
 )
 from serving.api.errors import ERROR_RESPONSES
-from serving.api.responses import ModelJSON
+from serving.published import scores_body
 from serving.schemas import MemberId, MemberScores, MembersIn, ScoresOut
-from serving.service import score_members
+from serving.service import scores_json
 
 router = APIRouter(prefix="/v1", tags=["scores"], dependencies=[ReadAccess])
 
 
-@router.get(
-    "/members/{member_id}/scores",
-    response_model=MemberScores,
-    response_class=ModelJSON,
-    responses=ERROR_RESPONSES,
-)
+@router.get("/members/{member_id}/scores", response_model=MemberScores, responses=ERROR_RESPONSES)
 def member_scores(
     member_id: Annotated[MemberId, Path()],
     reader: FeaturesDep,
@@ -36,17 +32,15 @@ def member_scores(
     domain: DomainDep,
     settings: SettingsDep,
     metrics: MetricsDep,
-) -> ModelJSON:
+) -> Response:
     """Churn, activation, spend / CLV interval, P(alive), stage, tags and reasons of a member."""
-    result, _ = score_members([member_id], reader, bundle, domain, settings, metrics)
-    if not result.scores:
+    cards, _ = scores_json([member_id], reader, bundle, domain, settings, metrics)
+    if not cards:
         raise MemberNotFound(f"member {member_id} is not known to the feature store")
-    return ModelJSON(result.scores[0])
+    return Response(cards[member_id], media_type="application/json")
 
 
-@router.post(
-    "/scores", response_model=ScoresOut, response_class=ModelJSON, responses=ERROR_RESPONSES
-)
+@router.post("/scores", response_model=ScoresOut, responses=ERROR_RESPONSES)
 def batch_scores(
     body: MembersIn,
     reader: FeaturesDep,
@@ -54,7 +48,7 @@ def batch_scores(
     domain: DomainDep,
     settings: SettingsDep,
     metrics: MetricsDep,
-) -> ModelJSON:
+) -> Response:
     """Scores of up to 1,000 members; unknown ids are listed in `not_found`."""
-    result, _ = score_members(body.member_ids, reader, bundle, domain, settings, metrics)
-    return ModelJSON(result)
+    cards, not_found = scores_json(body.member_ids, reader, bundle, domain, settings, metrics)
+    return Response(scores_body(cards, not_found), media_type="application/json")
