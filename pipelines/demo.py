@@ -62,7 +62,7 @@ def _steps() -> list[tuple[str, Step]]:
         (f"Train, backtest and promote {', '.join(MODELS)}", _train),
         (f"Lifecycle stage migration over the last {STAGE_WINDOW_DAYS} days", _stages),
         ("Next-best action: learn uplift from the campaign log, evaluate policies", _nba),
-        ("Score API: start, call each endpoint, stop", _serve),
+        ("Score API: publish score cards, start, call each endpoint, stop", _serve),
         (f"Batch-score every member as of {AS_OF}, build campaign lists", _batch),
     ]
 
@@ -234,7 +234,9 @@ def _show_decision(decision: Any) -> None:
 
 def _serve(settings: Settings) -> None:
     from pipelines import demo_api
+    from serving import publish
 
+    typer.echo(publish.run(settings, progress=typer.echo).describe())
     demo_api.tour(settings, _members(settings))
 
 

@@ -3,8 +3,10 @@ server doing the same work in sequence.
 
 Builds (or reuses) a small trained store, then for each system: warm-up; one member at a fixed
 200 calls/s; one member with `--concurrency` callers back to back (throughput); a rate sweep
-for the highest rate holding p99 <= 50 ms; 100 members per call, one caller. Prints a markdown
-table and writes `benchmarks/api/results.json`. Run heavy: wrap it in the shared lock.
+for the highest rate holding p99 <= 50 ms; 100 members per call, one caller. memberscore is
+measured twice: scoring live (no published cards: the store's cards view is withdrawn first)
+and after `publish-scores` (timed) from the published cards. Prints a markdown table and
+writes `benchmarks/api/results.json`. Run heavy: wrap it in the shared lock.
 
     flock /tmp/memberscore-heavy.lock .venv/bin/python -m benchmarks.api.run [--workers 2]
 
@@ -130,6 +132,29 @@ def scenarios(
     return out
 
 
+def withdraw_cards(store: Store) -> None:
+    """Unregister the published cards' view, so the server finds none and scores live."""
+    from features.store import PUBLISHED_VIEW, feature_store, published_view
+
+    feast = feature_store(store.settings())
+    if published_view(feast) is not None:
+        feast.delete_feature_view(PUBLISHED_VIEW)
+
+
+def measure_live(store: Store, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    withdraw_cards(store)
+    return measure_memberscore(store, ids, args)
+
+
+def measure_published(store: Store, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    from serving import publish
+
+    report = publish.run(store.settings(), progress=lambda _: None)
+    print(report.describe())
+    publishing = {"cards": report.published, "seconds": round(report.seconds, 1)}
+    return {"publish": publishing, **measure_memberscore(store, ids, args)}
+
+
 def measure_memberscore(store: Store, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
     port = servers.free_port()
     key_hash = hashlib.sha256(API_KEY.encode()).hexdigest()
@@ -198,14 +223,17 @@ def ratio(ours: float | None, theirs: float | None) -> str:
 
 def table(results: dict[str, Any]) -> str:
     """The markdown rows of docs/benchmarks.md."""
-    ours, peers = results["memberscore"], results["peers"]
-    rows = ["| measure | memberscore | Feast server + MLflow server | peers / memberscore |"]
-    rows.append("|---|---|---|---|")
+    ours, live, peers = results["published"], results["live"], results["peers"]
+    rows = [
+        "| measure | memberscore, published cards | memberscore, live | Feast server + MLflow "
+        "server | peers / published |"
+    ]
+    rows.append("|---|---|---|---|---|")
 
     def add(label: str, key: str, field: str, unit: str, *, higher_better: bool = False) -> None:
-        a, b = ours[key][field], peers[key][field]
+        a, b, c = ours[key][field], peers[key][field], live[key][field]
         r = ratio(b, a) if higher_better else ratio(a, b)
-        rows.append(f"| {label} | {a} {unit} | {b} {unit} | {r} |")
+        rows.append(f"| {label} | {a} {unit} | {c} {unit} | {b} {unit} | {r} |")
 
     add("1 member, one caller: p50", "one_sequential", "p50_ms", "ms")
     add("1 member, one caller: p99", "one_sequential", "p99_ms", "ms")
@@ -215,8 +243,8 @@ def table(results: dict[str, Any]) -> str:
     add("1 member, closed loop: throughput", "one_closed", "rate", "calls/s", higher_better=True)
     add("1 member, closed loop: p50", "one_closed", "p50_ms", "ms")
     add("1 member, closed loop: p99", "one_closed", "p99_ms", "ms")
-    a, b = ours["highest_rate_p99_50ms"], peers["highest_rate_p99_50ms"]
-    rows.append(f"| highest rate with p99 ≤ 50 ms | {a} calls/s | {b} calls/s | – |")
+    a, b, c = (r["highest_rate_p99_50ms"] for r in (ours, peers, live))
+    rows.append(f"| highest rate with p99 ≤ 50 ms | {a} calls/s | {c} calls/s | {b} calls/s | – |")
     add("100 members per call: p50", "batch100", "p50_ms", "ms")
     add("100 members per call: p99", "batch100", "p99_ms", "ms")
     return "\n".join(rows)
@@ -229,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--workers", type=int, default=2, help="Workers of every server.")
     parser.add_argument("--concurrency", type=int, default=16, help="Closed-loop callers.")
-    parser.add_argument("--only", choices=("memberscore", "peers"), default=None)
+    parser.add_argument("--only", choices=("live", "published", "peers"), default=None)
     parser.add_argument("--quick", action="store_true", help="Short runs (a smoke test).")
     args = parser.parse_args(argv)
 
@@ -242,7 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {"machine": machine(), "members_in_store": len(ids)}
     results["settings"] = {k: v for k, v in vars(args).items() if k != "root"}
     measures: dict[str, Callable[..., dict[str, Any]]] = {
-        "memberscore": measure_memberscore,
+        "live": measure_live,
+        "published": measure_published,
         "peers": measure_peers,
     }
     for name, measure in measures.items():

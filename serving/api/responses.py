@@ -1,4 +1,5 @@
-"""Answers of the score routes: an output model serialised to JSON by pydantic, in one step.
+"""Answers of the next-best-action routes: an output model serialised to JSON by pydantic, in one
+step (the score routes answer JSON they already hold: published cards or `model_dump_json`).
 
 A route that returns its `response_model` lets FastAPI validate it again and turn it into
 Python objects before `json.dumps` (for a sync route, on a second trip through the thread
