@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1", tags=["scores"], dependencies=[ReadAccess])
 
 
 @router.get("/members/{member_id}/scores", response_model=MemberScores, responses=ERROR_RESPONSES)
-def member_scores(
+async def member_scores(
     member_id: Annotated[MemberId, Path()],
     reader: FeaturesDep,
     bundle: BundleDep,
@@ -34,14 +34,14 @@ def member_scores(
     metrics: MetricsDep,
 ) -> Response:
     """Churn, activation, spend / CLV interval, P(alive), stage, tags and reasons of a member."""
-    cards, _ = scores_json([member_id], reader, bundle, domain, settings, metrics)
+    cards, _ = await scores_json([member_id], reader, bundle, domain, settings, metrics)
     if not cards:
         raise MemberNotFound(f"member {member_id} is not known to the feature store")
     return Response(cards[member_id], media_type="application/json")
 
 
 @router.post("/scores", response_model=ScoresOut, responses=ERROR_RESPONSES)
-def batch_scores(
+async def batch_scores(
     body: MembersIn,
     reader: FeaturesDep,
     bundle: BundleDep,
@@ -50,5 +50,5 @@ def batch_scores(
     metrics: MetricsDep,
 ) -> Response:
     """Scores of up to 1,000 members; unknown ids are listed in `not_found`."""
-    cards, not_found = scores_json(body.member_ids, reader, bundle, domain, settings, metrics)
+    cards, not_found = await scores_json(body.member_ids, reader, bundle, domain, settings, metrics)
     return Response(scores_body(cards, not_found), media_type="application/json")
