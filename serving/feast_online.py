@@ -58,10 +58,10 @@ def member_features(member_ids: Sequence[str], reads: Sequence[ViewRead]) -> Mem
         row: dict[str, Any] = {}
         latest: datetime | None = None
         for read in reads:
-            stamp, values = read[i]
+            stamp, values = stored(read[i])
             if values is None:
                 continue
-            row.update({name: python_value(v) for name, v in values.items()})
+            row.update(values)
             if stamp is not None and (latest is None or stamp > latest):
                 latest = stamp
         if latest is not None:
@@ -75,14 +75,29 @@ def published_cards(
     """The published cards among `member_ids` from a read of the cards' view and a read of
     one feature view (its timestamps: the cutoff of the features the store holds now)."""
     found: dict[str, PublishedCard] = {}
-    for member_id, (as_of, values), (features_as_of, _) in zip(
-        member_ids, cards, features, strict=True
-    ):
+    for member_id, card_read, feature_read in zip(member_ids, cards, features, strict=True):
+        as_of, values = stored(card_read)
         if as_of is None or values is None:
             continue
-        card, key, observed = (python_value(values[n]) for n in ("card", "models", "observed"))
+        features_as_of, _ = stored(feature_read)
+        card, key, observed = (values[name] for name in ("card", "models", "observed"))
         found[member_id] = PublishedCard(card, key, observed, as_of, features_as_of)
     return found
+
+
+def stored(
+    read: tuple[datetime | None, dict[str, Any] | None],
+) -> tuple[datetime | None, dict[str, Any] | None]:
+    """One member's read of one view as (event time, plain values), or (None, None) when the
+    store holds nothing for it: SQLite answers None, Redis a hash without any of the view's
+    fields (and the epoch as its time)."""
+    stamp, values = read
+    if values is None:
+        return None, None
+    plain = {name: python_value(value) for name, value in values.items()}
+    if all(value is None for value in plain.values()):
+        return None, None
+    return stamp, plain
 
 
 @dataclass(frozen=True)

@@ -29,16 +29,18 @@ def test_python_value_gives_plain_scalars_lists_and_none() -> None:
 
 
 def test_member_features_merges_views_and_leaves_unknown_members_out() -> None:
-    # Given two views read for three members; m2 is in neither view, m1 only in the first
-    rfm = [(EARLY, {"recency_days": Value(double_val=3.0)}), (LATE, {"recency_days": Value()})]
+    # Given two views read for three members; m2 is in neither view (SQLite answers None, Redis
+    # a hash without the view's fields), m1 only in the first, m0 only in the second
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    rfm = [(EARLY, {"recency_days": Value(double_val=3.0)}), (epoch, {"recency_days": Value()})]
     rfm.append((None, None))
-    profile = [(None, None), (LATE, {"tier": Value(string_val="gold")}), (None, None)]
+    profile = [(None, None), (LATE, {"tier": Value(string_val="gold")}), (epoch, {"tier": Value()})]
 
     found = member_features(["m1", "m0", "m2"], [rfm, profile])
 
     assert found.rows == {
         "m1": {"recency_days": 3.0},
-        "m0": {"recency_days": None, "tier": "gold"},
+        "m0": {"tier": "gold"},
     }, "features of every view a member has, none for members the store lacks"
     assert found.as_of == {"m1": EARLY, "m0": LATE}, "as_of is the latest cutoff among views"
 

@@ -111,10 +111,18 @@ def test_published_cards_through_the_real_online_store(
 ) -> None:
     """Cards written to the real online store (their own view, Feast's layout) are read back
     current, with the cutoff of the member's features, and answer as live scoring does."""
+    published_like_live(client, feast_settings, families, read_headers)
+
+
+def published_like_live(
+    client: TestClient, settings: Settings, families: dict, read_headers: dict[str, str]
+) -> None:
+    """Publish cards of m3 and n1 into the store of `settings` (fake models and domain) and
+    check they are read back current and answer byte for byte as live scoring."""
     from serving.api.deps import get_domain, get_model_holder
     from serving.publish import cards_frame
 
-    reader = FeastReader(feast_settings)
+    reader = FeastReader(settings)
     client.app.dependency_overrides[get_feature_reader] = lambda: reader
     ids = {"member_ids": ["m3", "n1", "ghost"]}
     live = client.post("/v1/scores", json=ids, headers=read_headers).content
@@ -122,14 +130,14 @@ def test_published_cards_through_the_real_online_store(
 
     bundle = client.app.dependency_overrides[get_model_holder]().current
     domain = client.app.dependency_overrides[get_domain]()
-    frame = cards_frame(["m3", "n1", "ghost"], reader, bundle, domain, feast_settings)
-    store.write_published(store.apply_published(feast_settings), feast_settings, frame)
-    reader = FeastReader(feast_settings)  # a reader opened before the publish re-lists later
+    frame = cards_frame(["m3", "n1", "ghost"], reader, bundle, domain, settings)
+    store.write_published(store.apply_published(settings), settings, frame)
+    reader = FeastReader(settings)  # a reader opened before the publish re-lists later
     client.app.dependency_overrides[get_feature_reader] = lambda: reader
     cards = reader.published(["m3", "n1", "ghost"])
 
     assert sorted(cards) == ["m3", "n1"] and len(frame) == 2
     assert all(card.current(frame["models"][0]) for card in cards.values())
     assert client.post("/v1/scores", json=ids, headers=read_headers).content == live
-    views = store.applied_views(store.feature_store(feast_settings))
+    views = store.applied_views(store.feature_store(settings))
     assert [v.name for v in views] == sorted(families), "the cards' view is no feature view"

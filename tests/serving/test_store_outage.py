@@ -140,3 +140,26 @@ def test_redis_down_gives_503_with_reason_then_recovers(
     assert client.get("/readyz").status_code == 200
     again = client.get("/v1/members/m3/scores", headers=read_headers)
     assert again.status_code == 200 and again.json()["member_id"] == "m3"
+
+
+def test_published_cards_through_redis(
+    client: TestClient,
+    outage: tuple[Settings, OwnRedis],
+    families: dict,
+    read_headers: dict[str, str],
+) -> None:
+    """Production profile: cards go to Redis (Feast's hash layout) and the PostgreSQL registry,
+    are read back current and answer as live scoring does."""
+    from tests.serving.test_real_store import published_like_live
+
+    published_like_live(client, outage[0], families, read_headers)
+
+
+def test_unknown_member_is_404_on_redis(
+    client: TestClient, outage: tuple[Settings, OwnRedis], read_headers: dict[str, str]
+) -> None:
+    """Redis answers a member it does not hold with empty fields, not with nothing: still 404."""
+    reader = FeastReader(outage[0])
+    client.app.dependency_overrides[get_feature_reader] = lambda: reader
+    assert reader.read(["ghost"], ()).rows == {}
+    assert client.get("/v1/members/ghost/scores", headers=read_headers).status_code == 404
