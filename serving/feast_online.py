@@ -73,13 +73,13 @@ def published_cards(
     member_ids: Sequence[str], cards: ViewRead, features: ViewRead
 ) -> dict[str, PublishedCard]:
     """The published cards among `member_ids` from a read of the cards' view and a read of
-    one feature view (its timestamps: the cutoff of the features the store holds now)."""
+    one feature view (its timestamps: the cutoff of the features the store holds now, whether
+    or not the member has values in that view; None or the epoch when it has no row)."""
     found: dict[str, PublishedCard] = {}
-    for member_id, card_read, feature_read in zip(member_ids, cards, features, strict=True):
+    for member_id, card_read, (features_as_of, _) in zip(member_ids, cards, features, strict=True):
         as_of, values = stored(card_read)
         if as_of is None or values is None:
             continue
-        features_as_of, _ = stored(feature_read)
         card, key, observed = (values[name] for name in ("card", "models", "observed"))
         found[member_id] = PublishedCard(card, key, observed, as_of, features_as_of)
     return found

@@ -12,7 +12,13 @@ from feast.protos.feast.types.Value_pb2 import Null, StringList, Value
 
 from memberscore.settings import Settings
 from serving import feast_online
-from serving.feast_online import FeastReader, _Opened, member_features, python_value
+from serving.feast_online import (
+    FeastReader,
+    _Opened,
+    member_features,
+    published_cards,
+    python_value,
+)
 
 EARLY = datetime(2026, 5, 25, tzinfo=UTC)
 LATE = datetime(2026, 6, 1, tzinfo=UTC)
@@ -43,6 +49,22 @@ def test_member_features_merges_views_and_leaves_unknown_members_out() -> None:
         "m0": {"tier": "gold"},
     }, "features of every view a member has, none for members the store lacks"
     assert found.as_of == {"m1": EARLY, "m0": LATE}, "as_of is the latest cutoff among views"
+
+
+def test_published_cards_carry_the_cutoff_of_the_features_row() -> None:
+    """A card's features cutoff is the time of the member's row in the feature view read,
+    even when every feature of that view is null for the member (its card stays current);
+    members without a card are left out."""
+    card = {"card": Value(string_val="{}"), "models": Value(string_val="k")}
+    card["observed"] = Value(string_val="{}")
+    cards = [(LATE, card), (LATE, card), (None, None)]
+    tags = [(LATE, {"tags": Value(null_val=Null.NULL)}), (EARLY, {"tags": Value()}), (LATE, None)]
+
+    found = published_cards(["m1", "m2", "m3"], cards, tags)
+
+    assert sorted(found) == ["m1", "m2"]
+    assert found["m1"].current("k"), "all-null features row: same cutoff, current"
+    assert not found["m2"].current("k"), "features of another cutoff"
 
 
 def test_current_reopens_a_store_dropped_by_a_failed_request_meanwhile(
