@@ -74,6 +74,25 @@ def register(settings: Settings, name: str, model: Any) -> str:
     return str(version.version)
 
 
+def materialized(registry: Settings, name: str, snapshot: pd.DataFrame, families: dict) -> Settings:
+    """`registry` with a local Feast store of its own (`name`) holding `snapshot`, applied and
+    materialized."""
+    from features import build, store
+
+    root = registry.data_dir.parent / name
+    settings = registry.model_copy(
+        update={
+            "data_dir": root / "data",
+            "feast_repo": root / "feature_repo",
+            "feast_project": f"serving_{name}",
+        }
+    )
+    build.write_snapshot(snapshot, store.snapshot_path(settings, snapshot["as_of"][0].date()))
+    store.apply(settings, families)
+    store.materialize(settings)
+    return settings
+
+
 @pytest.fixture(scope="module")
 def registry(
     tmp_path_factory: pytest.TempPathFactory, member_rows: dict[str, dict[str, Any]]
@@ -153,21 +172,11 @@ def test_the_real_lifespan_loads_champions_and_polls_for_new_ones(
     pytest.importorskip("features.catalog", reason="the feature catalog has not landed")
     import time
 
-    from features import build, store
     from serving.app import create_app
 
-    root = registry.data_dir.parent / "lifespan"
-    settings = registry.model_copy(
-        update={
-            "data_dir": root / "data",
-            "feast_repo": root / "feature_repo",
-            "feast_project": "serving_lifespan",
-            "serving": serving_settings.serving.model_copy(update={"model_poll_seconds": 0.2}),
-        }
+    settings = materialized(registry, "lifespan", snapshot, families).model_copy(
+        update={"serving": serving_settings.serving.model_copy(update={"model_poll_seconds": 0.2})}
     )
-    build.write_snapshot(snapshot, store.snapshot_path(settings, snapshot["as_of"][0].date()))
-    store.apply(settings, families)
-    store.materialize(settings)
 
     with TestClient(create_app(settings)) as client:
         assert client.get("/readyz").json() == {"status": "ok", "reasons": []}
@@ -249,22 +258,12 @@ def test_publish_scores_every_member_with_the_champions(
 ) -> None:
     """`publish.run` writes one current card per snapshot member (online and in Parquet),
     under the key of the champions it loaded; the counts add up."""
-    from features import build, store
+    from features import store
     from serving import publish
     from serving.feast_online import FeastReader
     from serving.published import card_key
 
-    root = registry.data_dir.parent / "publish"
-    settings = registry.model_copy(
-        update={
-            "data_dir": root / "data",
-            "feast_repo": root / "feature_repo",
-            "feast_project": "serving_publish",
-        }
-    )
-    build.write_snapshot(snapshot, store.snapshot_path(settings, snapshot["as_of"][0].date()))
-    store.apply(settings, families)
-    store.materialize(settings)
+    settings = materialized(registry, "publish", snapshot, families)
     lines: list[str] = []
 
     report = publish.run(settings, chunk_members=4, progress=lines.append)
