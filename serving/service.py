@@ -17,7 +17,13 @@ from serving.contact_log import ContactLog
 from serving.domain import Candidate, Domain
 from serving.metrics import Metrics
 from serving.published import card_key, observed_scores
-from serving.schemas import ActionOut, NextBestActionOut, NextBestActionsOut, ScoresOut
+from serving.schemas import (
+    ActionOut,
+    MemberScores,
+    NextBestActionOut,
+    NextBestActionsOut,
+    ScoresOut,
+)
 from serving.scoring import flat_scores, score
 from serving.sources import FeatureReader, MemberFeatures
 
@@ -40,10 +46,15 @@ def score_members(
     """Scores of `member_ids` and the features they came from; served scores feed the metrics."""
     features = reader.read(list(dict.fromkeys(member_ids)), services(bundle))
     result = score(member_ids, features, bundle, domain, settings)
-    for card in result.scores:
+    observe(result.scores, metrics)
+    return result, features
+
+
+def observe(cards: Sequence[MemberScores], metrics: Metrics) -> None:
+    """Add the scores of live cards to the score-distribution metrics."""
+    for card in cards:
         for name, value in observed_scores(card).items():
             metrics.observe_scores(name, [value])
-    return result, features
 
 
 async def scores_json(
@@ -101,12 +112,23 @@ def decide(
     settings: Settings,
     metrics: Metrics,
 ) -> NextBestActionsOut:
-    """Next-best action of each known member, with cooldowns read from the contact log."""
-    scored, features = score_members(member_ids, reader, bundle, domain, settings, metrics)
-    history = contacts.history([card.member_id for card in scored.scores])
+    """Next-best action of each known member, with cooldowns read from the contact log. The
+    scores it weighs come from current published cards where there are (as for the score
+    routes), else live."""
+    ids = list(dict.fromkeys(member_ids))
+    published = current_cards(ids, reader, bundle, settings, metrics)
+    features = reader.read(ids, services(bundle))
+    live = [m for m in ids if m not in published]
+    scored = score(live, features, bundle, domain, settings)
+    observe(scored.scores, metrics)
+    cards = {card.member_id: card for card in scored.scores}
+    for member_id, text in published.items():
+        if member_id in features.rows:
+            cards[member_id] = MemberScores.model_validate_json(text)
+    history = contacts.history([m for m in ids if m in cards])
     now = datetime.now(UTC)
     decisions = []
-    for card in scored.scores:
+    for card in (cards[m] for m in ids if m in cards):
         own = history[history["member_id"] == card.member_id]
         row = features.rows[card.member_id]
         decision = domain.next_best_action(
@@ -125,7 +147,7 @@ def decide(
                 model_versions=card.model_versions,
             )
         )
-    return NextBestActionsOut(decisions=decisions, not_found=scored.not_found)
+    return NextBestActionsOut(decisions=decisions, not_found=[m for m in ids if m not in cards])
 
 
 def _action(candidate: Candidate, settings: Settings) -> ActionOut:

@@ -106,3 +106,25 @@ def test_card_key_follows_the_models_and_card_settings(
     assert card_key(holder.current, serving_settings) == key, "stable"
     euro = serving_settings.model_copy(update={"currency": "EUR"})
     assert card_key(holder.current, euro) != key, "the currency is in the card"
+
+
+def test_next_best_action_weighs_published_scores(
+    client: TestClient,
+    reader: FakeReader,
+    holder: ModelHolder,
+    serving_settings: Settings,
+    read_headers: dict[str, str],
+) -> None:
+    """Next-best actions built on published cards equal those built on live scores (members in
+    request order, unknown ids listed), and a current card's scores are the ones used."""
+    ids = {"member_ids": ["n1", "m3", "ghost", "m1"]}
+    live = client.post("/v1/next-best-action", json=ids, headers=read_headers).content
+
+    publish(reader, holder, serving_settings, ["m3", "n1"])
+    assert client.post("/v1/next-best-action", json=ids, headers=read_headers).content == live
+
+    card = json.loads(reader.cards["m3"].card)
+    card["lifecycle"] = {"stage": "published", "rule": "from the card"}
+    reader.cards["m3"] = replace(reader.cards["m3"], card=json.dumps(card))
+    answer = client.get("/v1/members/m3/next-best-action", headers=read_headers).json()
+    assert answer["lifecycle"]["stage"] == "published"
