@@ -25,7 +25,7 @@ from serving.schemas import (
     ScoresOut,
 )
 from serving.scoring import flat_scores, score
-from serving.sources import FeatureReader, MemberFeatures
+from serving.sources import FeatureReader
 
 NBA_SERVICE = "nba_v1"
 
@@ -42,16 +42,16 @@ def score_members(
     domain: Domain,
     settings: Settings,
     metrics: Metrics,
-) -> tuple[ScoresOut, MemberFeatures]:
-    """Scores of `member_ids` and the features they came from; served scores feed the metrics."""
+) -> ScoresOut:
+    """Live scores of `member_ids`, read from the online store; they feed the metrics."""
     features = reader.read(list(dict.fromkeys(member_ids)), services(bundle))
     result = score(member_ids, features, bundle, domain, settings)
     observe(result.scores, metrics)
-    return result, features
+    return result
 
 
 def observe(cards: Sequence[MemberScores], metrics: Metrics) -> None:
-    """Add the scores of live cards to the score-distribution metrics."""
+    """Add the scores of cards scored live to the score-distribution metrics."""
     for card in cards:
         for name, value in observed_scores(card).items():
             metrics.observe_scores(name, [value])
@@ -76,7 +76,7 @@ async def scores_json(
     live = [m for m in ids if m not in cards]
     not_found: list[str] = []
     if live:
-        result, _ = await run_in_threadpool(
+        result = await run_in_threadpool(
             score_members, live, reader, bundle, domain, settings, metrics
         )
         cards.update((card.member_id, card.model_dump_json()) for card in result.scores)
