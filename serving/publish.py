@@ -86,7 +86,8 @@ def run(
     chunk_members: int = CHUNK_MEMBERS,
     progress: Callable[[str], None] = print,
 ) -> PublishReport:
-    """Publish the cards of every member of the latest snapshot with the current champions."""
+    """Publish the cards of every member in the feature snapshots with the current champions
+    (members the online store does not hold are skipped)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
