@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from features.store import JOIN_KEY, applied_views, feature_store, published_view, reachable
@@ -30,6 +30,7 @@ from serving.sources import MemberFeatures, PublishedCard
 
 PING_MEMBER = "__readyz__"
 VIEWS_REFRESH_SECONDS = 60.0
+NO_ROW = datetime(1970, 1, 1, tzinfo=UTC)  # Redis' time of a view the member's hash lacks
 
 # One view's answer from `OnlineStore.online_read`: per entity key, (event time, values) or
 # (None, None) when the store has nothing for it.
@@ -89,15 +90,13 @@ def stored(
     read: tuple[datetime | None, dict[str, Any] | None],
 ) -> tuple[datetime | None, dict[str, Any] | None]:
     """One member's read of one view as (event time, plain values), or (None, None) when the
-    store holds nothing for it: SQLite answers None, Redis a hash without any of the view's
-    fields (and the epoch as its time)."""
+    store holds no row for it: SQLite answers None, Redis a hash without the view's timestamp
+    field (the epoch as its time, every value unset). A row whose values are all null is a
+    row: its features are present, as None."""
     stamp, values = read
-    if values is None:
+    if values is None or stamp is None or stamp == NO_ROW:
         return None, None
-    plain = {name: python_value(value) for name, value in values.items()}
-    if all(value is None for value in plain.values()):
-        return None, None
-    return stamp, plain
+    return stamp, {name: python_value(value) for name, value in values.items()}
 
 
 @dataclass(frozen=True)

@@ -35,20 +35,23 @@ def test_python_value_gives_plain_scalars_lists_and_none() -> None:
 
 
 def test_member_features_merges_views_and_leaves_unknown_members_out() -> None:
-    # Given two views read for three members; m2 is in neither view (SQLite answers None, Redis
-    # a hash without the view's fields), m1 only in the first, m0 only in the second
+    # Given two views read for four members: m2 is in neither view (SQLite answers None, Redis
+    # a hash without the view's fields and the epoch), m1 only in the first, m0 in both (its
+    # rfm row all null), m4 only in Redis' second view
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    rfm = [(EARLY, {"recency_days": Value(double_val=3.0)}), (epoch, {"recency_days": Value()})]
-    rfm.append((None, None))
+    rfm = [(EARLY, {"recency_days": Value(double_val=3.0)}), (LATE, {"recency_days": Value()})]
+    rfm += [(None, None), (epoch, {"recency_days": Value()})]
     profile = [(None, None), (LATE, {"tier": Value(string_val="gold")}), (epoch, {"tier": Value()})]
+    profile.append((LATE, {"tier": Value(string_val="basic")}))
 
-    found = member_features(["m1", "m0", "m2"], [rfm, profile])
+    found = member_features(["m1", "m0", "m2", "m4"], [rfm, profile])
 
     assert found.rows == {
         "m1": {"recency_days": 3.0},
-        "m0": {"tier": "gold"},
-    }, "features of every view a member has, none for members the store lacks"
-    assert found.as_of == {"m1": EARLY, "m0": LATE}, "as_of is the latest cutoff among views"
+        "m0": {"recency_days": None, "tier": "gold"},
+        "m4": {"tier": "basic"},
+    }, "features of every view a member has (null ones as None), none for unknown members"
+    assert found.as_of == {"m1": EARLY, "m0": LATE, "m4": LATE}, "the latest cutoff among views"
 
 
 def test_published_cards_carry_the_cutoff_of_the_features_row() -> None:
