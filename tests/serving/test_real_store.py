@@ -141,3 +141,11 @@ def published_like_live(
     assert client.post("/v1/scores", json=ids, headers=read_headers).content == live
     views = store.applied_views(store.feature_store(settings))
     assert [v.name for v in views] == sorted(families), "the cards' view is no feature view"
+
+
+def test_null_features_are_read_as_none(feast_settings: Settings, families: dict) -> None:
+    """A member's view whose features are all null (btyd of a member who never ordered) is
+    read as those features with None, not as missing columns (the uplift model needs them)."""
+    row = FeastReader(feast_settings).read(["n1"], ()).rows["n1"]
+    assert set(row) == {f.name for features in families.values() for f in features}
+    assert row["btyd_p_alive"] is None

@@ -163,3 +163,12 @@ def test_unknown_member_is_404_on_redis(
     client.app.dependency_overrides[get_feature_reader] = lambda: reader
     assert reader.read(["ghost"], ()).rows == {}
     assert client.get("/v1/members/ghost/scores", headers=read_headers).status_code == 404
+
+
+def test_null_features_are_read_as_none_on_redis(
+    outage: tuple[Settings, OwnRedis], families: dict
+) -> None:
+    """Redis: a view whose features are all null for the member is there, with None values."""
+    row = FeastReader(outage[0]).read(["n1"], ()).rows["n1"]
+    assert set(row) == {f.name for features in families.values() for f in features}
+    assert row["btyd_p_alive"] is None
