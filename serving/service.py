@@ -6,7 +6,7 @@ Routes call these; `scoring` and `published` hold the pure part.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from starlette.concurrency import run_in_threadpool
@@ -46,14 +46,15 @@ def score_members(
     """Live scores of `member_ids`, read from the online store; they feed the metrics."""
     features = reader.read(list(dict.fromkeys(member_ids)), services(bundle))
     result = score(member_ids, features, bundle, domain, settings)
-    observe(result.scores, metrics)
+    observe(map(observed_scores, result.scores), metrics)
     return result
 
 
-def observe(cards: Sequence[MemberScores], metrics: Metrics) -> None:
-    """Add the scores of cards scored live to the score-distribution metrics."""
-    for card in cards:
-        for name, value in observed_scores(card).items():
+def observe(served: Iterable[Mapping[str, float | None]], metrics: Metrics) -> None:
+    """Add the scores of served cards (name → value, as `observed_scores` gives them) to the
+    score-distribution metrics."""
+    for scores in served:
+        for name, value in scores.items():
             metrics.observe_scores(name, [value])
 
 
@@ -94,13 +95,9 @@ def current_cards(
     """The current published cards among `member_ids` (JSON by member id); their scores feed
     the metrics."""
     key = card_key(bundle, settings)
-    cards: dict[str, str] = {}
-    for member_id, published in reader.published(member_ids).items():
-        if published.current(key):
-            cards[member_id] = published.card
-            for name, value in json.loads(published.observed).items():
-                metrics.observe_scores(name, [value])
-    return cards
+    current = {m: p for m, p in reader.published(member_ids).items() if p.current(key)}
+    observe((json.loads(p.observed) for p in current.values()), metrics)
+    return {member_id: published.card for member_id, published in current.items()}
 
 
 def decide(
@@ -120,7 +117,7 @@ def decide(
     features = reader.read(ids, services(bundle))
     live = [m for m in ids if m not in published]
     scored = score(live, features, bundle, domain, settings)
-    observe(scored.scores, metrics)
+    observe(map(observed_scores, scored.scores), metrics)
     cards = {card.member_id: card for card in scored.scores}
     for member_id, text in published.items():
         if member_id in features.rows:
