@@ -17,12 +17,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy memberscore features training serving pipelines decisions
+	$(BIN)/mypy memberscore features decisions simulator training serving pipelines
+	$(BIN)/lint-imports
 
 serve: $(STAMP)
 	$(BIN)/memberscore serve

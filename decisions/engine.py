@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from decisions.catalogue import NO_ACTION, Catalogue, eligibility_mask
-from decisions.config import DecisionSettings, GuardrailPolicy
 from decisions.guardrails import (
     ACTION_CAP,
     BLOCK_TEXT,
@@ -36,6 +35,7 @@ from decisions.guardrails import (
 )
 from decisions.stages import assign_stages
 from decisions.uplift import PRIOR, UpliftArrays, UpliftModel
+from memberscore.decision_settings import DecisionSettings, GuardrailPolicy
 from memberscore.errors import MemberNotFound
 
 

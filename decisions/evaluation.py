@@ -228,3 +228,10 @@ def _check_policy(name: str, policy: np.ndarray, data: LoggedData) -> None:
         raise ValueError(f"policy {name!r} has shape {policy.shape}, expected {expected}")
     if not np.allclose(policy.sum(axis=1), 1.0):
         raise ValueError(f"policy {name!r}: action probabilities must sum to 1 per row")
+
+
+def policy_text(table: pd.DataFrame) -> str:
+    """The policy-value table as printed: 3 decimals, "–" where an estimator has no value (the
+    simulator's true effect is known as a lift only)."""
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        return table.round(3).to_string(index=False, na_rep="–")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from decisions.catalogue import NO_ACTION, Catalogue
-from decisions.config import GuardrailPolicy
+from memberscore.decision_settings import GuardrailPolicy
 
 OK, CONTROL, NO_MARKETING, NO_PERSONALIZATION, COOLDOWN, ACTION_CAP, TOTAL_CAP = range(7)
 NOT_IN_STAGE, CONDITION = 7, 8

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from decisions.config import StageThresholds
+from memberscore.decision_settings import StageThresholds
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -21,10 +21,10 @@ import pyarrow.parquet as pq
 
 from features.catalog import PANDAS_DTYPES
 from features.store import AS_OF, JOIN_KEY, snapshot_path
+from memberscore import lake
 from memberscore.contract import MEMBERS, ORDERS, TABLES, TIMESTAMP_DTYPE, empty
 from memberscore.errors import ContractError
 from memberscore.settings import Settings
-from pipelines import lake
 
 if TYPE_CHECKING:
     import duckdb

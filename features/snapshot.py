@@ -8,7 +8,7 @@ never reads a clock: the cutoff is the `as_of` argument and only rows strictly b
 
 It runs in two steps so that members can be computed in parts (the Spark engine):
 `member_features` needs only a member's own rows; `population_features` then adds the
-segments and tags, which compare a member with `features.population.PopulationStats`.
+segments and tags, which compare a member with `features.families.population.PopulationStats`.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ import duckdb
 import pandas as pd
 from pandas.api.types import pandas_dtype
 
-from features.behaviour import compute_behaviour
-from features.btyd import btyd_features
 from features.catalog import FAMILIES, PANDAS_DTYPES, all_features
-from features.lifecycle import lifecycle_features
-from features.population import PopulationStats, population_stats
-from features.profile import compute_profile
-from features.rfm import order_stats, rfm_features
-from features.segments import segment_features
-from features.tags import tag_features
+from features.families.behaviour import compute_behaviour
+from features.families.btyd import btyd_features
+from features.families.lifecycle import lifecycle_features
+from features.families.population import PopulationStats, population_stats
+from features.families.profile import compute_profile
+from features.families.rfm import order_stats, rfm_features
+from features.families.segments import segment_features
+from features.families.tags import tag_features
 from memberscore.contract import TABLES, TIMESTAMP_DTYPE
 
 JOIN_KEY = "member_id"

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 import yaml
 
+from features.feature_repo import PUBLISHED_VIEW
 from memberscore.contract import TIMESTAMP_DTYPE
 from memberscore.errors import DataNotFound, MemberNotFound, StoreUnavailable
 from memberscore.settings import Settings, psycopg_url
@@ -34,7 +35,6 @@ JOIN_KEY = "member_id"
 AS_OF = "as_of"
 EVENT_TIMESTAMP = "event_timestamp"
 MATERIALIZE_BATCH_ROWS = 100_000
-PUBLISHED_VIEW = "member_scores"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from decisions.config import DecisionSettings
+from memberscore.decision_settings import DecisionSettings
 
 Profile = Literal["local", "production"]
 KeyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

@@ -86,8 +86,8 @@ def build(
     """Lists from the complete batch run in `batch_out`: members given a sendable action
     (outside the persistent control group), capped per action, within `budget` by expected
     value per unit cost, with `control_share` of each list held out as its control group."""
-    from pipelines.batch import read_scores
-    from pipelines.report import write as write_report
+    from pipelines.batch.manifest import read_scores
+    from pipelines.batch.report import write as write_report
 
     scores = read_scores(batch_out, READ + _reason_columns(batch_out))
     sendable = scores["scored"] & ~scores["control_group"] & (scores["action_id"] != "no_action")
@@ -111,7 +111,7 @@ def build(
 
 
 def _reason_columns(batch_out: Path) -> list[str]:
-    from pipelines import batch_manifest as mf
+    from pipelines.batch import manifest as mf
 
     manifest = mf.read(batch_out)
     count = int(manifest.inputs.get("reasons", {}).get("count", 0)) if manifest else 0
@@ -152,8 +152,8 @@ def measure(
     minus control, with `confidence` intervals. Contacts come from the lake unless a CSV or
     Parquet export is given; orders always from the lake."""
     from decisions.campaigns import measure_lift, outcomes
+    from memberscore import lake
     from memberscore.contract import CONTACTS, ORDERS
-    from pipelines import lake
 
     log = _read(contacts) if contacts else lake.read(settings.lake_dir, CONTACTS)
     sent = pd.to_datetime(log["sent_at"], utc=True)

@@ -77,7 +77,7 @@ def _simulate(settings: Settings) -> None:
 
 
 def _ingest(settings: Settings) -> None:
-    from pipelines import ingest
+    from pipelines.ingest import tables as ingest
 
     for name in TABLES:
         source = settings.raw_dir / f"{name}.parquet"
@@ -111,8 +111,8 @@ def _feast(settings: Settings) -> None:
 
 
 def _train(settings: Settings) -> None:
-    from training import train as job
-    from training.tasks import get_task
+    from training.core.tasks import get_task
+    from training.jobs import train as job
 
     for name in MODELS:
         typer.secho(f"-- {name}", bold=True)
@@ -125,7 +125,7 @@ def _train(settings: Settings) -> None:
     for horizon in sorted(set(settings.churn_horizons_days) - {settings.churn_horizon_days}):
         _train_other_churn_horizon(settings, horizon)
     typer.secho("-- btyd (P(alive) and expected next order for the score API)", bold=True)
-    from training import outlook_job
+    from training.jobs import outlook as outlook_job
 
     outlook = outlook_job.run(settings, progress=typer.echo)
     _promote(settings, outlook.record.model_name)
@@ -135,8 +135,8 @@ def _train(settings: Settings) -> None:
 def _train_other_churn_horizon(settings: Settings, horizon: int) -> None:
     """A churn model for another configured horizon (registered as churn_<h>d), on every
     other snapshot to keep the demo short; its metrics are in MLflow."""
-    from training import train as job
-    from training.tasks import get_task
+    from training.core.tasks import get_task
+    from training.jobs import train as job
 
     typer.secho(f"-- churn over {horizon} days", bold=True)
     plan, frame = job.prepare(
@@ -159,7 +159,7 @@ def _promote(settings: Settings, model_name: str) -> None:
 
 
 def _stages(settings: Settings) -> None:
-    from training.decision_commands import stage_migration
+    from pipelines.stages import stage_migration
 
     start = AS_OF - timedelta(days=STAGE_WINDOW_DAYS)
     matrix, figure, basis = stage_migration(settings, start, AS_OF)
@@ -170,8 +170,8 @@ def _stages(settings: Settings) -> None:
 
 def _nba(settings: Settings) -> None:
     from decisions.catalogue import load_catalogue
-    from training import uplift
-    from training.decision_commands import policy_text
+    from decisions.evaluation import policy_text
+    from training.jobs import uplift
 
     catalogue = load_catalogue(None)
     typer.echo(uplift.train(settings, catalogue).describe())
@@ -189,10 +189,10 @@ def _decisions(settings: Settings) -> None:
     from decisions.engine import next_best_action
     from decisions.stages import assign_stages
     from features.store import JOIN_KEY, snapshot_path
+    from memberscore import lake
     from memberscore.contract import CONTACTS
-    from pipelines import lake
-    from serving.frames import score_frame
-    from serving.registry import RegistrySource
+    from serving.scoring.frames import score_frame
+    from serving.scoring.registry import RegistrySource
 
     features = pd.read_parquet(snapshot_path(settings, AS_OF)).set_index(JOIN_KEY)
     bundle = RegistrySource(settings).load()
@@ -233,15 +233,15 @@ def _show_decision(decision: Any) -> None:
 
 
 def _serve(settings: Settings) -> None:
-    from pipelines import demo_api
-    from serving import publish
+    from pipelines import demo_api, publish
 
     typer.echo(publish.run(settings, progress=typer.echo).describe())
     demo_api.tour(settings, _members(settings))
 
 
 def _batch(settings: Settings) -> None:
-    from pipelines import batch, campaign
+    from pipelines import campaign
+    from pipelines.batch import job as batch
 
     summary = batch.run(settings, AS_OF, force=True)
     typer.echo(summary.describe())

@@ -49,7 +49,7 @@ def running_server(settings: Settings, key_hash: str) -> Iterator[str]:
     """Start the API on a free loopback port, wait until /readyz answers 200, yield its base
     URL, and stop it on exit (also when the caller fails)."""
     port = free_port()
-    command = [sys.executable, "-m", "memberscore", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "pipelines", "serve", "--port", str(port)]
     command += ["--log-level", "warning"]
     process = subprocess.Popen(command, env=server_env(settings, key_hash))
     base = f"http://127.0.0.1:{port}"
@@ -84,7 +84,7 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
 def tour(settings: Settings, member_ids: Sequence[str]) -> None:
     """Call every endpoint once for `member_ids` (first: a buyer, second: never ordered) and
     print each answer, shortened."""
-    from serving.security import hash_key, new_key
+    from serving.api.security import hash_key, new_key
 
     key = new_key()
     with running_server(settings, hash_key(key)) as base:

@@ -1,7 +1,7 @@
 """The `memberscore simulate` job: simulate a member programme, write its four canonical tables
 to `raw_dir` and the ground truth to `truth_dir`.
 
-Thin orchestration over `pipelines.simulator` (pure, seeded). Events are generated and written
+Thin orchestration over `simulator` (pure, seeded). Events are generated and written
 in member blocks so memory stays proportional to one block. Same seed, same sizes, same start:
 byte-identical files.
 """
@@ -23,11 +23,11 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from memberscore.settings import Settings
-from pipelines.simulator.calendar import season_curve
-from pipelines.simulator.campaigns import responses
-from pipelines.simulator.params import ACTIONS, SimulationParams
-from pipelines.simulator.purchases import draw_returns, order_details
-from pipelines.simulator.tables import (
+from simulator.calendar import season_curve
+from simulator.campaigns import responses
+from simulator.params import ACTIONS, SimulationParams
+from simulator.purchases import draw_returns, order_details
+from simulator.tables import (
     contact_ids,
     contacts_frame,
     events_frame,
@@ -35,19 +35,11 @@ from pipelines.simulator.tables import (
     members_frame,
     orders_frame,
 )
-from pipelines.simulator.tiers import TierHistory, net_spend_ledger, tier_history
-from pipelines.simulator.truth import alive_intervals_frame, contacts_truth_frame, latent_frame
-from pipelines.simulator.world import World, block_events, simulate_world
+from simulator.tiers import TierHistory, net_spend_ledger, tier_history
+from simulator.truth import TRUTH_FILES, alive_intervals_frame, contacts_truth_frame, latent_frame
+from simulator.world import World, block_events, simulate_world
 
 log = logging.getLogger(__name__)
-
-TRUTH_FILES = {
-    "members": "members.parquet",
-    "alive_intervals": "alive_intervals.parquet",
-    "contacts": "contacts.parquet",
-    "seasonality": "seasonality.parquet",
-    "simulation": "simulation.json",
-}
 
 
 @dataclass(frozen=True)

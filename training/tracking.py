@@ -12,21 +12,23 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from memberscore.errors import MemberscoreError, ModelNotReady
 from memberscore.settings import Settings
-from training import models
-from training.tasks import Task
+from training.core.tasks import Task
+from training.models import lightgbm as models
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-    from mlflow import MlflowClient
+    from mlflow import ActiveRun, MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -83,14 +85,15 @@ def client(settings: Settings) -> MlflowClient:
     return mlflow.MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
 
 
-def experiment_id(settings: Settings, task: Task) -> str:
-    """The experiment `memberscore-<task>`, created with its artifacts under the artifact root."""
+def experiment_id(settings: Settings, task_name: str) -> str:
+    """The experiment `memberscore-<task_name>`, created with its artifacts under
+    `mlflow_artifact_root/<task_name>`."""
     mlflow_client = client(settings)
-    name = f"memberscore-{task.name}"
+    name = f"memberscore-{task_name}"
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
         return str(found.experiment_id)
-    location = (settings.mlflow_artifact_root.resolve() / task.name).as_uri()
+    location = (settings.mlflow_artifact_root.resolve() / task_name).as_uri()
     return str(mlflow_client.create_experiment(name, artifact_location=location))
 
 
@@ -140,7 +143,7 @@ def log_model(
     import mlflow
     from mlflow.models import infer_signature
 
-    from training.pyfunc import MemberModel
+    from training.models.pyfunc import ENTRY_POINT, MemberModel
 
     wrapper = MemberModel()
     with tempfile.TemporaryDirectory() as tmp:
@@ -150,7 +153,7 @@ def log_model(
         signature = infer_signature(example, wrapper.predict(None, example))
         info = mlflow.pyfunc.log_model(
             name=MODEL_NAME,
-            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+            python_model=str(ENTRY_POINT),
             artifacts={NATIVE_DIR: str(native)},
             signature=signature,
             input_example=example,
@@ -158,6 +161,41 @@ def log_model(
             registered_model_name=model_name,
         )
     return str(info.registered_model_version)
+
+
+@contextmanager
+def training_run(
+    settings: Settings,
+    task_name: str,
+    run_name: str,
+    *,
+    params: Mapping[str, Any],
+    tags: Mapping[str, str],
+    metrics: Mapping[str, float],
+) -> Iterator[ActiveRun]:
+    """An MLflow run in experiment `memberscore-<task_name>` with params (incl. the seed), tags
+    (plus task and git commit) and the finite metrics logged; the caller logs its artifacts and
+    model inside."""
+    import mlflow
+
+    experiment = experiment_id(settings, task_name)
+    with mlflow.start_run(experiment_id=experiment, run_name=run_name) as run:
+        mlflow.log_params(dict(params))
+        mlflow.set_tags({**tags, "task": task_name, "git_commit": git_commit()})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+        yield run
+
+
+def register_challenger(
+    settings: Settings, run: ActiveRun, model_name: str, version: str, metric: str, value: float
+) -> RunRecord:
+    """Tag a new version of `model_name` with the backtest `metric` it will be promoted on
+    (`primary_metric` names it) and point alias `challenger` at it."""
+    mlflow_client = client(settings)
+    mlflow_client.set_model_version_tag(model_name, version, metric, str(value))
+    mlflow_client.set_model_version_tag(model_name, version, "primary_metric", metric)
+    mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version)
+    return RunRecord(run.info.run_id, model_name, version, run.info.experiment_id)
 
 
 def log_run(
@@ -174,28 +212,21 @@ def log_run(
     example: pd.DataFrame,
     meta: Mapping[str, Any],
 ) -> RunRecord:
-    """One training run: params (incl. seed), tags (feature service, data window, git commit),
-    metrics, figures and tables as artifacts, the feature list, the model; the new version gets
-    alias `challenger` and a `backtest_<primary metric>` tag."""
+    """One training run of a LightGBM task model: `training_run`, the feature list, figures and
+    tables as artifacts, the model; then `register_challenger` on its primary backtest metric."""
     import mlflow
 
-    experiment = experiment_id(settings, task)
-    with mlflow.start_run(experiment_id=experiment, run_name=model_name) as run:
-        mlflow.log_params(dict(params))
-        mlflow.set_tags({**tags, "task": task.name, "git_commit": git_commit()})
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if pd.notna(v)})
+    with training_run(
+        settings, task.name, model_name, params=params, tags=tags, metrics=metrics
+    ) as run:
         mlflow.log_dict({"features": list(model.encoding_.feature_names)}, "features.json")
         for name, figure in figures.items():
             mlflow.log_figure(figure, f"plots/{name}.png")
         for name, table in tables.items():
             mlflow.log_text(table.to_csv(index=False), f"tables/{name}.csv")
         version = log_model(model, example, model_name, meta)
-    mlflow_client = client(settings)
     key = f"backtest_{task.primary_metric}"
-    mlflow_client.set_model_version_tag(model_name, version, key, str(metrics[key]))
-    mlflow_client.set_model_version_tag(model_name, version, "primary_metric", key)
-    mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version)
-    return RunRecord(run.info.run_id, model_name, version, experiment)
+    return register_challenger(settings, run, model_name, version, key, metrics[key])
 
 
 def aliased(mlflow_client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -263,7 +294,7 @@ def promote(
 def download_native(settings: Settings, model_name: str, alias: str, folder: Path) -> Path:
     """Download the native model folder of `model_name@alias` into `folder`; returns its path.
 
-    For serving: `training.models.load(path)` then `model.predict_matrix(matrix)`.
+    For serving: `training.models.lightgbm.load(path)` then `model.predict_matrix(matrix)`.
     """
     import mlflow
 

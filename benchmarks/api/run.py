@@ -147,7 +147,7 @@ def measure_live(store: Store, ids: list[str], args: argparse.Namespace) -> dict
 
 
 def measure_published(store: Store, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    from serving import publish
+    from pipelines import publish
 
     report = publish.run(store.settings(), progress=lambda _: None)
     print(report.describe())

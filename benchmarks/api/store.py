@@ -65,10 +65,11 @@ def build(store: Store, members: int, seed: int, echo=print) -> None:
     from features import build as features_build
     from features import store as feast_store
     from memberscore.contract import TABLES
-    from pipelines import ingest, simulate
+    from pipelines import simulate
+    from pipelines.ingest import tables as ingest
     from training import tracking
-    from training import train as job
-    from training.tasks import get_task
+    from training.core.tasks import get_task
+    from training.jobs import train as job
 
     settings = store.settings()
     echo(simulate.run(settings, members=members, days=DAYS, seed=seed, start=START).describe())

@@ -1,11 +1,11 @@
 """Batch scoring benchmark: a million-member snapshot end to end on the local engine.
 
 Reads the feature snapshot, scores churn / activation / CLV, assigns stages, chooses actions
-after the guardrails and writes Parquet parts (`pipelines.batch.run`), then times the HTML report
-and the campaign lists. Models are the champions of a registry trained on the demo-size
-simulation. Peers measured in the same process on a sample of the same snapshot: the score
-API's row path (`serving.scoring.score`, dict rows), the vectorised core it now shares
-(`serving.frames.score_frame`), and exact SHAP reason codes. Writes `results.json`.
+after the guardrails and writes Parquet parts (`pipelines.batch.job.run`), then times the HTML
+report and the campaign lists. Models are the champions of a registry trained on the demo-size
+simulation. Peers measured in the same process on a sample of the same snapshot: the score API's
+row path (`serving.scoring.score.score`, dict rows), the vectorised core it now shares
+(`serving.scoring.frames.score_frame`), and exact SHAP reason codes. Writes `results.json`.
 
     flock /tmp/memberscore-heavy.lock .venv/bin/python -m benchmarks.batch.run \\
         --data-dir /tmp/ms1m --as-of 2025-12-29 --registry /tmp/h1data
@@ -69,10 +69,10 @@ def peers(settings: Settings, bundle: Any, snapshot: Path) -> dict[str, float]:
     on the first SAMPLE members of the snapshot."""
     import pyarrow.parquet as pq
 
-    from serving.adapters import LibraryDomain
-    from serving.frames import reason_codes, score_frame
-    from serving.scoring import score
-    from serving.sources import MemberFeatures
+    from serving.scoring.adapters import LibraryDomain
+    from serving.scoring.frames import reason_codes, score_frame
+    from serving.scoring.score import score
+    from serving.scoring.sources import MemberFeatures
 
     frame = next(pq.ParquetFile(snapshot).iter_batches(SAMPLE)).to_pandas()
     features = frame.set_index("member_id")
@@ -108,9 +108,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from features.store import snapshot_path
-    from pipelines import batch, campaign
-    from pipelines.report import write as write_report
-    from serving.registry import RegistrySource
+    from pipelines import campaign
+    from pipelines.batch import job as batch
+    from pipelines.batch.report import write as write_report
+    from serving.scoring.registry import RegistrySource
 
     settings = settings_for(args)
     as_of = date.fromisoformat(args.as_of)

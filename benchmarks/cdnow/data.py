@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from training.btyd import holdout_summary, rfm_summary
+from features.btyd import holdout_summary, rfm_summary
 
 DEFAULT_DATA_DIR = Path(os.environ.get("MEMBERSCORE_CDNOW_DIR", "/work/shared/data/cdnow"))
 CALIBRATION_END = pd.Timestamp("1997-09-30")

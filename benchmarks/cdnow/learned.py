@@ -24,8 +24,8 @@ from scipy import stats
 from scipy.special import expit, logit
 
 from benchmarks.cdnow.data import CALIBRATION_END, COLUMNS, HOLDOUT_WEEKS
-from training.btyd import holdout_summary, purchase_days, rfm_summary
-from training.btyd.outlook import fit_outlook, outlook_frame
+from features.btyd import holdout_summary, purchase_days, rfm_summary
+from features.btyd.outlook import fit_outlook, outlook_frame
 
 ORIGINS = (pd.Timestamp("1997-05-31"), pd.Timestamp("1997-06-15"), pd.Timestamp("1997-06-30"))
 LABEL_WEEKS = 13.0

@@ -35,7 +35,7 @@ from benchmarks.cdnow.data import (
 from benchmarks.cdnow.learned import learned_predictions
 from benchmarks.cdnow.metrics import churn_metrics, count_metrics, spend_metrics
 from benchmarks.cdnow.peers import PEER_FIT_SECONDS, PEER_ROWS, PEERS_SOURCE
-from training.btyd import BaseTransactionModel, BetaGeoModel, GammaGammaModel, ParetoNBDModel
+from features.btyd import BaseTransactionModel, BetaGeoModel, GammaGammaModel, ParetoNBDModel
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 Row = dict[str, Any]

@@ -94,10 +94,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from features import build
-    from pipelines import batch
+    from pipelines.batch import job as batch
     from pipelines.spark import features as spark_features
     from pipelines.spark.session import spark_session
-    from serving.registry import RegistrySource
+    from serving.scoring.registry import RegistrySource
 
     work, as_of = Path(args.work), date.fromisoformat(args.as_of)
     shutil.rmtree(work, ignore_errors=True)

@@ -1,10 +1,11 @@
 """Training speed: each model of the project at a stated scale, beside a peer in the same run.
 
-- LightGBM models as trained by `memberscore train` (`training.models`, `BoostParams` defaults:
-  300 rounds, 31 leaves, num_threads=1 for determinism) on N synthetic member-snapshots × 60
-  features (54 numeric with 5 % missing, 6 categorical): the churn classifier (booster +
-  isotonic calibration on a held-out 10 %) and the CLV spend model (buy, amount, q10, q50, q90
-  boosters, the quantile ones on a 100,000-row sample, + conformal margin).
+- LightGBM models as trained by `memberscore train` (`training.models.lightgbm`, `BoostParams`
+  defaults: 300 rounds, 31 leaves, num_threads=1 for determinism) on N synthetic
+  member-snapshots × 60 features (54 numeric with 5 % missing, 6 categorical): the churn
+  classifier (booster + isotonic calibration on a held-out 10 %) and the CLV spend model (buy,
+  amount, q10, q50, q90 boosters, the quantile ones on a 100,000-row sample, + conformal
+  margin).
 - Peer in the same run: scikit-learn HistGradientBoostingClassifier with the same
   hyperparameters (300 iterations, learning rate 0.05, 31 leaves, min 50 per leaf, L2 1.0,
   no early stopping), limited to 1 thread like ours; and LightGBM's classifier with 2 threads.
@@ -61,7 +62,7 @@ def _split(rows: int) -> tuple[slice, slice]:
 
 def lgbm_churn(rows: int) -> dict[str, Any]:
     """The churn model: LightGBM binary + isotonic calibration, 1 thread."""
-    from training.models import BoostParams, CalibratedClassifier
+    from training.models.lightgbm import BoostParams, CalibratedClassifier
 
     X, y, _ = synthetic(rows)
     fit, calib = _split(rows)
@@ -72,7 +73,7 @@ def lgbm_churn(rows: int) -> dict[str, Any]:
 
 def lgbm_churn_2_threads(rows: int) -> dict[str, Any]:
     """The same booster with num_threads=2 (not deterministic across thread counts)."""
-    from training.models import BoostParams, CalibratedClassifier
+    from training.models.lightgbm import BoostParams, CalibratedClassifier
 
     X, y, _ = synthetic(rows)
     fit, calib = _split(rows)
@@ -85,7 +86,7 @@ def lgbm_churn_2_threads(rows: int) -> dict[str, Any]:
 def lgbm_clv(rows: int) -> dict[str, Any]:
     """The CLV spend model: 5 boosters (buy, amount on buyers, 3 quantiles on a row sample)
     + conformal."""
-    from training.models import BoostParams, SpendModel
+    from training.models.lightgbm import BoostParams, SpendModel
 
     X, _, spend = synthetic(rows)
     fit, calib = _split(rows)
@@ -118,7 +119,7 @@ def sklearn_hgb_churn(rows: int) -> dict[str, Any]:
 def btyd_cdnow(rows: int) -> dict[str, Any]:
     """Native BTYD fits on the full CDNOW calibration period (median of 5 fits each)."""
     from benchmarks.cdnow.data import CALIBRATION_END, HOLDOUT_END, read_master, split
-    from training.btyd import BetaGeoModel, GammaGammaModel, ParetoNBDModel
+    from features.btyd import BetaGeoModel, GammaGammaModel, ParetoNBDModel
 
     summary, _ = split(read_master(), CALIBRATION_END, HOLDOUT_END)
     out: dict[str, Any] = {"customers": len(summary)}
@@ -137,7 +138,7 @@ def btyd_cdnow(rows: int) -> dict[str, Any]:
 def btyd_1m(rows: int) -> dict[str, Any]:
     """The snapshot's `btyd` family on `rows` synthetic members: fit (Pareto/NBD, BG/NBD as
     fallback, + Gamma-Gamma) and apply, day-granular histories over 2 years."""
-    from features.btyd import btyd_features, fit_family
+    from features.families.btyd import btyd_features, fit_family
 
     rng = np.random.default_rng(7)
     count = 1 + rng.poisson(rng.gamma(0.6, 4.0, rows))

@@ -20,6 +20,8 @@ from feast.data_format import ParquetFormat
 from feast.types import Bool, Float64, Int64, PrimitiveFeastType, String
 from feast.value_type import ValueType
 
+from features.feature_repo import PUBLISHED_VIEW
+
 if TYPE_CHECKING:
     from features.catalog import Feature
 
@@ -114,12 +116,10 @@ def declarations(
 
 
 def published_declarations(path: str) -> list[Any]:
-    """The view of published score cards (`serving.publish`): per member, the score API's
+    """The view of published score cards (`pipelines.publish`): per member, the score API's
     answer computed in advance (`card`, JSON), the versions and settings it was computed with
     (`models`) and the scores the API's metrics observe (`observed`, JSON). Its timestamp is
     the cutoff of the features the card was computed from; `path` is the Parquet copy."""
-    from features.store import PUBLISHED_VIEW
-
     entity = member_entity()
     source = FileSource(
         name=PUBLISHED_VIEW,

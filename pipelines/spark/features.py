@@ -3,7 +3,7 @@
 The same feature logic as the local engine, distributed by member: the four lake tables are
 unioned into one tagged frame and partitioned by range of `member_id` into
 `settings.spark_shuffle_partitions` parts; each part runs `features.snapshot.member_features`
-(DuckDB inside) on its own members' rows. The population statistics (`features.population`)
+(DuckDB inside) on its own members' rows. The population statistics (`features.families.population`)
 are computed on the driver from the few columns they read of every member, then every part
 is finished with `population_features`. The driver writes one Parquet file per cutoff, sorted
 by member, with the local engine's schema at the local engine's path.
@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from features.catalog import PANDAS_DTYPES, all_features
-from features.population import INPUT_COLUMNS, PopulationStats, population_stats
+from features.families.population import INPUT_COLUMNS, PopulationStats, population_stats
 from features.snapshot import (
     AS_OF,
     JOIN_KEY,
@@ -34,9 +34,9 @@ from features.snapshot import (
     register_frames,
 )
 from features.store import snapshot_path
+from memberscore import lake
 from memberscore.contract import MEMBERS, ORDERS, TABLES, TIMESTAMP_DTYPE, Table, empty
 from memberscore.settings import Settings
-from pipelines import lake
 from pipelines.spark.collect import write_parquet
 from pipelines.spark.session import spark_schema, spark_session
 

@@ -1,6 +1,6 @@
 """Batch scoring on Spark (`memberscore batch-score --engine spark`).
 
-The batch job (`pipelines.batch`) keeps its manifest, parts, resume and report; Spark only
+The batch job (`pipelines.batch.job`) keeps its manifest, parts, resume and report; Spark only
 computes the rows. The snapshot is read by Spark, split by range of `member_id` over the
 cluster, and each batch of members runs the job's own scoring function (`score_chunk` with the
 models, catalogue and contact log captured in it, shipped once per executor) in mapInPandas.

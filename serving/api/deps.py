@@ -17,13 +17,13 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from memberscore.errors import ModelNotReady
 from memberscore.settings import Settings
-from serving.bundle import ModelBundle, ModelHolder
-from serving.contact_log import ContactLog
-from serving.domain import Domain
-from serving.metrics import Metrics
-from serving.resources import Resources
-from serving.security import Scope, granted_scopes
-from serving.sources import FeatureReader
+from serving.api.metrics import Metrics
+from serving.api.resources import Resources
+from serving.api.security import Scope, granted_scopes
+from serving.online.contact_log import ContactLog
+from serving.scoring.bundle import ModelBundle, ModelHolder
+from serving.scoring.domain import Domain
+from serving.scoring.sources import FeatureReader
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key.")

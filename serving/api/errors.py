@@ -18,7 +18,7 @@ from memberscore.errors import (
     ModelNotReady,
     StoreUnavailable,
 )
-from serving.contact_log import DuplicateContact, UnknownContact
+from serving.online.contact_log import DuplicateContact, UnknownContact
 
 LOG = logging.getLogger("memberscore.serving")
 RETRY_AFTER_SECONDS = "5"

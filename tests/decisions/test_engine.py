@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from decisions.catalogue import Catalogue
-from decisions.config import DecisionSettings, GuardrailPolicy
 from decisions.engine import DecisionBatch, next_best_action, next_best_actions
 from decisions.guardrails import contact_history
 from decisions.uplift import LEARNED, PRIOR, UpliftArrays, UpliftModel, catalogue_priors
+from memberscore.decision_settings import DecisionSettings, GuardrailPolicy
 
 NOW = pd.Timestamp("2025-06-01", tz="UTC")
 POLICY = GuardrailPolicy(control_share=0.0)

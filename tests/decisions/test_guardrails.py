@@ -8,7 +8,6 @@ import sys
 import pandas as pd
 
 from decisions.catalogue import Catalogue
-from decisions.config import GuardrailPolicy
 from decisions.guardrails import (
     ACTION_CAP,
     CONTROL,
@@ -21,6 +20,7 @@ from decisions.guardrails import (
     control_group,
     guardrail_blocks,
 )
+from memberscore.decision_settings import GuardrailPolicy
 
 NOW = pd.Timestamp("2025-06-01", tz="UTC")
 NO_CONTROL = GuardrailPolicy(control_share=0.0)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decisions.config import StageThresholds
 from decisions.stages import STAGES, assign_stages, migration_matrix, plot_migration, stage_of
+from memberscore.decision_settings import StageThresholds
 
 NAN = np.nan
 # member: has_ordered, days since registration, days since first order, recency, orders,

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from features import build, store
+from memberscore import lake
 from memberscore.contract import CONTACTS, EVENTS, MEMBERS, ORDERS, Table, validate
 from memberscore.errors import ContractError, DataNotFound
 from memberscore.settings import Settings
-from pipelines import lake
 
 CUTOFFS = [date(2024, 3, 4), date(2024, 3, 11), date(2024, 3, 18)]
 
@@ -105,8 +105,6 @@ def write_tiny_lake(lake_dir: Path) -> None:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, list[Path], list[str]]:
     """A tiny lake and the weekly snapshots built from it, with the progress lines printed."""
-    pytest.importorskip("features.catalog", reason="features/catalog.py has not landed yet")
-    pytest.importorskip("features.snapshot", reason="features/snapshot.py has not landed yet")
     root = tmp_path_factory.mktemp("build")
     settings = Settings(data_dir=root / "data", feast_repo=root / "feature_repo", profile="local")
     write_tiny_lake(settings.lake_dir)
@@ -162,7 +160,6 @@ def test_rebuilding_a_cutoff_replaces_it(built) -> None:
 
 def test_conform_names_missing_columns() -> None:
     """A snapshot lacking a catalog column is refused with the column's name."""
-    pytest.importorskip("features.catalog", reason="features/catalog.py has not landed yet")
     from features.catalog import FAMILIES
 
     first = next(iter(FAMILIES.values()))[0].name

@@ -168,12 +168,12 @@ class CliOutput:
 
 def run_cli(args: list[str], settings: Settings, monkeypatch, capsys) -> CliOutput:
     """Run `memberscore ARGS` through `main()` (where errors become exit codes)."""
-    from memberscore import cli
     from memberscore import settings as settings_module
+    from pipelines import cli
 
     monkeypatch.setattr("sys.argv", ["memberscore", *args])
     monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
-    monkeypatch.setattr("features.commands.get_settings", lambda: settings)
+    monkeypatch.setattr("pipelines.cli.feature_commands.get_settings", lambda: settings)
     code = 0
     try:
         cli.main()

@@ -10,11 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from features.store import snapshot_path
-from memberscore.cli import build_app
 from memberscore.errors import DataNotFound
 from memberscore.settings import Settings
-from pipelines import batch, campaign
-from pipelines.report import REPORT
+from pipelines import campaign
+from pipelines.batch import job as batch
+from pipelines.batch import manifest as mf
+from pipelines.batch.report import REPORT
+from pipelines.cli import build_app
 from tests.serving import conftest as serving_world
 from tests.serving.conftest import CUTOFF, FakeSource
 
@@ -35,7 +37,7 @@ def batch_run(settings: Settings, snapshot: pd.DataFrame, tmp_path: Path) -> Pat
 def test_lists_hold_each_action_with_a_marked_control_group(
     settings: Settings, batch_run: Path
 ) -> None:
-    scores = batch.read_scores(batch_run)
+    scores = mf.read_scores(batch_run)
     sendable = scores[(scores["action_id"] != "no_action") & ~scores["control_group"]]
 
     summary = campaign.build(settings, batch_run, control_share=0.3)
@@ -96,7 +98,7 @@ def test_measure_reads_a_contact_export(settings: Settings, tmp_path: Path) -> N
 def test_batch_score_command_names_the_missing_snapshot(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("pipelines.batch_commands.get_settings", lambda: settings)
+    monkeypatch.setattr("pipelines.cli.batch_commands.get_settings", lambda: settings)
     result = CliRunner().invoke(build_app(), ["batch-score", "--as-of", "2026-06-01"])
     assert isinstance(result.exception, DataNotFound)
     assert "memberscore features build --as-of 2026-06-01" in str(result.exception)

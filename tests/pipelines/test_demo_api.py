@@ -6,7 +6,7 @@ import re
 
 from memberscore.settings import Settings
 from pipelines import demo_api
-from serving.app import create_app
+from serving.api.app import create_app
 
 
 def test_the_tour_calls_every_endpoint(settings: Settings) -> None:

@@ -1,8 +1,8 @@
 """Fixtures of the score API tests: the real app with in-test fakes for the feature store, the
 model registry and the domain libraries, injected through `app.dependency_overrides`.
 
-The models are real (tiny) LightGBM boosters behind the real serving predictors, so encoding,
-prediction and contributions run the production code path.
+The models are real (tiny) `training.models` models served through `serving.scoring.registry`,
+as the registry serves them, so encoding, prediction and contributions run the production path.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,14 +20,15 @@ from features import build
 from features.catalog import Dtype, Feature
 from memberscore.errors import StoreUnavailable
 from memberscore.settings import ServingSettings, Settings
+from serving.api.app import create_app
 from serving.api.deps import get_contact_log, get_domain, get_feature_reader, get_model_holder
-from serving.app import create_app
-from serving.bundle import ModelBundle, ModelHolder, ModelRef, ServedModel
-from serving.contact_log import ContactLog, open_contact_log
-from serving.domain import Candidate, Decision, ReasonCode
-from serving.predictors import BoosterPredictor, QuantilePredictor
-from serving.security import hash_key
-from serving.sources import MemberFeatures, PublishedCard
+from serving.api.security import hash_key
+from serving.online.contact_log import ContactLog, open_contact_log
+from serving.scoring.bundle import ModelBundle, ModelHolder, ModelRef
+from serving.scoring.domain import Candidate, Decision, ReasonCode
+from serving.scoring.registry import served_model
+from serving.scoring.sources import MemberFeatures, PublishedCard
+from training.models.lightgbm import BoostParams, CalibratedClassifier, SpendModel
 
 READ_KEY = "test-read-key"
 WRITE_KEY = "test-write-key"
@@ -182,21 +182,37 @@ class FakeDomain:
         return Decision(chosen, tuple(open_[1:]), reasons, False)
 
 
-def _booster(objective: str, seed: int, alpha: float = 0.5) -> lgb.Booster:
-    """A tiny booster on synthetic data over FEATURES (tier as a category index)."""
+def _trained(kind: str, seed: int) -> Any:
+    """A tiny real `training.models` model on synthetic rows of FEATURES (tier as text):
+    churn-like / activation-like classifiers, or the hurdle spend model for clv."""
     rng = np.random.default_rng(seed)
-    x = np.column_stack(
-        [
-            rng.uniform(0, 300, 400),
-            rng.integers(0, 9, 400),
-            rng.uniform(0, 400, 400),
-            rng.uniform(0, 700, 400),
-            rng.integers(0, 4, 400),
-        ]
-    ).astype(float)
-    y = (x[:, 0] > 120).astype(float) if objective == "binary" else x[:, 2] * (1 + alpha)
-    params = {"objective": objective, "alpha": alpha, "num_leaves": 4, "verbose": -1, "seed": seed}
-    return lgb.train(params, lgb.Dataset(x, y, categorical_feature=[4]), num_boost_round=8)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "recency_days": rng.uniform(0, 300, n),
+            "frequency": rng.integers(0, 9, n).astype(float),
+            "monetary": rng.uniform(0, 400, n),
+            "tenure_days": rng.uniform(0, 700, n),
+            "tier": pd.Series(rng.choice(TIERS, n), dtype="string"),
+        }
+    )
+    params = BoostParams(seed=seed, num_boost_round=8, num_leaves=4, min_data_in_leaf=10)
+    fit, calib = frame.iloc[:300], frame.iloc[300:]
+    if kind == "spend":
+        spend = frame["monetary"].to_numpy() * (rng.uniform(0, 1, n) < 0.6)
+        return SpendModel(params).fit(fit, spend[:300], X_calib=calib, y_calib=spend[300:])
+    label = (frame["recency_days"] > 120).to_numpy(dtype=float)
+    flip = rng.uniform(0, 1, n) < 0.1  # some noise, so calibration has both classes everywhere
+    label = np.where(flip, 1 - label, label)
+    return CalibratedClassifier(params).fit(fit, label[:300], X_calib=calib, y_calib=label[300:])
+
+
+# Trained once per test session: the production predictor behind every fake registry load.
+_MODELS = {
+    "churn": _trained("binary", 1),
+    "activation": _trained("binary", 2),
+    "clv": _trained("spend", 3),
+}
 
 
 class FakeSource:
@@ -205,21 +221,16 @@ class FakeSource:
     def __init__(self) -> None:
         self.version = 1
         self.loads = 0
-        self._boosters = {
-            "churn": _booster("binary", 1),
-            "activation": _booster("binary", 2),
-            "clv": [_booster("quantile", 3, a) for a in (0.1, 0.5, 0.9)],
-        }
+        self._models = _MODELS
 
     def promote(self) -> None:
         self.version += 1
 
     def fingerprint(self) -> dict[str, str]:
-        return {name: str(self.version) for name in self._boosters}
+        return {name: str(self.version) for name in self._models}
 
     def load(self) -> ModelBundle:
         self.loads += 1
-        now = datetime.now(UTC)
         spec = {
             "churn": (90, "churn_v1"),
             "activation": (30, "activation_v1"),
@@ -227,18 +238,9 @@ class FakeSource:
         }
         models = {}
         for name, (horizon, service) in spec.items():
-            booster = self._boosters[name]
-            predictor = QuantilePredictor(booster) if name == "clv" else BoosterPredictor(booster)
-            models[name] = ServedModel(
-                ref=ModelRef(name, str(self.version), "champion", f"run-{name}-{self.version}"),
-                feature_names=FEATURES,
-                predictor=predictor,
-                loaded_at=now,
-                horizon_days=horizon,
-                feature_service=service,
-                categories={"tier": TIERS},
-                outputs=("p10", "p50", "p90") if name == "clv" else ("probability",),
-            )
+            ref = ModelRef(name, str(self.version), "champion", f"run-{name}-{self.version}")
+            meta = {"horizon_days": horizon, "feature_service": service}
+            models[name] = served_model(self._models[name], meta, ref)
         return ModelBundle(models)
 
 

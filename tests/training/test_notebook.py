@@ -38,7 +38,8 @@ def programme_settings(
 
     from features import build, store
     from memberscore.contract import TABLES
-    from pipelines import ingest, simulate
+    from pipelines import simulate
+    from pipelines.ingest import tables as ingest
 
     env = {
         "MEMBERSCORE_DATA_DIR": str(tmp_path / "data"),

@@ -10,10 +10,12 @@ import pytest
 
 from memberscore.errors import ModelNotReady
 from memberscore.settings import Settings
-from training import dataset, models, tracking
-from training import train as job
-from training.labels import as_cutoff, observed_until
-from training.tasks import TASKS
+from training import tracking
+from training.core import dataset
+from training.core.labels import as_cutoff, observed_until
+from training.core.tasks import TASKS
+from training.jobs import train as job
+from training.models import lightgbm as models
 
 
 @pytest.fixture
@@ -73,7 +75,7 @@ def fake_version(settings: Settings, name: str, roc_auc: float) -> str:
     client = tracking.client(settings)
     if not client.search_registered_models(f"name='{name}'"):
         client.create_registered_model(name)
-    with mlflow.start_run(experiment_id=tracking.experiment_id(settings, TASKS["churn"])) as run:
+    with mlflow.start_run(experiment_id=tracking.experiment_id(settings, "churn")) as run:
         pass
     version = client.create_model_version(name, run.info.artifact_uri, run.info.run_id).version
     client.set_model_version_tag(name, version, "primary_metric", "backtest_roc_auc")

@@ -18,8 +18,8 @@ from serving.api.deps import (
 )
 from serving.api.errors import ERROR_RESPONSES
 from serving.api.responses import ModelJSON
+from serving.api.service import decide
 from serving.schemas import MemberId, MembersIn, NextBestActionOut, NextBestActionsOut
-from serving.service import decide
 
 router = APIRouter(prefix="/v1", tags=["next-best-action"], dependencies=[ReadAccess])
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, status
 
 from serving.api.deps import ContactLogDep, WriteAccess
 from serving.api.errors import ERROR_RESPONSES
-from serving.contact_log import Response, Sent
+from serving.online.contact_log import Response, Sent
 from serving.schemas import ContactIn, ContactOut, MemberId, ResponseIn
 
 router = APIRouter(prefix="/v1/contacts", tags=["contacts"], dependencies=[WriteAccess])

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from serving.api.deps import HolderDep, MetricsDep, ReadAccess, WriteAccess
 from serving.api.errors import ERROR_RESPONSES
-from serving.reload import refresh
+from serving.api.reload import refresh
 from serving.schemas import ModelOut, ModelsOut, ReloadOut
 
 router = APIRouter(prefix="/v1", tags=["models"])

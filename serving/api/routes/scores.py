@@ -17,9 +17,9 @@ from serving.api.deps import (
     SettingsDep,
 )
 from serving.api.errors import ERROR_RESPONSES
-from serving.published import scores_body
+from serving.api.service import scores_json
 from serving.schemas import MemberId, MemberScores, MembersIn, ScoresOut
-from serving.service import scores_json
+from serving.scoring.cards import scores_body
 
 router = APIRouter(prefix="/v1", tags=["scores"], dependencies=[ReadAccess])
 

@@ -23,7 +23,8 @@ SIM_START = date(2024, 1, 1)
 def lake_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Given 400 simulated members over 400 days, ingested into a lake; Spark at local[2]
     with 3 member partitions."""
-    from pipelines import ingest, simulate
+    from pipelines import simulate
+    from pipelines.ingest import tables as ingest
 
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("spark-lake"),

@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 
 from memberscore.settings import Settings
-from pipelines import batch
-from pipelines import batch_manifest as mf
-from tests.pipelines import batch_world
+from pipelines.batch import manifest as mf
+from tests.pipelines.batch import world as batch_world
 from tests.serving import conftest as serving_world
 
 # The score API's tiny member world (members m0..m39 with orders, n0..n4 without).
@@ -33,7 +32,7 @@ def test_spark_writes_the_local_engines_files(batch_settings: Settings, tmp_path
     assert (spark.members, spark.parts, spark.unscorable) == (45, 5, 1)
     assert batch_world.checksums(tmp_path / "spark") == batch_world.checksums(tmp_path / "local")
     pd.testing.assert_frame_equal(
-        batch.read_scores(tmp_path / "spark"), batch.read_scores(tmp_path / "local")
+        mf.read_scores(tmp_path / "spark"), mf.read_scores(tmp_path / "local")
     )
     assert (spark.scored, spark.actions) == (local.scored, local.actions)
     manifest = json.loads((tmp_path / "spark" / mf.MANIFEST).read_text())

@@ -1,5 +1,0 @@
-"""`python -m memberscore` runs the CLI (used to start the score API from the demo)."""
-
-from memberscore.cli import main
-
-main()

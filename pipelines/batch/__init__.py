@@ -1,0 +1,2 @@
+"""Batch scoring: every member of a snapshot scored in resumable chunks, the run manifest, and
+the HTML report."""

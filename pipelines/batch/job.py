@@ -1,0 +1,379 @@
+"""Batch scoring job: every member of a feature snapshot scored, staged and given an action.
+
+`run(settings, as_of, out)` reads the snapshot of cutoff `as_of` in chunks of
+`settings.chunk_rows` rows, scores each chunk with `pipelines.batch.chunk.score_chunk` and
+writes it as `part-NNNNN.parquet` (memory stays bounded by the chunk size). The manifest records
+inputs, model versions, finished parts with checksums and, at the end, the counts; a killed run
+resumes at the first unfinished part and a finished one is not redone unless `force=True`.
+Output rows equal member rows: members that cannot be scored keep a row (`scored` false) and are
+listed in `unscorable.parquet` with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ThreadPoolExecutor,
+    as_completed,
+    wait,
+)
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from decisions.catalogue import Catalogue
+from memberscore.errors import ContractError, DataNotFound
+from memberscore.settings import Settings
+from pipelines.batch import manifest as mf
+from pipelines.batch.chunk import (
+    CONTACT_COLUMNS,
+    REASON_SCOPES,
+    Decider,
+    recent_contacts,
+    score_chunk,
+)
+from serving.scoring.bundle import ModelBundle
+from serving.scoring.frames import MAX_REASONS
+
+ENGINES = ("local", "spark")
+UNSCORABLE = "unscorable.parquet"
+PART_GLOB = "part-*.parquet"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a batch run did; `skipped` parts were finished by an earlier, interrupted run."""
+
+    out: Path
+    as_of: date
+    members: int
+    scored: int
+    unscorable: int
+    parts: int
+    skipped: int
+    seconds: float
+    already_complete: bool = False
+    actions: dict[str, int] = field(default_factory=dict)
+    report: Path | None = None
+
+    def describe(self) -> str:
+        """A few lines for the CLI and the demo."""
+        if self.already_complete:
+            head = f"batch {self.as_of} already complete in {self.out} (use --force to redo)"
+        else:
+            rate = self.members / self.seconds if self.seconds else 0.0
+            head = (
+                f"scored {self.members:,} members as of {self.as_of} in {self.parts} parts "
+                f"({self.skipped} resumed) in {self.seconds:.1f} s ({rate:,.0f} members/s)"
+            )
+        sent = ", ".join(f"{a} {n:,}" for a, n in self.actions.items())
+        lines = [
+            head,
+            f"  scored {self.scored:,}, unscorable {self.unscorable:,} (see {UNSCORABLE})",
+            f"  actions: {sent}",
+            f"  output:   {self.out}",
+        ]
+        if self.report is not None:
+            lines.append(f"  report:   {self.report}")
+        return "\n".join(lines)
+
+
+def default_out(settings: Settings, as_of: date) -> Path:
+    """Where a run of cutoff `as_of` writes when no folder is given."""
+    return settings.outputs_dir / f"batch-{as_of:%Y-%m-%d}"
+
+
+def run(
+    settings: Settings,
+    as_of: date,
+    out: Path | None = None,
+    *,
+    segments: Sequence[str] = (),
+    csv: bool = False,
+    force: bool = False,
+    engine: str = "local",
+    catalogue: Catalogue | None = None,
+    bundle: ModelBundle | None = None,
+    reasons: int = MAX_REASONS,
+    reasons_for: str = "actioned",
+    progress: bool = True,
+    report: bool = True,
+) -> Summary:
+    """Score the snapshot of cutoff `as_of` (00:00 UTC) into `out` (default
+    `default_out`); `segments` keeps only members of those RFM segments. Models come from the
+    registry (alias champion) unless `bundle` is given. `reasons` reason codes (0: none) are
+    computed for members given an action (`reasons_for="actioned"`) or for all members."""
+    if engine not in ENGINES:
+        raise ContractError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
+    started = time.perf_counter()
+    out = out or default_out(settings, as_of)
+    snapshot = _snapshot(settings, as_of)
+    bundle = bundle or _load_bundle(settings)
+    decider = _decider(settings, catalogue, bundle, pd.Timestamp(as_of, tz="UTC"))
+    if reasons_for not in REASON_SCOPES:
+        raise ContractError(f"reasons_for must be one of {', '.join(REASON_SCOPES)}")
+    inputs = _inputs(settings, snapshot, bundle, decider, segments)
+    inputs["reasons"] = {"count": reasons, "for": reasons_for}
+    manifest, done = _open(out, inputs, as_of, engine, force, _parts_total(snapshot, settings))
+    if manifest.status == mf.COMPLETE:
+        return _summary(out, manifest, 0.0, already=True)
+
+    def part(name: str, batch: pa.RecordBatch) -> mf.PartRecord:
+        chunk = _frame(batch, segments)
+        if chunk.empty:  # every member of this chunk filtered out by `segments`
+            return mf.PartRecord(name, 0, 0, 0, mf.EMPTY)
+        when = pd.Timestamp(as_of, tz="UTC")
+        rows = score_chunk(chunk, when, bundle, decider, settings, reasons, reasons_for)
+        return _write_part(out, name, rows, csv)
+
+    todo = (
+        (f"part-{n:05d}.parquet", b)
+        for n, b in enumerate(pq.ParquetFile(snapshot).iter_batches(settings.chunk_rows))
+        if f"part-{n:05d}.parquet" not in done
+    )
+    records = _parallel(part, todo, settings.batch_workers)
+    if engine == "spark":  # the same parts, computed by `score_chunk` on Spark executors
+        from pipelines.spark.scoring import scored_parts
+
+        when = pd.Timestamp(as_of, tz="UTC")
+        scored = scored_parts(
+            settings,
+            snapshot,
+            done,
+            segments,
+            lambda chunk: score_chunk(chunk, when, bundle, decider, settings, reasons, reasons_for),
+        )
+        records = (
+            _write_part(out, name, rows, csv)
+            if rows is not None
+            else mf.PartRecord(name, 0, 0, 0, mf.EMPTY)
+            for name, rows in scored
+        )
+    for record in _progress(records, manifest.parts_total, len(done), progress):
+        manifest.parts.append(record)
+        mf.write(out, manifest)
+    _finish(out, manifest)
+    path = _report(settings, out) if report else None
+    return _summary(out, manifest, time.perf_counter() - started, skipped=len(done), report=path)
+
+
+def _snapshot(settings: Settings, as_of: date) -> Path:
+    from features.store import snapshot_path
+
+    path = snapshot_path(settings, as_of)
+    if not path.is_file():
+        raise DataNotFound(
+            f"no feature snapshot for {as_of} in {settings.snapshots_dir}; run "
+            f"`memberscore features build --as-of {as_of}` first"
+        )
+    return path
+
+
+def _load_bundle(settings: Settings) -> ModelBundle:
+    from serving.scoring.registry import RegistrySource
+
+    return RegistrySource(settings).load()
+
+
+def _decider(
+    settings: Settings, catalogue: Catalogue | None, bundle: ModelBundle, now: pd.Timestamp
+) -> Decider:
+    """Catalogue, uplift model (the registered one, else catalogue priors) and the contacts
+    the guardrails need at `now`."""
+    from decisions.catalogue import load_catalogue
+    from decisions.uplift import ACTION, GROUP, RESPONDED, VALUE, UpliftModel, catalogue_priors
+    from memberscore import lake
+    from memberscore.contract import CONTACTS
+
+    catalogue = catalogue or load_catalogue()
+    uplift = bundle.uplift
+    if uplift is None:
+        no_contacts = pd.DataFrame(columns=[ACTION, GROUP, RESPONDED, VALUE])
+        uplift = UpliftModel([]).fit(no_contacts, catalogue_priors(catalogue))
+    contacts = (
+        lake.read(settings.lake_dir, CONTACTS, columns=CONTACT_COLUMNS)
+        if lake.has_table(settings.lake_dir, CONTACTS)
+        else pd.DataFrame(columns=CONTACT_COLUMNS)
+    )
+    return Decider(catalogue, uplift, recent_contacts(contacts, catalogue, settings, now))
+
+
+def _inputs(
+    settings: Settings,
+    snapshot: Path,
+    bundle: ModelBundle,
+    decider: Decider,
+    segments: Sequence[str],
+) -> dict[str, Any]:
+    """Everything that decides the output rows (hashed into the manifest's run key)."""
+    contacts = pd.util.hash_pandas_object(decider.contacts, index=False).sum()
+    return {
+        "snapshot": str(snapshot.resolve()),
+        "snapshot_sha256": mf.sha256(snapshot),
+        "models": dict(sorted(bundle.fingerprint.items())),
+        "catalogue": decider.catalogue.model_dump(mode="json"),
+        "recent_contacts": {"rows": len(decider.contacts), "hash": int(contacts)},
+        "segments": sorted(segments),
+        "chunk_rows": settings.chunk_rows,
+        "scoring": {
+            "churn_horizons_days": list(settings.churn_horizons_days),
+            "monthly_discount_rate": settings.monthly_discount_rate,
+            "currency": settings.currency,
+        },
+        "decisions": settings.decisions.model_dump(mode="json"),
+    }
+
+
+def _parts_total(snapshot: Path, settings: Settings) -> int:
+    rows = pq.ParquetFile(snapshot).metadata.num_rows
+    return max(1, -(-rows // settings.chunk_rows))
+
+
+def _open(
+    out: Path, inputs: dict[str, Any], as_of: date, engine: str, force: bool, total: int
+) -> tuple[mf.Manifest, dict[str, mf.PartRecord]]:
+    """The manifest to continue (same inputs, not forced) or a fresh one in a clean folder.
+    Refuses to mix runs: another run's folder needs `force`."""
+    key = mf.run_key(inputs)
+    old = mf.read(out) if out.is_dir() else None
+    if old is not None and not force:
+        if old.run_key != key:
+            raise ContractError(
+                f"{out} holds a batch run with other inputs (run key {old.run_key}, now {key}); "
+                "pass --force to replace it or choose another --out"
+            )
+        done = old.finished(out)
+        old.parts = list(done.values())
+        return old, done
+    if out.exists() and (old is not None or any(out.glob(PART_GLOB))):
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = mf.Manifest(key, f"{as_of:%Y-%m-%d}", engine, inputs, total)
+    mf.write(out, manifest)
+    return manifest, {}
+
+
+def _frame(batch: pa.RecordBatch, segments: Sequence[str]) -> pd.DataFrame:
+    """One chunk of snapshot rows as pandas, filtered to `segments` if given."""
+    frame = batch.to_pandas()
+    if segments:
+        frame = frame[frame["segment"].isin(list(segments)).to_numpy()]
+    return frame.reset_index(drop=True)
+
+
+def _parallel(
+    work: Callable[[str, pa.RecordBatch], mf.PartRecord],
+    todo: Iterator[tuple[str, pa.RecordBatch]],
+    workers: int,
+) -> Iterator[mf.PartRecord]:
+    """`work` over `todo` on `workers` threads (LightGBM and Arrow release the GIL), at most
+    `workers` chunks in flight so memory stays bounded; records in completion order."""
+    if workers <= 1:
+        yield from (work(name, batch) for name, batch in todo)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="batch") as pool:
+        running: set[Future[mf.PartRecord]] = set()
+        for name, batch in todo:
+            if len(running) >= workers:
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                yield from (f.result() for f in finished)
+            running.add(pool.submit(work, name, batch))
+        for future in as_completed(running):
+            yield future.result()
+
+
+def _progress(
+    records: Iterator[mf.PartRecord], total: int, done: int, show: bool
+) -> Iterator[mf.PartRecord]:
+    from tqdm import tqdm
+
+    with tqdm(total=total, initial=done, unit="part", disable=not show, desc="batch") as bar:
+        for record in records:
+            yield record
+            bar.update(1)
+
+
+def _write_part(out: Path, name: str, rows: pd.DataFrame, csv: bool) -> mf.PartRecord:
+    """Write one part atomically (temp file, then rename) and describe it."""
+    path = out / name
+    temp = path.with_suffix(".parquet.tmp")
+    pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), temp)
+    os.replace(temp, path)
+    if csv:
+        rows.to_csv(path.with_suffix(".csv"), index=False)
+    scored = int(rows["scored"].sum())
+    return mf.PartRecord(name, len(rows), scored, len(rows) - scored, mf.sha256(path))
+
+
+def _finish(out: Path, manifest: mf.Manifest) -> None:
+    """List the unscorable members, add the counts and mark the run complete."""
+    columns = ["member_id", "scored", "unscored_reason", "stage", "action_id", "control_group"]
+    table = mf.read_parts(out, manifest, columns)
+    bad = table.loc[~table["scored"], ["member_id", "unscored_reason"]]
+    bad.rename(columns={"unscored_reason": "reason"}).to_parquet(out / UNSCORABLE, index=False)
+    manifest.counts = {
+        "members": len(table),
+        "scored": int(table["scored"].sum()),
+        "unscorable": len(bad),
+        "control_group": int(table["control_group"].sum()),
+    }
+    manifest.outputs = {
+        "parts": sorted(p.file for p in manifest.parts if p.rows),
+        "unscorable": UNSCORABLE,
+        "stages": _counts(table["stage"]),
+        "actions": _counts(table["action_id"]),
+    }
+    manifest.parts.sort(key=lambda p: p.file)
+    manifest.status = mf.COMPLETE
+    mf.write(out, manifest)
+
+
+def _counts(column: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in column.value_counts().sort_index().items()}
+
+
+def _report(settings: Settings, out: Path) -> Path:
+    from pipelines.batch import report
+
+    return report.write(settings, out)
+
+
+def _summary(
+    out: Path,
+    manifest: mf.Manifest,
+    seconds: float,
+    *,
+    already: bool = False,
+    skipped: int = 0,
+    report: Path | None = None,
+) -> Summary:
+    counts = manifest.counts
+    return Summary(
+        out=out,
+        as_of=date.fromisoformat(manifest.as_of),
+        members=counts["members"],
+        scored=counts["scored"],
+        unscorable=counts["unscorable"],
+        parts=len(manifest.parts),
+        skipped=skipped,
+        seconds=seconds,
+        already_complete=already,
+        actions=dict(manifest.outputs.get("actions", {})),
+        report=report or _existing_report(out),
+    )
+
+
+def _existing_report(out: Path) -> Path | None:
+    from pipelines.batch.report import REPORT
+
+    return out / REPORT if (out / REPORT).is_file() else None

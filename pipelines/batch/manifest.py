@@ -1,0 +1,112 @@
+"""The manifest of a batch run: what went in, what came out, and which parts are finished.
+
+`manifest.json` in the run folder is rewritten atomically after every part, so a run killed at
+any moment leaves a manifest that names only complete, checksummed part files. A rerun with the
+same inputs (`run_key`) skips those parts; other inputs in the same folder need `--force`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from memberscore.errors import DataNotFound
+
+MANIFEST = "manifest.json"
+RUNNING, COMPLETE = "running", "complete"
+EMPTY = "empty"  # checksum of a part with no rows: no file is written
+
+
+@dataclass(frozen=True)
+class PartRecord:
+    """One finished part file: name, rows, scored and unscorable members, sha256."""
+
+    file: str
+    rows: int
+    scored: int
+    unscorable: int
+    sha256: str
+
+
+@dataclass
+class Manifest:
+    """Inputs (snapshot file and checksum, model versions, catalogue, settings), the part
+    files written so far and, once complete, the totals and extra outputs."""
+
+    run_key: str
+    as_of: str
+    engine: str
+    inputs: dict[str, Any]
+    parts_total: int
+    status: str = RUNNING
+    parts: list[PartRecord] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def finished(self, folder: Path) -> dict[str, PartRecord]:
+        """Finished parts whose file is still there with the recorded checksum, by name."""
+        return {
+            p.file: p
+            for p in self.parts
+            if p.sha256 == EMPTY
+            or ((folder / p.file).is_file() and sha256(folder / p.file) == p.sha256)
+        }
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_key(inputs: dict[str, Any]) -> str:
+    """A short hash of everything that decides the output rows."""
+    text = json.dumps(inputs, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read(folder: Path) -> Manifest | None:
+    """The manifest in `folder`, or None when there is none."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text())
+    raw["parts"] = [PartRecord(**p) for p in raw["parts"]]
+    return Manifest(**raw)
+
+
+def write(folder: Path, manifest: Manifest) -> Path:
+    """Write the manifest atomically (temp file, then rename)."""
+    path = folder / MANIFEST
+    temp = path.with_suffix(".json.tmp")
+    temp.write_text(json.dumps(asdict(manifest), indent=2, default=str) + "\n")
+    os.replace(temp, path)
+    return path
+
+
+def read_scores(out: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The output rows of a complete batch run in `out` (all parts, in order)."""
+    manifest = read(out)
+    if manifest is None or manifest.status != COMPLETE:
+        raise DataNotFound(f"no complete batch run in {out}; run `memberscore batch-score` first")
+    return read_parts(out, manifest, columns)
+
+
+def read_parts(out: Path, manifest: Manifest, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The rows of every non-empty part of `manifest`, in part order."""
+    files = [str(out / p.file) for p in sorted(manifest.parts, key=lambda p: p.file) if p.rows]
+    if not files:
+        raise DataNotFound(f"the batch run in {out} selected no members")
+    wanted = list(columns) if columns is not None else None
+    return pq.ParquetDataset(files).read(columns=wanted).to_pandas()

@@ -1,0 +1,84 @@
+"""The FastAPI app: `create_app(settings)`. Models are loaded and stores opened in the lifespan.
+
+Run it with `memberscore serve`; OpenAPI docs at /docs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from memberscore.errors import MemberscoreError
+from memberscore.settings import Settings
+from serving.api import errors
+from serving.api.metrics import Metrics
+from serving.api.middleware import BodySizeLimit, RequestMetrics
+from serving.api.reload import poll, refresh
+from serving.api.resources import open_resources
+from serving.api.routes import actions, contacts, health, models, scores
+
+LOG = logging.getLogger("memberscore.serving")
+
+DESCRIPTION = """Scores, lifecycle stage, reasons and next-best action of programme members.
+
+Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`: the `read` scope serves
+scores, actions and models; `write` also records contacts and reloads models."""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The score API for `settings`; nothing is opened until the app starts."""
+    app = FastAPI(
+        title="memberscore",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+        docs_url="/docs",
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.resources = None
+    errors.install(app)
+    for module in (health, scores, actions, contacts, models):
+        app.include_router(module.router)
+    # Added last = outermost: the metrics see every answer, 413s included.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the stores, load the champions, poll for new ones; close everything at the end."""
+    settings: Settings = app.state.settings
+    resources = await asyncio.to_thread(open_resources, settings)
+    try:
+        await asyncio.to_thread(refresh, resources.models, app.state.metrics)
+    except MemberscoreError as error:
+        LOG.warning("starting without models (/readyz says so): %s", error)
+    try:  # the first read imports Feast (seconds): pay it here, not in the first request
+        await asyncio.to_thread(resources.features.ping)
+    except MemberscoreError as error:
+        LOG.warning("online store not usable yet (/readyz says so): %s", error)
+    app.state.resources = resources
+    task = asyncio.create_task(
+        poll(resources.models, app.state.metrics, settings.serving.model_poll_seconds)
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        app.state.resources = None
+        resources.close()
+
+
+def app_from_settings() -> FastAPI:
+    """The app for this process's settings (`get_settings()`): uvicorn's factory."""
+    from memberscore.settings import get_settings
+
+    return create_app(get_settings())

@@ -1,0 +1,236 @@
+"""The Feast online store as the score API's feature reader: one open store per process.
+
+Opening a `FeatureStore` costs about 25 ms and `get_online_features` several ms more per call
+(registry look-ups, response protobufs, a DataFrame). The request path here skips both: the
+store is opened once, its feature views are listed once (and again every
+`VIEWS_REFRESH_SECONDS`, so a new `features apply` is picked up), and each request calls the
+online store's own `online_read` once per view with those cached views, turning the returned
+values into plain Python with `python_value`. Published score cards (`serving.scoring.cards`) are
+read the same way: their view, and the smallest feature view for the cutoff the store holds.
+
+Like `get_online_features`, `online_read` returns the latest materialized values whatever their
+age (a view's TTL only flags them); `as_of` says how old they are.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from features.store import JOIN_KEY, applied_views, feature_store, published_view, reachable
+from memberscore.errors import StoreUnavailable
+from memberscore.settings import Settings
+from serving.scoring.sources import MemberFeatures, PublishedCard
+
+PING_MEMBER = "__readyz__"
+VIEWS_REFRESH_SECONDS = 60.0
+NO_ROW = datetime(1970, 1, 1, tzinfo=UTC)  # Redis' time of a view the member's hash lacks
+
+# One view's answer from `OnlineStore.online_read`: per entity key, (event time, values) or
+# (None, None) when the store has nothing for it.
+ViewRead = Sequence[tuple[datetime | None, dict[str, Any] | None]]
+
+
+def python_value(value: Any) -> Any:
+    """A Feast `ValueProto` as plain Python: None when unset, int/float/bool/str for scalars,
+    a list for list types."""
+    kind = value.WhichOneof("val")
+    if kind is None or kind == "null_val":
+        return None
+    found = getattr(value, kind)
+    return list(found.val) if hasattr(found, "val") else found
+
+
+def member_features(member_ids: Sequence[str], reads: Sequence[ViewRead]) -> MemberFeatures:
+    """Merge per-view reads (each aligned with `member_ids`) into `MemberFeatures`.
+
+    A member the store knows in no view is left out. Its `as_of` is the latest event time
+    (snapshot cutoff) among its views; features of a view without a row are missing (absent).
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    as_of: dict[str, datetime] = {}
+    for i, member_id in enumerate(member_ids):
+        row: dict[str, Any] = {}
+        latest: datetime | None = None
+        for read in reads:
+            stamp, values = stored(read[i])
+            if values is None:
+                continue
+            row.update(values)
+            if stamp is not None and (latest is None or stamp > latest):
+                latest = stamp
+        if latest is not None:
+            rows[member_id], as_of[member_id] = row, latest
+    return MemberFeatures(rows, as_of)
+
+
+def published_cards(
+    member_ids: Sequence[str], cards: ViewRead, features: ViewRead
+) -> dict[str, PublishedCard]:
+    """The published cards among `member_ids` from a read of the cards' view and a read of
+    one feature view (its timestamps: the cutoff of the features the store holds now, whether
+    or not the member has values in that view; None or the epoch when it has no row)."""
+    found: dict[str, PublishedCard] = {}
+    for member_id, card_read, (features_as_of, _) in zip(member_ids, cards, features, strict=True):
+        as_of, values = stored(card_read)
+        if as_of is None or values is None:
+            continue
+        card, key, observed = (values[name] for name in ("card", "models", "observed"))
+        found[member_id] = PublishedCard(card, key, observed, as_of, features_as_of)
+    return found
+
+
+def stored(
+    read: tuple[datetime | None, dict[str, Any] | None],
+) -> tuple[datetime | None, dict[str, Any] | None]:
+    """One member's read of one view as (event time, plain values), or (None, None) when the
+    store holds no row for it: SQLite answers None, Redis a hash without the view's timestamp
+    field (the epoch as its time, every value unset). A row whose values are all null is a
+    row: its features are present, as None."""
+    stamp, values = read
+    if values is None or stamp is None or stamp == NO_ROW:
+        return None, None
+    return stamp, {name: python_value(value) for name, value in values.items()}
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """An open Feast store, its online store, the feature views listed at `listed_at`
+    (`time.monotonic()` seconds), the published cards' view (None before the first publish)
+    and the feature view with the fewest features (read for its cutoffs)."""
+
+    store: Any
+    online: Any
+    views: tuple[Any, ...]
+    listed_at: float
+    published: Any
+    smallest: Any
+
+
+class FeastReader:
+    """Online features through the open Feast store of `settings` (see the module docstring).
+
+    One read of every feature view covers all services. In the production profile a ping
+    without retries goes first: the Redis client Feast builds retries with backoff for about
+    7 s before it gives up, and a request should fail fast instead. The local SQLite
+    connection is shared by the request threads, so its reads take a lock.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        production = settings.profile == "production"
+        self._probe: Any = _redis_probe(settings.redis_url) if production else None
+        self._read_lock: Any = nullcontext() if production else threading.Lock()
+        self._open_lock = threading.Lock()
+        self._opened: _Opened | None = None
+
+    def read(self, member_ids: Sequence[str], services: Sequence[str]) -> MemberFeatures:
+        """Features of the known members among `member_ids`, with their snapshot cutoffs."""
+        ids = list(member_ids)
+        return member_features(ids, self._reads(ids, lambda opened: opened.views))
+
+    def published(self, member_ids: Sequence[str]) -> dict[str, PublishedCard]:
+        """Published cards of `member_ids` (none before the first publish)."""
+        ids = list(member_ids)
+        reads = self._reads(ids, lambda o: () if o.published is None else (o.published, o.smallest))
+        return published_cards(ids, *reads) if reads else {}
+
+    def _reads(
+        self, member_ids: list[str], views: Callable[[_Opened], Sequence[Any]]
+    ) -> list[ViewRead]:
+        """One `online_read` of `member_ids` per view that `views` picks from the open store."""
+        self._check_redis()
+        try:
+            with _sqlite_reachable(), reachable(self._settings):
+                opened = self._current()
+                keys = [_entity_key(m) for m in member_ids]
+                with self._read_lock:
+                    return [
+                        opened.online.online_read(opened.store.config, v, keys)
+                        for v in views(opened)
+                    ]
+        except StoreUnavailable:
+            self._opened = None  # the next request opens the store afresh
+            raise
+
+    def ping(self) -> None:
+        """One online read of an id that does not exist: it only has to answer."""
+        self.read([PING_MEMBER], ())
+
+    def _current(self) -> _Opened:
+        """The open store and its views; opened on first use, views re-listed when stale."""
+        opened = self._opened
+        if opened is not None and time.monotonic() - opened.listed_at < VIEWS_REFRESH_SECONDS:
+            return opened
+        with self._open_lock:
+            current = self._opened
+            # None: never opened, or dropped meanwhile by a request the store failed; `opened`:
+            # stale and no other thread has reopened it. Either way (re)open it here.
+            if current is None or current is opened:
+                current = self._opened = _open(self._settings, current)
+        return current
+
+    def _check_redis(self) -> None:
+        """Raise StoreUnavailable at once when the production Redis does not answer."""
+        import redis
+
+        if self._probe is None:
+            return
+        try:
+            self._probe.ping()
+        except redis.exceptions.RedisError as error:
+            raise StoreUnavailable(
+                f"the Redis online store at {self._settings.redis_url} cannot be reached ({error})"
+            ) from error
+
+
+def _open(settings: Settings, previous: _Opened | None) -> _Opened:
+    """Open the store (first time) or refresh the previous one's registry; list its views."""
+    if previous is None:
+        store = feature_store(settings)
+    else:
+        store = previous.store
+        store.refresh_registry()
+    online = store._get_provider().online_store
+    views = tuple(applied_views(store))
+    smallest = min(views, key=lambda view: len(view.features))
+    return _Opened(store, online, views, time.monotonic(), published_view(store), smallest)
+
+
+def _entity_key(member_id: str) -> Any:
+    """The Feast entity key of a member."""
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    return EntityKey(join_keys=[JOIN_KEY], entity_values=[Value(string_val=member_id)])
+
+
+@contextmanager
+def _sqlite_reachable() -> Iterator[None]:
+    """The local SQLite online store: a missing or locked file is 'unavailable', not a 500."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        raise StoreUnavailable(f"the SQLite online store cannot be read ({error})") from error
+
+
+def _redis_probe(redis_url: str) -> Any:
+    """A Redis client for `host:port[,options]` that never retries and waits 1 s at most."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    host, _, port = redis_url.split(",")[0].partition(":")
+    return redis.Redis(
+        host=host or "127.0.0.1",
+        port=int(port or 6379),
+        socket_connect_timeout=1,
+        socket_timeout=1,
+        retry=Retry(NoBackoff(), 0),
+    )

@@ -1,0 +1,145 @@
+"""The immutable set of models a request is scored with, and the holder that swaps it.
+
+A request takes `holder.current` once and keeps that bundle to the end, so a reload (by the
+background poll or `POST /v1/admin/reload`) never mixes two versions in one answer and never
+fails a request in flight: the old bundle lives on until its last request drops it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import numpy as np
+
+from memberscore.errors import ModelNotReady
+
+
+class Predictor(Protocol):
+    """A fitted model on a numeric matrix whose columns follow `ServedModel.feature_names`."""
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        """One output per row: a calibrated probability, or a value in the model's unit."""
+        ...
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """Per-row, per-feature contributions (SHAP values, raw-score scale), bias last."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model version lives in the registry."""
+
+    name: str
+    version: str
+    alias: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A registry model version loaded for serving.
+
+    `categories` maps each categorical feature to its levels in training order (a value is
+    encoded as its index; unseen levels and missing values as NaN). `outputs` names the columns
+    `predictor.predict` returns: ("probability",) for classifiers, ("p10", "p50", "p90") for a
+    spend interval. `horizon_days` is the window the target was measured over.
+    """
+
+    ref: ModelRef
+    feature_names: tuple[str, ...]
+    predictor: Predictor
+    loaded_at: datetime
+    horizon_days: int
+    feature_service: str
+    categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ("probability",)
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """Every served model, keyed by registry name (e.g. 'churn', 'activation', 'clv'), the
+    uplift model of the next-best-action engine and the BTYD outlook (a
+    `features.btyd.outlook.BtydOutlook`: P(alive), next-order date) when they are registered."""
+
+    models: Mapping[str, ServedModel]
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    uplift: Any = None
+    uplift_ref: ModelRef | None = None
+    outlook: Any = None
+    outlook_ref: ModelRef | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "models", MappingProxyType(dict(self.models)))
+
+    @property
+    def fingerprint(self) -> dict[str, str]:
+        """Model name → version: equal fingerprints mean the same models."""
+        found = {name: model.ref.version for name, model in self.models.items()}
+        for ref in (self.uplift_ref, self.outlook_ref):
+            if ref is not None:
+                found[ref.name] = ref.version
+        return found
+
+    def get(self, name: str) -> ServedModel | None:
+        """The model registered as `name`, or None when the registry has none."""
+        return self.models.get(name)
+
+
+class BundleSource(Protocol):
+    """Where bundles come from: the MLflow registry in production, a fake in tests."""
+
+    def fingerprint(self) -> dict[str, str]:
+        """Versions the source would load now (cheap: no artifact download)."""
+        ...
+
+    def load(self) -> ModelBundle:
+        """Load every model; raises ModelNotReady or StoreUnavailable."""
+        ...
+
+
+class ModelHolder:
+    """Holds the current bundle; `refresh` swaps in a new one when the registry changed."""
+
+    def __init__(self, source: BundleSource) -> None:
+        self._source = source
+        self._bundle: ModelBundle | None = None
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+
+    @property
+    def current(self) -> ModelBundle:
+        """The bundle to score with; raises ModelNotReady before the first successful load."""
+        bundle = self._bundle
+        if bundle is None:
+            raise ModelNotReady(self.last_error or "no model loaded yet")
+        return bundle
+
+    @property
+    def loaded(self) -> bool:
+        """True once a bundle has been loaded."""
+        return self._bundle is not None
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Load and swap in a new bundle if the source's versions changed; True if swapped.
+
+        On failure the current bundle stays and the error is kept in `last_error` and raised.
+        """
+        with self._lock:
+            try:
+                current = self._bundle
+                if not force and current and self._source.fingerprint() == current.fingerprint:
+                    self.last_error = None
+                    return False
+                bundle = self._source.load()
+            except Exception as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+                raise
+            self._bundle = bundle  # one reference assignment: atomic for readers
+            self.last_error = None
+            return True

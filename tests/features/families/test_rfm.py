@@ -1,0 +1,146 @@
+"""RFM features: hand-checked recency, windows, gaps, overdue, discounts, returns, channels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+
+from features.families.rfm import compute_rfm
+from features.snapshot import register_frames
+from memberscore.contract import TABLES, validate
+
+AS_OF = pd.Timestamp("2024-06-01", tz="UTC")
+Rows = Sequence[dict[str, Any]]
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "members": {
+        "registered_at": "2024-01-01T00:00:00Z",
+        "acquisition_channel": "web",
+        "region": "north",
+        "tier": "platinum",  # the export-time tier: features must never read it
+        "consent_marketing": True,
+        "consent_personalization": True,
+    },
+    "orders": {
+        "amount": 10.0,
+        "discount": 0.0,
+        "items": 1,
+        "channel": "online",
+        "is_return": False,
+    },
+    "events": {},
+    "contacts": {"action_id": "a1", "channel": "email", "group": "treatment"},
+}
+
+
+def table(name: str, rows: Rows) -> pd.DataFrame:
+    """Canonical rows of table `name`: defaults, then `rows`, parsed by the data contract."""
+    spec = TABLES[name]
+    filled = [{**DEFAULTS[name], spec.key: f"{name[0]}{i}", **row} for i, row in enumerate(rows)]
+    checked = validate(pd.DataFrame(filled, columns=spec.names), spec)
+    assert checked.rejected.empty, checked.rejected.to_dict("records")
+    return checked.accepted
+
+
+def connect(
+    members: Rows, orders: Rows = (), events: Rows = (), contacts: Rows = ()
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the four canonical views over the given rows."""
+    tables = zip(TABLES, (members, orders, events, contacts), strict=True)
+    return register_frames(duckdb.connect(), *(table(n, r) for n, r in tables))
+
+
+def day(text: str) -> str:
+    """An ISO timestamp in UTC for the builder."""
+    return f"{text}T00:00:00Z" if "T" not in text else f"{text}Z"
+
+
+def rfm_of(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return compute_rfm(con, AS_OF).set_index("member_id")
+
+
+def test_recency_frequency_monetary_windows_and_means() -> None:
+    # Given a purchase 200, 60 and 10 days before the cutoff and a refund 5 days before it
+    con = connect(
+        [{"member_id": "a"}],
+        [
+            {"member_id": "a", "ordered_at": day("2023-11-14"), "amount": 100.0},  # 200 d
+            {"member_id": "a", "ordered_at": day("2024-04-02"), "amount": 40.0},  # 60 d
+            {"member_id": "a", "ordered_at": day("2024-05-22"), "amount": 20.0},  # 10 d
+            {"member_id": "a", "ordered_at": day("2024-05-27"), "amount": 15.0, "is_return": True},
+        ],
+    )
+    # When computing the rfm family
+    a = rfm_of(con).loc["a"]
+    # Then counts exclude the refund and net spend subtracts it within each window
+    assert a["recency_days"] == 10.0, "last purchase 10 days before; a refund is not a purchase"
+    assert (a["frequency_30d"], a["frequency_90d"], a["frequency_365d"], a["frequency"]) == (
+        1,
+        2,
+        3,
+        3,
+    ), "purchases per 30/90/365-day window and all time"
+    assert a["monetary_30d"] == 20.0 - 15.0, "net spend in 30 days: purchase minus refund"
+    assert a["monetary_90d"] == 45.0 and a["monetary"] == 145.0, "net spend 90 d / all time"
+    assert a["avg_order_value_90d"] == 30.0, "mean purchase amount (40 + 20) / 2 in 90 days"
+    assert a["avg_order_value_30d"] == 20.0, "one purchase of 20 in 30 days"
+    assert a["first_order_amount"] == 100.0 and a["days_since_first_order"] == 200.0
+    assert a["tenure_days"] == 152.0, "registered 2024-01-01, 152 days before 2024-06-01"
+
+
+def test_gaps_and_days_overdue() -> None:
+    # Given purchases 100, 60 and 40 days before the cutoff (gaps 40 and 20 days)
+    con = connect(
+        [{"member_id": "a"}, {"member_id": "b"}],
+        [
+            {"member_id": "a", "ordered_at": day("2024-02-22")},
+            {"member_id": "a", "ordered_at": day("2024-04-02")},
+            {"member_id": "a", "ordered_at": day("2024-04-22")},
+            {"member_id": "b", "ordered_at": day("2024-04-22")},
+        ],
+    )
+    rfm = rfm_of(con)
+    a, b = rfm.loc["a"], rfm.loc["b"]
+    # Then the mean gap is 30 days, the sample std sqrt(200), and overdue = 40 - 30
+    assert a["mean_gap_days"] == 30.0, "mean of gaps 40 and 20 days"
+    assert a["std_gap_days"] == pytest.approx(200**0.5), "sample std of 40 and 20 days"
+    assert a["days_overdue"] == 10.0, "40 days since the last order minus the 30-day rhythm"
+    assert pd.isna(b["mean_gap_days"]) and pd.isna(b["days_overdue"]), "one order: no rhythm"
+
+
+def test_discount_share_return_rate_and_channel_mix() -> None:
+    # Given 3 purchases (2 in store, 1 in the app) with discounts and one refund
+    con = connect(
+        [{"member_id": "a"}, {"member_id": "none"}],
+        [
+            {
+                "member_id": "a",
+                "ordered_at": day("2024-05-01"),
+                "amount": 80.0,
+                "discount": 20.0,
+                "channel": "store",
+            },
+            {"member_id": "a", "ordered_at": day("2024-05-02"), "amount": 50.0, "channel": "store"},
+            {"member_id": "a", "ordered_at": day("2024-05-03"), "amount": 50.0, "channel": "app"},
+            {
+                "member_id": "a",
+                "ordered_at": day("2024-05-04"),
+                "amount": 50.0,
+                "channel": "online",
+                "is_return": True,
+            },
+        ],
+    )
+    rfm = rfm_of(con)
+    a, none = rfm.loc["a"], rfm.loc["none"]
+    # Then the shares count purchases only
+    assert a["discount_share"] == pytest.approx(20 / 200), "20 discount over 180 paid + 20"
+    assert a["return_rate"] == pytest.approx(1 / 3), "one refund per three purchases"
+    assert a["store_share"] == pytest.approx(2 / 3) and a["app_share"] == pytest.approx(1 / 3)
+    assert a["online_share"] == 0.0, "the refund in the online channel is not a purchase"
+    # And a member without orders has zero counts and null rates
+    assert none["frequency"] == 0 and none["monetary"] == 0.0
+    assert none[["recency_days", "discount_share", "return_rate", "store_share"]].isna().all()

@@ -1,0 +1,192 @@
+"""Importers: order lines become orders and derived members; CDNOW in one step."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from memberscore import lake
+from memberscore.contract import MEMBERS, ORDERS
+from memberscore.errors import ContractError
+from memberscore.settings import Settings
+from pipelines.ingest.importers import LineMapping, import_cdnow, import_orderlines, read_cdnow
+from pipelines.ingest.tables import ingest
+
+CDNOW_SAMPLE = Path("/work/shared/data/cdnow/CDNOW_sample.txt")
+RETAIL = LineMapping(
+    order="Invoice",
+    member="Customer ID",
+    time="InvoiceDate",
+    quantity="Quantity",
+    price="Price",
+    cancel_prefix="C",
+    timezone="Europe/London",
+)
+LINES = [
+    "Invoice,StockCode,Quantity,InvoiceDate,Price,Customer ID",
+    "489434,85048,12,2010-07-01 08:00:00,6.95,13085.0",  # summer: London is UTC+1
+    "489434,79323P,-2,2010-07-01 08:05:00,6.75,13085.0",  # a return inside a purchase
+    "489434,22041,48,2010-07-01 08:10:00,2.10,13085.0",
+    "C489449,22087,-12,2010-12-01 10:33:00,2.95,16321",  # cancellation by prefix
+    "489450,21111,3,2010-12-01 10:40:00,1.00,",  # no customer id
+    "489451,21112,3,yesterday,1.00,16321",  # unreadable time
+    "489452,21113,-4,2010-12-02 09:00:00,2.50,16321",  # return by negative quantity
+]
+
+
+def _lines(tmp_path: Path, rows: list[str] = LINES) -> Path:
+    path = tmp_path / "lines.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _orders(settings: Settings) -> pd.DataFrame:
+    return lake.read(settings.lake_dir, ORDERS).set_index("order_id")
+
+
+def test_lines_become_orders_with_returns(settings: Settings, tmp_path: Path) -> None:
+    # given order lines with a purchase, a mixed invoice, a prefixed cancellation, a negative line
+    report = import_orderlines(settings, _lines(tmp_path), RETAIL, currency="GBP")
+
+    # then each invoice (and return part) is one order with Σ|qty × price| and Σ|qty|
+    orders = _orders(settings)
+    assert sorted(orders.index) == ["489434", "489434-return", "489452", "C489449"], (
+        "a mixed invoice is split into its purchase and its -return part"
+    )
+    purchase = orders.loc["489434"]
+    assert purchase["amount"] == pytest.approx(12 * 6.95 + 48 * 2.10)
+    assert purchase["items"] == 60 and not purchase["is_return"]
+    assert purchase["ordered_at"] == pd.Timestamp("2010-07-01T07:00:00Z"), (
+        "first line time, read in London (BST = UTC+1) and stored in UTC"
+    )
+    assert purchase["member_id"] == "13085", "a float-looking numeric id loses its '.0'"
+    assert orders.loc["489434-return", "amount"] == pytest.approx(13.5)
+    assert orders.loc["C489449", "is_return"], "the cancel prefix marks a return"
+    assert orders.loc["C489449", "amount"] == pytest.approx(35.4), "return amounts are positive"
+    assert orders.loc["489452", "is_return"], "a negative quantity marks a return"
+    assert (orders["discount"] == 0).all() and (orders["channel"] == "online").all()
+    assert report.returns == 3 and report.orders_stored == 4
+
+
+def test_unusable_lines_are_quarantined_with_reasons(settings: Settings, tmp_path: Path) -> None:
+    # when lines without customer id or with an unreadable time are imported
+    report = import_orderlines(settings, _lines(tmp_path), RETAIL, currency="GBP")
+
+    # then they are quarantined with the column and rule, and counted
+    assert (report.lines, report.lines_quarantined) == (7, 2)
+    assert report.line_examples[0].startswith("row 5: Customer ID: is required")
+    assert "InvoiceDate: must be a timestamp (got 'yesterday')" in report.line_examples[1]
+    assert report.line_quarantine_file is not None
+    rejected = pd.read_csv(report.line_quarantine_file, dtype=str)
+    assert list(rejected.columns[:3]) == ["_row", "_reason", "_source"]
+    assert rejected["_row"].tolist() == ["5", "6"] and rejected["Invoice"].tolist() == [
+        "489450",
+        "489451",
+    ], "quarantined lines keep their raw fields"
+    assert "quarantined 2" in report.describe()
+
+
+def test_members_are_derived_only_when_not_in_the_lake(settings: Settings, tmp_path: Path) -> None:
+    # given member 16321 already in the lake
+    members = tmp_path / "members.csv"
+    members.write_text(
+        "member_id,registered_at,acquisition_channel,region,tier,consent_marketing,"
+        "consent_personalization\n16321,2009-01-01T00:00:00Z,store,west,gold,true,true\n"
+    )
+    ingest(settings, "members", str(members), currency="GBP")
+
+    # when the lines are imported
+    report = import_orderlines(settings, _lines(tmp_path), RETAIL, currency="GBP")
+
+    # then only 13085 is derived, flagged, at its first order, in the lowest tier
+    stored = lake.read(settings.lake_dir, MEMBERS).set_index("member_id")
+    assert report.derived_members == 1 and report.members.duplicates == 0
+    derived = stored.loc["13085"]
+    assert derived["is_derived"] and not stored.loc["16321", "is_derived"]
+    assert derived["registered_at"] == pd.Timestamp("2010-07-01T07:00:00Z")
+    assert (derived["tier"], derived["acquisition_channel"], derived["region"]) == (
+        "basic",
+        "unknown",
+        "unknown",
+    )
+    assert not derived["consent_marketing"] and not derived["consent_personalization"]
+    assert report.orders.unknown_members == 0, "every order now has its member"
+
+
+def test_reimport_stores_nothing_twice(settings: Settings, tmp_path: Path) -> None:
+    path = _lines(tmp_path)
+    import_orderlines(settings, path, RETAIL, currency="GBP")
+    again = import_orderlines(settings, path, RETAIL, currency="GBP")
+    assert (again.orders_stored, again.derived_members) == (0, 0)
+    assert again.orders.duplicates == 4, "order ids are deterministic, so all are duplicates"
+    assert len(_orders(settings)) == 4
+
+
+def test_parquet_lines_and_line_totals(settings: Settings, tmp_path: Path) -> None:
+    # given a Parquet export with typed columns and line totals instead of unit prices
+    frame = pd.DataFrame(
+        {
+            "order": ["a", "a", "b"],
+            "customer": [7, 7, 8],
+            "at": pd.to_datetime(["2024-01-02 10:00", "2024-01-02 10:01", "2024-01-03 09:00"]),
+            "qty": [1, 2, 1],
+            "total": [5.0, 4.0, 3.0],
+        }
+    )
+    path = tmp_path / "lines.parquet"
+    frame.to_parquet(path)
+    mapping = LineMapping("order", "customer", "at", "qty", line_total="total", channel="store")
+
+    # when imported
+    report = import_orderlines(settings, path, mapping, currency="EUR")
+
+    # then totals are summed as they are
+    orders = _orders(settings)
+    assert report.orders_stored == 2 and orders.loc["a", "amount"] == 9.0
+    assert orders.loc["a", "items"] == 3 and orders.loc["a", "channel"] == "store"
+
+
+def test_bad_mappings_are_refused(settings: Settings, tmp_path: Path) -> None:
+    path = _lines(tmp_path)
+    with pytest.raises(ContractError, match=r"column.*Qty not found"):
+        import_orderlines(settings, path, _replace(quantity="Qty"), currency="GBP")
+    with pytest.raises(ContractError, match="channel 'web' must be one of"):
+        import_orderlines(settings, path, _replace(channel="web"), currency="GBP")
+    with pytest.raises(ContractError, match="unknown time zone"):
+        import_orderlines(settings, path, _replace(timezone="Mars/Base"), currency="GBP")
+
+
+def _replace(**changes: str) -> LineMapping:
+    return replace(RETAIL, **changes)
+
+
+def test_read_cdnow_keeps_leading_zeros_and_numbers_rows(tmp_path: Path) -> None:
+    # given a master-format file (header, 4 columns)
+    path = tmp_path / "CDNOW_master.txt"
+    path.write_text(
+        " customer_id  date number_of_cds  dollar_value\n"
+        " 00001 19970101  1   11.77\n 00002 19970112  5   77.00\n"
+    )
+
+    frame = read_cdnow(path)
+
+    assert frame["customer_id"].tolist() == ["00001", "00002"], "leading zeros are kept"
+    assert frame["order_id"].tolist() == ["cdnow-00001-1", "cdnow-00002-2"]
+
+
+@pytest.mark.skipif(not CDNOW_SAMPLE.exists(), reason=f"{CDNOW_SAMPLE} is not available")
+def test_cdnow_sample_import_matches_the_published_counts(settings: Settings) -> None:
+    # when the 1/10 CDNOW sample is imported
+    report = import_cdnow(settings, CDNOW_SAMPLE)
+
+    # then its 6,919 records are orders of 2,357 derived members, dated at 00:00 UTC, in USD
+    assert report.orders_stored == 6_919, report.describe()
+    assert report.derived_members == 2_357, report.describe()
+    assert report.lines_quarantined == 0
+    orders = lake.read(settings.lake_dir, ORDERS)
+    assert (orders["ordered_at"].dt.hour == 0).all()
+    assert orders["member_id"].str.len().eq(5).all(), "master ids keep their leading zeros"
+    assert lake.dataset_currency(settings.lake_dir) == "USD"

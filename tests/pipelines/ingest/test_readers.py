@@ -1,0 +1,104 @@
+"""Chunked readers: CSV as text, Parquet with its types, PostgreSQL through a server-side cursor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from memberscore.errors import ContractError, DataNotFound, StoreUnavailable
+from pipelines.ingest import readers
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _csv(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_csv_chunks_keep_text_and_number_their_rows(tmp_path: Path) -> None:
+    # given a CSV of five rows with an empty cell and a leading-zero id
+    path = _csv(tmp_path / "m.csv", "id,n\n007,1\n2,\n3,3\n4,4\n5,5\n")
+
+    # when it is read two rows at a time
+    chunks = list(readers.open_source(str(path), chunk_rows=2).chunks)
+
+    # then three chunks start at rows 1, 3, 5 and cells stay exactly as written
+    assert [c.first_row for c in chunks] == [1, 3, 5], "first_row counts data rows from 1"
+    assert [len(c.frame) for c in chunks] == [2, 2, 1]
+    assert chunks[0].frame["id"][0] == "007", "ids are text: leading zeros survive"
+    assert chunks[0].frame["n"][1] == "", "empty cells are empty strings, not NaN"
+
+
+def test_empty_csv_yields_nothing_and_header_only_yields_its_columns(tmp_path: Path) -> None:
+    # given an empty file and a header-only file
+    empty = _csv(tmp_path / "empty.csv", "")
+    header = _csv(tmp_path / "header.csv", "order_id,member_id\n")
+
+    # when both are read
+    empty_chunks = list(readers.open_source(str(empty), chunk_rows=10).chunks)
+    header_chunks = list(readers.open_source(str(header), chunk_rows=10).chunks)
+
+    # then the empty file has no chunk, the header-only file one empty chunk with its columns
+    assert empty_chunks == [], "an empty file holds no rows"
+    assert len(header_chunks) == 1 and header_chunks[0].frame.empty
+    assert list(header_chunks[0].frame.columns) == ["order_id", "member_id"], (
+        "the columns of a header-only file are kept so they can still be checked"
+    )
+
+
+def test_parquet_chunks_keep_nullable_integers(tmp_path: Path) -> None:
+    # given a Parquet file whose integer column has a null
+    path = tmp_path / "m.parquet"
+    frame = pd.DataFrame({"id": pd.array([1, None, 3], dtype="Int64"), "x": ["a", "b", "c"]})
+    frame.to_parquet(path)
+
+    # when it is read two rows at a time
+    source = readers.open_source(str(path), chunk_rows=2)
+    chunks = list(source.chunks)
+
+    # then the total is known up front and integers are not turned into floats
+    assert source.total_rows == 3
+    assert [c.first_row for c in chunks] == [1, 3]
+    assert str(chunks[0].frame["id"].dtype) == "Int64", "a null must not make ids floats"
+
+
+def test_missing_file_and_unsupported_type_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataNotFound, match="does not exist"):
+        readers.open_source(str(tmp_path / "nope.csv"), chunk_rows=10)
+    odd = _csv(tmp_path / "data.xlsx", "x")
+    with pytest.raises(ContractError, match=r"unsupported file type '\.xlsx'"):
+        readers.open_source(str(odd), chunk_rows=10)
+    with pytest.raises(ContractError, match="--pg-table"):
+        readers.open_source(PG_URL, chunk_rows=10)
+
+
+def test_redact_hides_passwords() -> None:
+    assert readers.redact("postgresql://bob:s3cret@db:5432/x") == "postgresql://bob:***@db:5432/x"
+    assert readers.redact(PG_URL) == PG_URL, "a URL without password is left alone"
+
+
+def test_unreachable_database_says_what_to_check() -> None:
+    source = readers.open_source(
+        "postgresql://postgres@127.0.0.1:1/test", chunk_rows=10, pg_table="t"
+    )
+    with pytest.raises(StoreUnavailable, match="check that the server runs"):
+        next(source.chunks)
+
+
+def test_postgres_table_is_read_in_chunks(pg_url: str, pg_table: str) -> None:
+    # when the table is read two rows at a time
+    chunks = list(readers.open_source(pg_url, chunk_rows=2, pg_table=pg_table).chunks)
+
+    # then three chunks arrive with their row numbers and all columns
+    assert [c.first_row for c in chunks] == [1, 3, 5]
+    assert sum(len(c.frame) for c in chunks) == 5
+    assert list(chunks[0].frame.columns)[:3] == ["order_id", "member_id", "ordered_at"]
+
+
+def test_missing_postgres_table_is_data_not_found(pg_url: str, pg_table: str) -> None:
+    source = readers.open_source(pg_url, chunk_rows=2, pg_table=pg_table + "_missing")
+    with pytest.raises(DataNotFound, match="not found"):
+        next(source.chunks)

@@ -1,0 +1,120 @@
+"""Operations: health, readiness with a store down and back, metrics, models, reload and the
+champion swap while requests run."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.api.deps import get_model_holder
+from serving.scoring.bundle import ModelHolder
+
+
+def test_store_down_makes_readyz_and_scoring_503_then_recovers(
+    client: TestClient, reader, read_headers: dict[str, str]
+) -> None:
+    assert client.get("/readyz").json() == {"status": "ok", "reasons": []}
+
+    # Given the online store goes down
+    reader.down = True
+    ready = client.get("/readyz")
+    scores = client.get("/v1/members/m1/scores", headers=read_headers)
+
+    # Then readiness and scoring say so, with a reason and no trace
+    assert ready.status_code == 503
+    assert ready.json()["reasons"][0].startswith("online store unavailable: the Redis")
+    assert scores.status_code == 503 and scores.headers["retry-after"]
+    assert "cannot be reached" in scores.json()["detail"]
+
+    # When it is back, both recover with no restart
+    reader.down = False
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/v1/members/m1/scores", headers=read_headers).status_code == 200
+
+
+def test_no_model_yet_is_503_not_500(
+    client: TestClient, source, read_headers: dict[str, str]
+) -> None:
+    empty = ModelHolder(source)
+    client.app.dependency_overrides[get_model_holder] = lambda: empty
+
+    scores = client.get("/v1/members/m1/scores", headers=read_headers)
+    ready = client.get("/readyz").json()
+
+    assert scores.status_code == 503 and scores.json()["detail"] == "no model loaded yet"
+    assert ready["reasons"] == ["models not loaded: no load attempted yet"]
+
+
+def test_models_and_reload(
+    client: TestClient, source, read_headers: dict[str, str], write_headers: dict[str, str]
+) -> None:
+    models = client.get("/v1/models", headers=read_headers).json()
+    unchanged = client.post("/v1/admin/reload", headers=write_headers).json()
+    source.promote()
+    swapped = client.post("/v1/admin/reload", headers=write_headers).json()
+
+    assert {(m["name"], m["version"], m["alias"]) for m in models["models"]} == {
+        ("churn", "1", "champion"),
+        ("activation", "1", "champion"),
+        ("clv", "1", "champion"),
+    }
+    assert unchanged["swapped"] is False and source.loads == 2, "no load when nothing changed"
+    assert swapped == {"swapped": True, "models": {"churn": "2", "activation": "2", "clv": "2"}}
+
+
+def test_champion_swap_while_requests_run_fails_none(
+    client: TestClient, source, holder: ModelHolder, read_headers: dict[str, str]
+) -> None:
+    def ask(i: int) -> tuple[int, set[str]]:
+        response = client.post(
+            "/v1/scores", json={"member_ids": [f"m{i % 40}", "n1"]}, headers=read_headers
+        )
+        body = response.json()
+        return response.status_code, {
+            v for s in body["scores"] for v in s["model_versions"].values()
+        }
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(ask, i) for i in range(120)]
+        for _ in range(5):
+            source.promote()
+            holder.refresh()
+        results = [f.result() for f in futures]
+
+    assert all(code == 200 for code, _ in results), "no request may fail during a swap"
+    assert all(len(versions) == 1 for _, versions in results), "one bundle per request"
+    assert holder.current.fingerprint["churn"] == "6"
+
+
+def test_metrics_count_requests_by_template_and_score_distributions(
+    client: TestClient, read_headers: dict[str, str]
+) -> None:
+    client.get("/v1/members/m1/scores", headers=read_headers)
+    client.get("/v1/members/nobody/scores", headers=read_headers)
+
+    text = client.get("/metrics").text
+
+    assert 'route="/v1/members/{member_id}/scores",status="200"' in text
+    assert 'route="/v1/members/{member_id}/scores",status="404"' in text
+    assert "nobody" not in text and "m1" not in text, "no member ids in labels"
+    assert 'memberscore_score_count{score="churn_90d"} 1.0' in text
+    assert "memberscore_request_seconds_bucket" in text
+
+
+def test_healthz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "reasons": []}
+
+
+def test_logs_name_route_templates_not_members(
+    client: TestClient, read_headers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="memberscore"):
+        client.get("/v1/members/m7/scores", headers=read_headers)
+        client.post("/v1/scores", json={"member_ids": ["m8", "ghost-9"]}, headers=read_headers)
+
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "GET /v1/members/{member_id}/scores 200" in text
+    assert "m7" not in text and "m8" not in text and "ghost-9" not in text

@@ -1,0 +1,112 @@
+"""Score endpoints: one member, a batch, profile-only members, unknown members."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from fastapi.testclient import TestClient
+
+from serving.scoring.bundle import ModelBundle, ModelHolder
+
+
+def test_member_scores_carry_every_part(client: TestClient, read_headers: dict[str, str]) -> None:
+    # Given a member with orders, when their scores are asked for
+    response = client.get("/v1/members/m3/scores", headers=read_headers)
+
+    # Then every part of the outlook is there
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["member_id"] == "m3"
+    assert body["insufficient_history"] is False
+    assert [c["horizon_days"] for c in body["churn"]] == [90], "one churn model: the default"
+    assert 0 <= body["churn"][0]["probability"] <= 1
+    assert body["activation"] is None, "activation is for members who never ordered"
+    spend, clv = body["spend"], body["clv"]
+    assert spend["p10"] <= spend["p50"] <= spend["p90"], "interval must be ordered"
+    assert clv["p50"] < spend["p50"], "CLV is discounted spend"
+    assert body["p_alive"] == 0.8
+    assert body["expected_next_order_date"] == "2026-06-15"
+    assert body["rfm_segment"] == "champions"
+    assert body["lifecycle"]["stage"] in {"active", "at_risk"} and body["lifecycle"]["rule"]
+    assert body["tags"] == ["newsletter"]
+    assert len(body["reasons"]) == 3 and body["reasons"][0]["model"] == "churn"
+    assert body["model_versions"] == {"activation": "1", "churn": "1", "clv": "1"}
+    assert body["features_as_of"].startswith("2026-06-01")
+
+
+def test_member_without_orders_gets_profile_scores_and_the_flag(
+    client: TestClient, read_headers: dict[str, str]
+) -> None:
+    body = client.get("/v1/members/n1/scores", headers=read_headers).json()
+
+    assert body["insufficient_history"] is True
+    assert body["activation"]["horizon_days"] == 30
+    assert body["churn"] == [] and body["spend"] is None and body["clv"] is None
+    assert body["p_alive"] is None, "BTYD needs an order history"
+    assert body["lifecycle"] == {"stage": "registered", "rule": "no_order_yet"}
+    assert body["reasons"] and body["reasons"][0]["model"] == "activation"
+
+
+def test_unknown_member_is_404_with_a_clear_body(
+    client: TestClient, read_headers: dict[str, str]
+) -> None:
+    response = client.get("/v1/members/nobody/scores", headers=read_headers)
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "member nobody is not known to the feature store"}
+
+
+def test_batch_scores_known_members_and_lists_the_rest(
+    client: TestClient, read_headers: dict[str, str]
+) -> None:
+    ids = ["m1", "n2", "ghost", "m1", "m7"]
+
+    body = client.post("/v1/scores", json={"member_ids": ids}, headers=read_headers).json()
+
+    assert [s["member_id"] for s in body["scores"]] == ["m1", "n2", "m7"], "duplicates once"
+    assert body["not_found"] == ["ghost"]
+
+
+def test_batch_of_1000_is_fine_and_1001_is_422_naming_the_field(
+    client: TestClient, read_headers: dict[str, str]
+) -> None:
+    ok = client.post("/v1/scores", json={"member_ids": ["m1"] * 1000}, headers=read_headers)
+    too_many = client.post("/v1/scores", json={"member_ids": ["m1"] * 1001}, headers=read_headers)
+
+    assert ok.status_code == 200
+    assert too_many.status_code == 422
+    assert too_many.json()["detail"][0]["field"] == "member_ids"
+
+
+def test_bad_input_is_422_naming_the_field(
+    client: TestClient, read_headers: dict[str, str]
+) -> None:
+    wrong_type = client.post("/v1/scores", json={"member_ids": "m1"}, headers=read_headers)
+    bad_id = client.get("/v1/members/has space/scores", headers=read_headers)
+    extra = client.post("/v1/scores", json={"member_ids": ["m1"], "x": 1}, headers=read_headers)
+
+    assert wrong_type.status_code == 422 and wrong_type.json()["detail"][0]["field"] == "member_ids"
+    assert bad_id.status_code == 422 and bad_id.json()["detail"][0]["field"] == "member_id"
+    assert extra.status_code == 422 and extra.json()["detail"][0]["field"] == "x"
+
+
+def test_each_configured_churn_horizon_with_a_registered_model_is_served(
+    client: TestClient, holder: ModelHolder, read_headers: dict[str, str]
+) -> None:
+    # Given churn models registered for 30 and 180 days besides the default (90), and one for
+    # 365 days, a horizon the settings do not list (30, 90, 180)
+    bundle = holder.current
+    churn = bundle.models["churn"]
+    extra = {
+        f"churn_{h}d": replace(churn, ref=replace(churn.ref, name=f"churn_{h}d"), horizon_days=h)
+        for h in (30, 180, 365)
+    }
+    holder._bundle = ModelBundle(dict(bundle.models) | extra)
+
+    # When a member's scores are asked for
+    body = client.get("/v1/members/m3/scores", headers=read_headers).json()
+
+    # Then churn lists each configured horizon once, shortest first, with its model
+    served = [(c["horizon_days"], c["model"]) for c in body["churn"]]
+    assert served == [(30, "churn_30d"), (90, "churn"), (180, "churn_180d")], served
+    assert set(body["model_versions"]) >= {"churn_30d", "churn_180d"}

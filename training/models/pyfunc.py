@@ -1,0 +1,37 @@
+"""The MLflow pyfunc wrapper: raw feature columns in, probabilities or spend out.
+
+The wrapper holds no state of its own: `load_context` reads the native model folder logged as
+the `native` artifact (boosters + model.json), so pyfunc and fast native serving use the same
+files. Loading needs the `memberscore` package installed (it provides `training.models.lightgbm`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+from training.models import lightgbm as models
+
+# The models-from-code file MLflow runs when it logs or loads this pyfunc.
+ENTRY_POINT = Path(__file__).with_name("pyfunc_model.py")
+
+
+class MemberModel(PythonModel):
+    """Predicts calibrated probabilities (column `probability`) for churn and activation, or
+    expected_spend, p10, p50, p90 (currency over the horizon) for clv."""
+
+    def load_context(self, context: Any) -> None:
+        """Load the native model from the `native` artifact folder."""
+        self.model = models.load(Path(context.artifacts["native"]))
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """Predictions for a DataFrame of raw feature columns, one row per member."""
+        frame = pd.DataFrame(model_input)
+        if isinstance(self.model, models.SpendModel):
+            return self.model.predict(frame).reset_index(drop=True)
+        return pd.DataFrame({"probability": self.model.predict(frame)})
