@@ -1,6 +1,7 @@
-"""memberscore core: the one settings object, the member data contract, domain errors and the CLI.
+"""memberscore core, the bottom layer: the one settings object (decision settings included),
+the member data contract, domain errors, the lake layout and what the commands print.
 
-The four working packages build on this one:
-`pipelines` (ingest, importers, simulator, jobs), `features` (feature logic and the Feast repo),
-`training` (labels, models, backtests, MLflow) and `serving` (the score API).
+Every other package builds on this one and this one imports none of them. The data flows
+memberscore → features | decisions | simulator → training → serving → pipelines
+(docs/architecture.md; import-linter enforces it).
 """

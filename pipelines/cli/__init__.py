@@ -1,6 +1,7 @@
-"""The `memberscore` command. Each package contributes its subcommands from its `commands`
-module; heavy libraries (Feast, MLflow, LightGBM) are imported inside the commands so that
-`memberscore --help` stays fast. Domain errors become exit code 2 with a one-line message here."""
+"""The `memberscore` command, the one composition root: each module here contributes the
+subcommands of one area (data, features, training, decisions, serving, batch). Heavy libraries
+(Feast, MLflow, LightGBM) are imported inside the commands so that `memberscore --help` stays
+fast. Domain errors become exit code 2 with a one-line message here."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from memberscore.errors import MemberscoreError
 
 
 def build_app() -> typer.Typer:
-    """Assemble the CLI from the packages' command modules."""
+    """Assemble the CLI from its command modules."""
     from pipelines.cli import data_commands as pipeline_commands
 
     app = typer.Typer(
