@@ -316,24 +316,26 @@ def action_blocks(
 
 def next_best_action(
     member_id: str,
+    *,
     features: Mapping[str, Any],
     scores: Mapping[str, float | None],
     contacts: pd.DataFrame,
     now: pd.Timestamp,
     catalogue: Catalogue,
-    model: UpliftModel,
+    uplift: UpliftModel,
     settings: DecisionSettings,
 ) -> Decision:
     """The decision of one member from plain mappings (the score API's entry point).
 
     `features` are the member's online features as of their cutoff, `scores` the model outputs
-    by name (`churn` is read), `contacts` the member's contact log, `now` the decision time (UTC).
+    by name (`churn` is read), `contacts` the member's contact log, `now` the decision time (UTC),
+    `uplift` the fitted uplift model (`decisions.uplift.prior_only_model` when none is learned).
     """
     frame = pd.DataFrame([dict(features)], index=pd.Index([member_id], name="member_id"))
     score_frame = pd.DataFrame([dict(scores)], index=frame.index, dtype="float64")
     stages = assign_stages(frame, score_frame, settings.stages)
     history = contact_history(contacts, frame.index, catalogue, now, settings.guardrails)
     batch = next_best_actions(
-        frame, stages, catalogue, model.predict_arrays(frame), history, settings.guardrails
+        frame, stages, catalogue, uplift.predict_arrays(frame), history, settings.guardrails
     )
     return batch.explain(member_id)

@@ -252,6 +252,14 @@ def catalogue_priors(catalogue: Catalogue) -> dict[str, PriorUplift]:
     return {a.id: a.prior for a in catalogue.actions if a.id != NO_ACTION}
 
 
+def prior_only_model(catalogue: Catalogue) -> UpliftModel:
+    """An uplift model fitted on no contacts: every sendable action of `catalogue` keeps its
+    catalogue prior (`source="prior"`). The fallback of the score API and of batch scoring
+    while no uplift model is registered."""
+    no_contacts = pd.DataFrame(columns=[ACTION, GROUP, RESPONDED, VALUE])
+    return UpliftModel([]).fit(no_contacts, catalogue_priors(catalogue))
+
+
 def _predict_pair(models: Pair, x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     classifier, regressor = models
     if isinstance(classifier, float):

@@ -99,9 +99,11 @@ def _build(settings: Settings) -> None:
 
 def _feast(settings: Settings) -> None:
     from features import store
+    from features.reader import check_snapshots
 
     names = store.apply(settings)
     typer.echo(f"applied {len(names)} Feast objects: {', '.join(names)}")
+    check_snapshots(settings, chunk_rows=settings.chunk_rows)  # the API predicts on these rows
     typer.echo(store.materialize(settings).describe())
     member = _members(settings)[0]
     row = store.online_member(settings, member)
@@ -188,13 +190,14 @@ def _decisions(settings: Settings) -> None:
     from decisions.catalogue import load_catalogue
     from decisions.engine import next_best_action
     from decisions.stages import assign_stages
-    from features.store import JOIN_KEY, snapshot_path
+    from features.reader import read_snapshot
+    from features.store import JOIN_KEY
     from memberscore import lake
     from memberscore.contract import CONTACTS
     from serving.scoring.frames import score_frame
     from serving.scoring.registry import RegistrySource
 
-    features = pd.read_parquet(snapshot_path(settings, AS_OF)).set_index(JOIN_KEY)
+    features = read_snapshot(settings, AS_OF).set_index(JOIN_KEY)
     bundle = RegistrySource(settings).load()
     scores = score_frame(features, bundle, settings, reasons=0)
     stages = assign_stages(features, scores, settings.decisions.stages, sentences=False)
@@ -208,13 +211,13 @@ def _decisions(settings: Settings) -> None:
     for member_id in stages.groupby("stage", observed=True).head(1).index:
         decision = next_best_action(
             str(member_id),
-            features.loc[member_id].to_dict(),
-            scores.loc[member_id].dropna().to_dict(),
-            contacts[contacts["member_id"] == member_id],
-            now,
-            catalogue,
-            bundle.uplift,
-            settings.decisions,
+            features=features.loc[member_id].to_dict(),
+            scores=scores.loc[member_id].dropna().to_dict(),
+            contacts=contacts[contacts["member_id"] == member_id],
+            now=now,
+            catalogue=catalogue,
+            uplift=bundle.uplift,
+            settings=settings.decisions,
         )
         _show_decision(decision)
 
@@ -252,9 +255,10 @@ def _batch(settings: Settings) -> None:
 
 def _members(settings: Settings) -> list[str]:
     """Two members of the latest snapshot: one who has ordered, one who never has."""
-    from features.store import JOIN_KEY, snapshot_path
+    from features.reader import read_snapshot
+    from features.store import JOIN_KEY
 
-    latest = pd.read_parquet(snapshot_path(settings, AS_OF), columns=[JOIN_KEY, "has_ordered"])
+    latest = read_snapshot(settings, AS_OF, columns=[JOIN_KEY, "has_ordered"])
     ordered = latest["has_ordered"].fillna(False).astype(bool)
     return [str(latest.loc[ordered, JOIN_KEY].iloc[0]), str(latest.loc[~ordered, JOIN_KEY].iloc[0])]
 

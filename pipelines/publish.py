@@ -24,12 +24,9 @@ import pandas as pd
 from memberscore.contract import TIMESTAMP_DTYPE
 from memberscore.errors import DataNotFound
 from memberscore.settings import Settings
-from serving.api.service import services
-from serving.scoring.bundle import ModelBundle
 from serving.scoring.cards import card_key, observed_scores
-from serving.scoring.domain import Domain
+from serving.scoring.context import ScoringContext
 from serving.scoring.score import score
-from serving.scoring.sources import FeatureReader
 
 CHUNK_MEMBERS = 2_000
 COLUMNS = ("member_id", "as_of", "card", "models", "observed")
@@ -55,18 +52,13 @@ class PublishReport:
         )
 
 
-def cards_frame(
-    member_ids: list[str],
-    reader: FeatureReader,
-    bundle: ModelBundle,
-    domain: Domain,
-    settings: Settings,
-) -> pd.DataFrame:
+def cards_frame(member_ids: list[str], context: ScoringContext) -> pd.DataFrame:
     """The published rows (COLUMNS) of the members among `member_ids` that the store knows:
-    their cards as a live request computes them, under the key of `bundle` and `settings`."""
-    features = reader.read(member_ids, services(bundle))
-    cards = score(member_ids, features, bundle, domain, settings).scores
-    key = card_key(bundle, settings)
+    their cards as a live request computes them, under the key of the context's bundle and
+    settings."""
+    features = context.read(member_ids)
+    cards = score(member_ids, features, context.bundle, context.domain, context.settings).scores
+    key = card_key(context.bundle, context.settings)
     frame = pd.DataFrame(
         {
             "member_id": [card.member_id for card in cards],
@@ -98,7 +90,9 @@ def run(
 
     started = time.perf_counter()
     bundle = RegistrySource(settings).load()
-    domain, reader = open_domain(settings), FeastReader(settings)
+    context = ScoringContext(
+        bundle=bundle, domain=open_domain(settings), reader=FeastReader(settings), settings=settings
+    )
     ids = snapshot_members(settings)
     store = apply_published(settings)
     path = published_path(settings)
@@ -107,7 +101,7 @@ def run(
     chunks = [ids[start : start + chunk_members] for start in range(0, len(ids), chunk_members)]
 
     def cards_of(chunk: list[str]) -> pd.DataFrame:
-        return cards_frame(chunk, reader, bundle, domain, settings)
+        return cards_frame(chunk, context)
 
     published, writer = 0, None
     # Chunks are scored on `batch_workers` threads (SHAP releases the GIL) and written here,

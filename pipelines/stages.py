@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from memberscore.errors import ContractError, DataNotFound, ModelNotReady
+from memberscore.errors import ContractError, ModelNotReady
 from memberscore.settings import Settings
 from serving.scoring.bundle import ModelBundle
 
@@ -49,16 +49,29 @@ def _champions(settings: Settings) -> ModelBundle | None:
 def _stages(settings: Settings, day: date, bundle: ModelBundle | None) -> pd.Series:
     """Stage per member of the snapshot of cutoff `day`, with churn scores from `bundle`."""
     from decisions.stages import assign_stages
-    from features.store import JOIN_KEY, snapshot_path
+    from features.reader import read_snapshot
+    from features.store import JOIN_KEY
     from serving.scoring.frames import score_frame
 
-    path = snapshot_path(settings, day)
-    if not path.is_file():
-        raise DataNotFound(f"no snapshot for {day}; run `memberscore features build --as-of {day}`")
-    features = pd.read_parquet(path).set_index(JOIN_KEY)
+    features = read_snapshot(settings, day, _columns(bundle)).set_index(JOIN_KEY)
     scores = None if bundle is None else score_frame(features, bundle, settings, reasons=0)
     try:
         stages = assign_stages(features, scores, settings.decisions.stages, sentences=False)
     except ValueError as error:
-        raise ContractError(f"snapshot {path.name}: {error}") from None
+        raise ContractError(f"snapshot of {day}: {error}") from None
     return stages["stage"]
+
+
+def _columns(bundle: ModelBundle | None) -> list[str]:
+    """The snapshot columns stages need: member_id, the stage rules' features and the catalog
+    features of the models in `bundle` (scores read nothing else)."""
+    from dataclasses import asdict
+
+    from decisions.stages import StageColumns
+    from features.catalog import feature_names
+    from features.store import JOIN_KEY
+
+    rules = [name for field, name in asdict(StageColumns()).items() if field != "churn"]
+    models = [] if bundle is None else [f for m in bundle.models.values() for f in m.feature_names]
+    catalog = set(feature_names())
+    return list(dict.fromkeys([JOIN_KEY, *rules, *(f for f in models if f in catalog)]))

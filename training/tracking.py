@@ -24,7 +24,7 @@ import pandas as pd
 from memberscore.errors import MemberscoreError, ModelNotReady
 from memberscore.settings import Settings
 from training.core.tasks import Task
-from training.models import lightgbm as models
+from training.models import persistence
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -121,7 +121,7 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in names]
 
 
-def input_example(model: models.Model, features: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+def input_example(model: persistence.Model, features: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
     """A few rows of raw features as the pyfunc receives them: floats and text."""
     frame = model.encoding_.frame(features.head(rows))
     return text_as_objects(frame, model.encoding_.categories).reset_index(drop=True)
@@ -136,7 +136,7 @@ def text_as_objects(frame: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
 
 
 def log_model(
-    model: models.Model, example: pd.DataFrame, model_name: str, meta: Mapping[str, Any]
+    model: persistence.Model, example: pd.DataFrame, model_name: str, meta: Mapping[str, Any]
 ) -> str:
     """Log the native folder and the pyfunc (signature, input example, explicit requirements)
     in the active run, registering a new version of `model_name`; returns the version."""
@@ -147,7 +147,7 @@ def log_model(
 
     wrapper = MemberModel()
     with tempfile.TemporaryDirectory() as tmp:
-        native = models.save(model, Path(tmp) / NATIVE_DIR, **meta)
+        native = persistence.save(model, Path(tmp) / NATIVE_DIR, **meta)
         mlflow.log_artifacts(str(native), NATIVE_DIR)
         wrapper.model = model
         signature = infer_signature(example, wrapper.predict(None, example))
@@ -202,7 +202,7 @@ def log_run(
     settings: Settings,
     task: Task,
     model_name: str,
-    model: models.Model,
+    model: persistence.Model,
     *,
     params: Mapping[str, Any],
     tags: Mapping[str, str],
@@ -294,7 +294,7 @@ def promote(
 def download_native(settings: Settings, model_name: str, alias: str, folder: Path) -> Path:
     """Download the native model folder of `model_name@alias` into `folder`; returns its path.
 
-    For serving: `training.models.lightgbm.load(path)` then `model.predict_matrix(matrix)`.
+    For serving: `training.models.persistence.load(path)` then `model.predict_matrix(matrix)`.
     """
     import mlflow
 

@@ -1,6 +1,6 @@
 """Training speed: each model of the project at a stated scale, beside a peer in the same run.
 
-- LightGBM models as trained by `memberscore train` (`training.models.lightgbm`, `BoostParams`
+- LightGBM models as trained by `memberscore train` (`training.models`, `BoostParams`
   defaults: 300 rounds, 31 leaves, num_threads=1 for determinism) on N synthetic
   member-snapshots × 60 features (54 numeric with 5 % missing, 6 categorical): the churn
   classifier (booster + isotonic calibration on a held-out 10 %) and the CLV spend model (buy,
@@ -62,36 +62,41 @@ def _split(rows: int) -> tuple[slice, slice]:
 
 def lgbm_churn(rows: int) -> dict[str, Any]:
     """The churn model: LightGBM binary + isotonic calibration, 1 thread."""
-    from training.models.lightgbm import BoostParams, CalibratedClassifier
+    from training.models.boosting import BoostParams
+    from training.models.classifier import CalibratedClassifier
 
     X, y, _ = synthetic(rows)
     fit, calib = _split(rows)
     start = time.perf_counter()
-    CalibratedClassifier(BoostParams()).fit(X.iloc[fit], y[fit], X.iloc[calib], y[calib])
+    model = CalibratedClassifier(BoostParams())
+    model.fit(X.iloc[fit], y[fit], X_calib=X.iloc[calib], y_calib=y[calib])
     return {"seconds": time.perf_counter() - start}
 
 
 def lgbm_churn_2_threads(rows: int) -> dict[str, Any]:
     """The same booster with num_threads=2 (not deterministic across thread counts)."""
-    from training.models.lightgbm import BoostParams, CalibratedClassifier
+    from training.models.boosting import BoostParams
+    from training.models.classifier import CalibratedClassifier
 
     X, y, _ = synthetic(rows)
     fit, calib = _split(rows)
     start = time.perf_counter()
     model = CalibratedClassifier(BoostParams(num_threads=2))
-    model.fit(X.iloc[fit], y[fit], X.iloc[calib], y[calib])
+    model.fit(X.iloc[fit], y[fit], X_calib=X.iloc[calib], y_calib=y[calib])
     return {"seconds": time.perf_counter() - start}
 
 
 def lgbm_clv(rows: int) -> dict[str, Any]:
     """The CLV spend model: 5 boosters (buy, amount on buyers, 3 quantiles on a row sample)
     + conformal."""
-    from training.models.lightgbm import BoostParams, SpendModel
+    from training.models.boosting import BoostParams
+    from training.models.spend import SpendModel
 
     X, _, spend = synthetic(rows)
     fit, calib = _split(rows)
     start = time.perf_counter()
-    SpendModel(BoostParams()).fit(X.iloc[fit], spend[fit], X.iloc[calib], spend[calib])
+    model = SpendModel(BoostParams())
+    model.fit(X.iloc[fit], spend[fit], X_calib=X.iloc[calib], y_calib=spend[calib])
     return {"seconds": time.perf_counter() - start}
 
 

@@ -21,7 +21,8 @@ from decisions.guardrails import OK, contact_history
 from decisions.stages import assign_stages
 from memberscore.settings import Settings
 from serving.scoring.bundle import ModelBundle
-from serving.scoring.frames import MAX_REASONS, has_ordered, reason_codes, score_frame
+from serving.scoring.frames import has_ordered, reason_codes, score_frame
+from training.core.reasons import MAX_REASONS
 
 MEMBER_ID = "member_id"
 CONTACT_COLUMNS = ["member_id", "action_id", "sent_at", "group"]

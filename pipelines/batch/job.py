@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     Future,
@@ -43,7 +43,7 @@ from pipelines.batch.chunk import (
     score_chunk,
 )
 from serving.scoring.bundle import ModelBundle
-from serving.scoring.frames import MAX_REASONS
+from training.core.reasons import MAX_REASONS
 
 ENGINES = ("local", "spark")
 UNSCORABLE = "unscorable.parquet"
@@ -119,7 +119,8 @@ def run(
     out = out or default_out(settings, as_of)
     snapshot = _snapshot(settings, as_of)
     bundle = bundle or _load_bundle(settings)
-    decider = _decider(settings, catalogue, bundle, pd.Timestamp(as_of, tz="UTC"))
+    when = pd.Timestamp(as_of, tz="UTC")
+    decider = _decider(settings, catalogue, bundle, when)
     if reasons_for not in REASON_SCOPES:
         raise ContractError(f"reasons_for must be one of {', '.join(REASON_SCOPES)}")
     inputs = _inputs(settings, snapshot, bundle, decider, segments)
@@ -128,37 +129,15 @@ def run(
     if manifest.status == mf.COMPLETE:
         return _summary(out, manifest, 0.0, already=True)
 
-    def part(name: str, batch: pa.RecordBatch) -> mf.PartRecord:
-        chunk = _frame(batch, segments)
-        if chunk.empty:  # every member of this chunk filtered out by `segments`
+    def score(chunk: pd.DataFrame) -> pd.DataFrame:
+        return score_chunk(chunk, when, bundle, decider, settings, reasons, reasons_for)
+
+    def write(name: str, rows: pd.DataFrame | None) -> mf.PartRecord:
+        if rows is None:  # no member left to score: nothing is written
             return mf.PartRecord(name, 0, 0, 0, mf.EMPTY)
-        when = pd.Timestamp(as_of, tz="UTC")
-        rows = score_chunk(chunk, when, bundle, decider, settings, reasons, reasons_for)
         return _write_part(out, name, rows, csv)
 
-    todo = (
-        (f"part-{n:05d}.parquet", b)
-        for n, b in enumerate(pq.ParquetFile(snapshot).iter_batches(settings.chunk_rows))
-        if f"part-{n:05d}.parquet" not in done
-    )
-    records = _parallel(part, todo, settings.batch_workers)
-    if engine == "spark":  # the same parts, computed by `score_chunk` on Spark executors
-        from pipelines.spark.scoring import scored_parts
-
-        when = pd.Timestamp(as_of, tz="UTC")
-        scored = scored_parts(
-            settings,
-            snapshot,
-            done,
-            segments,
-            lambda chunk: score_chunk(chunk, when, bundle, decider, settings, reasons, reasons_for),
-        )
-        records = (
-            _write_part(out, name, rows, csv)
-            if rows is not None
-            else mf.PartRecord(name, 0, 0, 0, mf.EMPTY)
-            for name, rows in scored
-        )
+    records = _records(engine, settings, snapshot, done, segments, score, write)
     for record in _progress(records, manifest.parts_total, len(done), progress):
         manifest.parts.append(record)
         mf.write(out, manifest)
@@ -167,7 +146,43 @@ def run(
     return _summary(out, manifest, time.perf_counter() - started, skipped=len(done), report=path)
 
 
+def _records(
+    engine: str,
+    settings: Settings,
+    snapshot: Path,
+    done: Mapping[str, mf.PartRecord],
+    segments: Sequence[str],
+    score: Callable[[pd.DataFrame], pd.DataFrame],
+    write: Callable[[str, pd.DataFrame | None], mf.PartRecord],
+) -> Iterator[mf.PartRecord]:
+    """The parts of `snapshot` not in `done`, filtered to `segments`, scored by `score` and
+    written by `write` (rows None: no member left): locally, each part on one of
+    `settings.batch_workers` threads, records in completion order; or on Spark executors,
+    written here in part order."""
+    if engine == "spark":
+        from pipelines.spark.scoring import scored_parts
+
+        scored = scored_parts(settings, snapshot, done, segments, score)
+        return (write(name, rows) for name, rows in scored)
+
+    def part(name: str, batch: pa.RecordBatch) -> mf.PartRecord:
+        chunk = _frame(batch, segments)
+        # None: every member of this chunk filtered out by `segments`
+        return write(name, None if chunk.empty else score(chunk))
+
+    todo = (
+        (f"part-{n:05d}.parquet", b)
+        for n, b in enumerate(pq.ParquetFile(snapshot).iter_batches(settings.chunk_rows))
+        if f"part-{n:05d}.parquet" not in done
+    )
+    return _parallel(part, todo, settings.batch_workers)
+
+
 def _snapshot(settings: Settings, as_of: date) -> Path:
+    """The snapshot file of `as_of`, checked chunk by chunk before any part is scored. Only the
+    keys are required and nulls are allowed: members missing values are listed unscorable."""
+    from features.reader import check_snapshot_file
+    from features.schema import KEYS
     from features.store import snapshot_path
 
     path = snapshot_path(settings, as_of)
@@ -176,6 +191,7 @@ def _snapshot(settings: Settings, as_of: date) -> Path:
             f"no feature snapshot for {as_of} in {settings.snapshots_dir}; run "
             f"`memberscore features build --as-of {as_of}` first"
         )
+    check_snapshot_file(path, as_of, required=KEYS, nulls="any", chunk_rows=settings.chunk_rows)
     return path
 
 
@@ -191,15 +207,12 @@ def _decider(
     """Catalogue, uplift model (the registered one, else catalogue priors) and the contacts
     the guardrails need at `now`."""
     from decisions.catalogue import load_catalogue
-    from decisions.uplift import ACTION, GROUP, RESPONDED, VALUE, UpliftModel, catalogue_priors
+    from decisions.uplift import prior_only_model
     from memberscore import lake
     from memberscore.contract import CONTACTS
 
     catalogue = catalogue or load_catalogue()
-    uplift = bundle.uplift
-    if uplift is None:
-        no_contacts = pd.DataFrame(columns=[ACTION, GROUP, RESPONDED, VALUE])
-        uplift = UpliftModel([]).fit(no_contacts, catalogue_priors(catalogue))
+    uplift = prior_only_model(catalogue) if bundle.uplift is None else bundle.uplift
     contacts = (
         lake.read(settings.lake_dir, CONTACTS, columns=CONTACT_COLUMNS)
         if lake.has_table(settings.lake_dir, CONTACTS)

@@ -211,6 +211,7 @@ def _migration(settings: Settings, as_of: date, scores: pd.DataFrame) -> str:
     """Migration from the stages at the previous snapshot cutoff (rules without scores there:
     declining rests on days overdue) to this run's stages."""
     from decisions.stages import StageColumns, assign_stages, migration_matrix, plot_migration
+    from features.reader import read_snapshot, snapshot_day
     from features.store import snapshot_files
 
     earlier = [p for p in snapshot_files(settings) if p.stem.split("-", 1)[1] < f"{as_of}"]
@@ -218,7 +219,7 @@ def _migration(settings: Settings, as_of: date, scores: pd.DataFrame) -> str:
         return "<p>No earlier snapshot: nothing to compare with.</p>"
     previous = earlier[-1]
     wanted = ["member_id", *(v for k, v in vars(StageColumns()).items() if k != "churn")]
-    frame = pd.read_parquet(previous, columns=wanted).set_index("member_id")
+    frame = read_snapshot(settings, snapshot_day(previous), wanted).set_index("member_id")
     before = assign_stages(frame, sentences=False)["stage"]
     after = scores.set_index("member_id")["stage"]
     matrix = migration_matrix(before, after)

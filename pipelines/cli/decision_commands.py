@@ -99,13 +99,13 @@ def show(
     contacts = lake.read(settings.lake_dir, CONTACTS)
     decision = next_best_action(
         member_id,
-        {str(k): v for k, v in row.items()},
-        {},
-        contacts[contacts["member_id"] == member_id],
-        pd.Timestamp.now(tz="UTC"),
-        load_catalogue(catalogue),
-        uplift.load_model(settings, "champion"),
-        settings.decisions,
+        features={str(k): v for k, v in row.items()},
+        scores={},
+        contacts=contacts[contacts["member_id"] == member_id],
+        now=pd.Timestamp.now(tz="UTC"),
+        catalogue=load_catalogue(catalogue),
+        uplift=uplift.load_model(settings, "champion"),
+        settings=settings.decisions,
     )
     typer.echo(
         f"{member_id}: {decision.action.action_id} ({decision.stage}: {decision.stage_rule})"

@@ -87,10 +87,13 @@ def materialize(
     Example: memberscore features materialize
     """
     from features import store
+    from features.reader import check_snapshots
 
     if method not in ("bulk", "feast"):
         raise typer.BadParameter(f"--method must be bulk or feast, not {method!r}")
-    report = store.materialize(get_settings(), batch_rows=batch_rows, method=method)  # type: ignore[arg-type]
+    settings = get_settings()
+    check_snapshots(settings, chunk_rows=settings.chunk_rows)  # the API predicts on these rows
+    report = store.materialize(settings, batch_rows=batch_rows, method=method)  # type: ignore[arg-type]
     typer.echo(report.describe())
 
 

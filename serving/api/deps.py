@@ -1,4 +1,5 @@
-"""Dependencies of the routes: settings, the live resources, the model bundle and API-key scopes.
+"""Dependencies of the routes: settings, the live resources, the model bundle, the request
+context built from them and API-key scopes.
 
 They only read app state, so they are `async def`: FastAPI runs a plain `def` dependency in its
 thread pool, a hand-off that cost more CPU per request than the dependency itself.
@@ -17,6 +18,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from memberscore.errors import ModelNotReady
 from memberscore.settings import Settings
+from serving.api.context import RequestContext
 from serving.api.metrics import Metrics
 from serving.api.resources import Resources
 from serving.api.security import Scope, granted_scopes
@@ -84,6 +86,29 @@ async def get_bundle(holder: HolderDep) -> ModelBundle:
 
 
 BundleDep = Annotated[ModelBundle, Depends(get_bundle)]
+
+
+async def get_request_context(
+    bundle: BundleDep,
+    reader: FeaturesDep,
+    domain: DomainDep,
+    settings: SettingsDep,
+    contacts: ContactLogDep,
+    metrics: MetricsDep,
+) -> RequestContext:
+    """What the score and next-best-action routes hand to `serving.api.service`, gathered once
+    per request (the overrides of the dependencies above apply)."""
+    return RequestContext(
+        bundle=bundle,
+        reader=reader,
+        domain=domain,
+        settings=settings,
+        contacts=contacts,
+        metrics=metrics,
+    )
+
+
+ContextDep = Annotated[RequestContext, Depends(get_request_context)]
 
 
 async def presented_key(

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from starlette.concurrency import run_in_threadpool
 
 from memberscore.settings import Settings
+from serving.api.context import RequestContext
 from serving.api.metrics import Metrics
-from serving.online.contact_log import ContactLog
 from serving.schemas import (
     ActionOut,
     MemberScores,
@@ -21,32 +21,16 @@ from serving.schemas import (
     NextBestActionsOut,
     ScoresOut,
 )
-from serving.scoring.bundle import ModelBundle
 from serving.scoring.cards import card_key, observed_scores
-from serving.scoring.domain import Candidate, Domain
+from serving.scoring.domain import Candidate, Decision
 from serving.scoring.score import flat_scores, score
-from serving.scoring.sources import FeatureReader
-
-NBA_SERVICE = "nba_v1"
 
 
-def services(bundle: ModelBundle) -> list[str]:
-    """Feature services to read: every served model's, plus nba_v1 (segment, tags, consent)."""
-    return sorted({model.feature_service for model in bundle.models.values()} | {NBA_SERVICE})
-
-
-def score_members(
-    member_ids: Sequence[str],
-    reader: FeatureReader,
-    bundle: ModelBundle,
-    domain: Domain,
-    settings: Settings,
-    metrics: Metrics,
-) -> ScoresOut:
+def score_members(member_ids: Sequence[str], context: RequestContext) -> ScoresOut:
     """Live scores of `member_ids`, read from the online store; they feed the metrics."""
-    features = reader.read(list(dict.fromkeys(member_ids)), services(bundle))
-    result = score(member_ids, features, bundle, domain, settings)
-    observe(map(observed_scores, result.scores), metrics)
+    features = context.read(member_ids)
+    result = score(member_ids, features, context.bundle, context.domain, context.settings)
+    observe(map(observed_scores, result.scores), context.metrics)
     return result
 
 
@@ -59,12 +43,7 @@ def observe(served: Iterable[Mapping[str, float | None]], metrics: Metrics) -> N
 
 
 async def scores_json(
-    member_ids: Sequence[str],
-    reader: FeatureReader,
-    bundle: ModelBundle,
-    domain: Domain,
-    settings: Settings,
-    metrics: Metrics,
+    member_ids: Sequence[str], context: RequestContext
 ) -> tuple[dict[str, str], list[str]]:
     """Score cards of `member_ids` as `MemberScores` JSON by member id (duplicates once, in
     request order) and the ids the store does not know: current published cards
@@ -73,78 +52,68 @@ async def scores_json(
     The cards are read on the event loop (two short online reads, cheaper than a hand-off to
     a thread); live scoring, which costs milliseconds of CPU, runs in the thread pool."""
     ids = list(dict.fromkeys(member_ids))
-    cards = current_cards(ids, reader, bundle, settings, metrics)
+    cards = current_cards(ids, context)
     live = [m for m in ids if m not in cards]
     not_found: list[str] = []
     if live:
-        result = await run_in_threadpool(
-            score_members, live, reader, bundle, domain, settings, metrics
-        )
+        result = await run_in_threadpool(score_members, live, context)
         cards.update((card.member_id, card.model_dump_json()) for card in result.scores)
         not_found = result.not_found
     return {m: cards[m] for m in ids if m in cards}, not_found
 
 
-def current_cards(
-    member_ids: Sequence[str],
-    reader: FeatureReader,
-    bundle: ModelBundle,
-    settings: Settings,
-    metrics: Metrics,
-) -> dict[str, str]:
+def current_cards(member_ids: Sequence[str], context: RequestContext) -> dict[str, str]:
     """The current published cards among `member_ids` (JSON by member id); their scores feed
     the metrics."""
-    key = card_key(bundle, settings)
-    current = {m: p for m, p in reader.published(member_ids).items() if p.current(key)}
-    observe((json.loads(p.observed) for p in current.values()), metrics)
+    key = card_key(context.bundle, context.settings)
+    current = {m: p for m, p in context.reader.published(member_ids).items() if p.current(key)}
+    observe((json.loads(p.observed) for p in current.values()), context.metrics)
     return {member_id: published.card for member_id, published in current.items()}
 
 
-def decide(
-    member_ids: Sequence[str],
-    reader: FeatureReader,
-    contacts: ContactLog,
-    bundle: ModelBundle,
-    domain: Domain,
-    settings: Settings,
-    metrics: Metrics,
-) -> NextBestActionsOut:
+def decide(member_ids: Sequence[str], context: RequestContext) -> NextBestActionsOut:
     """Next-best action of each known member, with cooldowns read from the contact log. The
     scores it weighs come from current published cards where there are (as for the score
     routes), else live."""
     ids = list(dict.fromkeys(member_ids))
-    published = current_cards(ids, reader, bundle, settings, metrics)
-    features = reader.read(ids, services(bundle))
+    published = current_cards(ids, context)
+    features = context.read(ids)
     live = [m for m in ids if m not in published]
-    scored = score(live, features, bundle, domain, settings)
-    observe(map(observed_scores, scored.scores), metrics)
+    scored = score(live, features, context.bundle, context.domain, context.settings)
+    observe(map(observed_scores, scored.scores), context.metrics)
     cards = {card.member_id: card for card in scored.scores}
     for member_id, text in published.items():
         if member_id in features.rows:
             cards[member_id] = MemberScores.model_validate_json(text)
-    history = contacts.history([m for m in ids if m in cards])
+    history = context.contacts.history([m for m in ids if m in cards])
     now = datetime.now(UTC)
     decisions = []
     for card in (cards[m] for m in ids if m in cards):
-        own = history[history["member_id"] == card.member_id]
-        row = features.rows[card.member_id]
-        decision = domain.next_best_action(
-            card.member_id, row, flat_scores(card), own, now, bundle.uplift
+        decision = context.domain.next_best_action(
+            card.member_id,
+            features=features.rows[card.member_id],
+            scores=flat_scores(card),
+            contacts=history[history["member_id"] == card.member_id],
+            now=now,
+            uplift=context.bundle.uplift,
         )
-        chosen = _action(decision.action, settings)
-        decisions.append(
-            NextBestActionOut(
-                member_id=card.member_id,
-                action=chosen,
-                alternatives=[_action(c, settings) for c in decision.alternatives],
-                expected_value=chosen.expected_value,
-                reasons=list(decision.reasons),
-                control_group=decision.control_group,
-                lifecycle=card.lifecycle,
-                model_versions=card.model_versions,
-            )
-        )
+        decisions.append(_decision_out(card, decision, context.settings))
     return NextBestActionsOut(decisions=decisions, not_found=[m for m in ids if m not in cards])
+
+
+def _decision_out(card: MemberScores, decision: Decision, settings: Settings) -> NextBestActionOut:
+    """A member's decision as it is shown to the caller, with the card's stage and versions."""
+    chosen = _action(decision.action, settings)
+    return NextBestActionOut(
+        member_id=card.member_id,
+        action=chosen,
+        alternatives=[_action(c, settings) for c in decision.alternatives],
+        expected_value=chosen.expected_value,
+        reasons=list(decision.reasons),
+        control_group=decision.control_group,
+        lifecycle=card.lifecycle,
+        model_versions=card.model_versions,
+    )
 
 
 def _action(candidate: Candidate, settings: Settings) -> ActionOut:

@@ -19,9 +19,10 @@ class LibraryDomain:
     `decisions.stages` for the lifecycle stage, `decisions.engine` for the next-best action.
 
     The uplift model comes with the request's model bundle (`uplift@champion`); while none is
-    registered, `prior_uplift` (fitted on no contacts) makes the engine use the catalogue's
-    prior uplift for every action, its documented fallback. P(alive) and the next-order date
-    come from the bundle's BTYD outlook (`btyd@champion`); None while none is served.
+    registered, `prior_uplift` (`decisions.uplift.prior_only_model`) makes the engine use the
+    catalogue's prior uplift for every action, its documented fallback. P(alive) and the
+    next-order date come from the bundle's BTYD outlook (`btyd@champion`); None while none is
+    served.
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class LibraryDomain:
     def next_best_action(
         self,
         member_id: str,
+        *,
         features: Mapping[str, Any],
         scores: Mapping[str, float | None],
         contacts: pd.DataFrame,
@@ -84,13 +86,13 @@ class LibraryDomain:
 
         decision = next_best_action(
             member_id,
-            features,
-            scores,
-            contacts,
-            pd.Timestamp(now),
-            self.catalogue,
-            self.prior_uplift if uplift is None else uplift,
-            self.decision_settings,
+            features=features,
+            scores=scores,
+            contacts=contacts,
+            now=pd.Timestamp(now),
+            catalogue=self.catalogue,
+            uplift=self.prior_uplift if uplift is None else uplift,
+            settings=self.decision_settings,
         )
         return Decision(
             action=_candidate(decision.action),
@@ -114,10 +116,9 @@ def open_domain(settings: Settings) -> LibraryDomain:
     """The shipped action catalogue, the settings' decision rules, feature descriptions from
     the catalog and a priors-only uplift model for when none is registered."""
     from decisions.catalogue import load_catalogue
-    from decisions.uplift import ACTION, GROUP, RESPONDED, VALUE, UpliftModel, catalogue_priors
+    from decisions.uplift import prior_only_model
     from training.core.reasons import catalog_descriptions
 
     catalogue = load_catalogue()
-    no_contacts = pd.DataFrame(columns=[ACTION, GROUP, RESPONDED, VALUE])
-    uplift = UpliftModel([]).fit(no_contacts, catalogue_priors(catalogue))
+    uplift = prior_only_model(catalogue)
     return LibraryDomain(catalogue, uplift, settings.decisions, catalog_descriptions())

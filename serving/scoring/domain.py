@@ -72,6 +72,7 @@ class Domain(Protocol):
     def next_best_action(
         self,
         member_id: str,
+        *,
         features: Mapping[str, Any],
         scores: Mapping[str, float | None],
         contacts: pd.DataFrame,

@@ -25,9 +25,9 @@ import pandas as pd
 
 from memberscore.settings import Settings
 from serving.scoring.bundle import ModelBundle, ServedModel
+from training.core.reasons import MAX_REASONS, top_positive
 
 DAYS_PER_MONTH = 365.25 / 12
-MAX_REASONS = 3
 QUANTILES = ("p10", "p50", "p90")
 REASON_MODELS = ("churn", "activation")
 SMALL_FRAME_ROWS = 64
@@ -35,7 +35,7 @@ SMALL_FRAME_ROWS = 64
 
 def encode_frame(features: pd.DataFrame, model: ServedModel) -> np.ndarray:
     """The float matrix `model` expects: its features in order, categories as level indices
-    (matched as text, as `training.models.lightgbm.Encoding` does), booleans as 0/1, missing,
+    (matched as text, as `training.models.boosting.Encoding` does), booleans as 0/1, missing,
     unseen or unreadable values (text in a numeric feature) as NaN. Absent columns are all
     NaN."""
     if len(features) <= SMALL_FRAME_ROWS:
@@ -288,11 +288,10 @@ def contributions(
 
 def top_codes(values: np.ndarray, names: Sequence[str], k: int) -> np.ndarray:
     """(n, k) object array: the names of the k largest positive contributions per row, largest
-    first (ties in feature order), None where fewer than k are positive."""
-    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
-    positive = np.take_along_axis(values, order, axis=1) > 0
-    codes = np.asarray(names, dtype=object)[order]
-    codes[~positive] = None
-    if codes.shape[1] < k:
-        codes = np.hstack([codes, np.full((len(codes), k - codes.shape[1]), None, dtype=object)])
+    first (ties in feature order), None where fewer than k are positive
+    (`training.core.reasons.top_positive`)."""
+    chosen = top_positive(values, k)
+    found = chosen >= 0
+    codes = np.full(chosen.shape, None, dtype=object)
+    codes[found] = np.asarray(names, dtype=object)[chosen[found]]
     return codes

@@ -1,6 +1,6 @@
 """The MLflow registry as a bundle source: every model by alias `champion`, loaded from the
 `native` artifact of its run (LightGBM boosters + model.json via
-`training.models.lightgbm.load`), never through pyfunc.
+`training.models.persistence.load`), never through pyfunc.
 
 Served names: `churn`, `activation`, `clv` (all required), `churn_<h>d` for each other
 horizon in `settings.churn_horizons_days` that has a champion, `uplift` (the
@@ -30,7 +30,7 @@ ALIAS = "champion"
 
 
 class ModelPredictor:
-    """A `training.models.lightgbm` model (calibrated classifier or spend model) as a Predictor."""
+    """A `training.models` model (calibrated classifier or spend model) as a Predictor."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -137,7 +137,7 @@ class RegistrySource:
         import mlflow
 
         from training import tracking
-        from training.models import lightgbm as models
+        from training.models import persistence as models
 
         with _registry_reachable(self.settings):
             path = Path(

@@ -22,7 +22,6 @@ from serving.schemas import HorizonProbability, Interval, MemberScores, Reason, 
 from serving.scoring.bundle import ModelBundle, ServedModel
 from serving.scoring.domain import Domain
 from serving.scoring.frames import (
-    MAX_REASONS,
     QUANTILES,
     SMALL_FRAME_ROWS,
     Matrices,
@@ -37,6 +36,7 @@ from serving.scoring.frames import (
     shared_matrices,
 )
 from serving.scoring.sources import MemberFeatures
+from training.core.reasons import MAX_REASONS
 
 __all__ = ["churn_models", "discount_factor", "encode", "flat_scores", "predict", "score"]
 

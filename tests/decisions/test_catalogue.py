@@ -16,18 +16,7 @@ from decisions.catalogue import (
     load_catalogue,
     parse_catalogue,
 )
-
-SIMULATED_ACTIONS = {
-    "welcome_coupon",
-    "onboarding_recs",
-    "double_points",
-    "tier_upgrade_nudge",
-    "benefit_reminder",
-    "vip_early_access",
-    "birthday_gift",
-    "winback_coupon",
-    "churn_care_call",
-}
+from simulator.params import ACTIONS as SIMULATED_ACTIONS
 
 ONE_ACTION = """
 currency: USD
@@ -60,7 +49,7 @@ def one_action(
 def test_shipped_catalogue_covers_the_simulated_actions_and_no_action() -> None:
     catalogue = load_catalogue()
 
-    assert set(catalogue.ids) == SIMULATED_ACTIONS | {NO_ACTION}, "every logged action is priced"
+    assert set(catalogue.ids) == {*SIMULATED_ACTIONS, NO_ACTION}, "every logged action is priced"
     assert catalogue.action(NO_ACTION).unit_cost == 0
 
 

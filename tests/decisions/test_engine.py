@@ -148,7 +148,14 @@ def test_single_member_entry_point(catalogue: Catalogue) -> None:
         "last_gap_days": 40,
     }
     decision = next_best_action(
-        "m9", features, {"churn": 0.1}, NO_CONTACTS, NOW, catalogue, model, DecisionSettings()
+        "m9",
+        features=features,
+        scores={"churn": 0.1},
+        contacts=NO_CONTACTS,
+        now=NOW,
+        catalogue=catalogue,
+        uplift=model,
+        settings=DecisionSettings(),
     )
 
     assert decision.stage == "growing"

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from decisions.catalogue import Catalogue
-from decisions.uplift import PRIOR, UpliftModel, catalogue_priors
+from decisions.uplift import PRIOR, UpliftModel, catalogue_priors, prior_only_model
 
 FEATURES = ["segment", "x"]
 
@@ -44,6 +44,23 @@ def test_coupon_helps_segment_a_and_not_b(
     assert reminder[b].mean() - reminder[a].mean() > 0.05, "reminder helps B more than A"
     value = arrays.value[:, arrays.actions.index("coupon")]
     assert value[a].mean() == pytest.approx(0.15 * 50, abs=2.5), "value uplift in currency"
+
+
+def test_the_prior_only_model_predicts_each_actions_catalogue_prior(
+    catalogue: Catalogue,
+) -> None:
+    """Given no contacts at all, every sendable action keeps its catalogue prior, whatever the
+    member (the fallback while no uplift model is registered)."""
+    model = prior_only_model(catalogue)
+
+    arrays = model.predict_arrays(members().iloc[:2])
+
+    priors = catalogue_priors(catalogue)
+    assert arrays.actions == list(priors), "every sendable action, in catalogue order"
+    assert arrays.source == [PRIOR] * len(priors)
+    for j, action in enumerate(arrays.actions):
+        assert (arrays.prob[:, j] == priors[action].response_prob).all(), action
+        assert (arrays.value[:, j] == priors[action].value).all(), action
 
 
 def test_thin_history_uses_the_prior_and_says_so(

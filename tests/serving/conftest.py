@@ -28,7 +28,9 @@ from serving.scoring.bundle import ModelBundle, ModelHolder, ModelRef
 from serving.scoring.domain import Candidate, Decision, ReasonCode
 from serving.scoring.registry import served_model
 from serving.scoring.sources import MemberFeatures, PublishedCard
-from training.models.lightgbm import BoostParams, CalibratedClassifier, SpendModel
+from training.models.boosting import BoostParams
+from training.models.classifier import CalibratedClassifier
+from training.models.spend import SpendModel
 
 READ_KEY = "test-read-key"
 WRITE_KEY = "test-write-key"
@@ -163,6 +165,7 @@ class FakeDomain:
     def next_best_action(
         self,
         member_id: str,
+        *,
         features: Any,
         scores: Any,
         contacts: pd.DataFrame,

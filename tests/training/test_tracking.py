@@ -15,7 +15,8 @@ from training.core import dataset
 from training.core.labels import as_cutoff, observed_until
 from training.core.tasks import TASKS
 from training.jobs import train as job
-from training.models import lightgbm as models
+from training.models import persistence
+from training.models.boosting import BoostParams
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def trained(mlflow_settings: Settings, programme, rfm) -> tuple[job.TrainReport,
         rfm(members, orders, cutoffs),
     )
     settings = mlflow_settings
-    params = models.BoostParams(seed=settings.seed, num_boost_round=30, min_data_in_leaf=20)
+    params = BoostParams(seed=settings.seed, num_boost_round=30, min_data_in_leaf=20)
     plan = job.Plan(TASKS["churn"], 90, tuple(cutoffs), params, folds=1)
     return job.train(settings, plan, frame), frame
 
@@ -58,14 +59,14 @@ def test_train_logs_a_pyfunc_returning_probabilities(
     p = model.predict(tracking.input_example(native, features, 50))["probability"].to_numpy()
     assert ((p >= 0) & (p <= 1)).all() and not np.isin(p, [0.0, 1.0]).all(), "probabilities"
     assert np.allclose(native.predict_matrix(native.encoding_.matrix(features)), p)
-    meta = models.read_meta(tmp_path / tracking.NATIVE_DIR)
+    meta = persistence.read_meta(tmp_path / tracking.NATIVE_DIR)
     assert meta["feature_service"] == "churn_v1" and meta["horizon_days"] == 90
     assert str(settings.mlflow_artifact_root.resolve()) in run.info.artifact_uri
 
 
-def _native(settings: Settings, tmp: Path) -> models.Model:
+def _native(settings: Settings, tmp: Path) -> persistence.Model:
     """The challenger's native model, downloaded without pyfunc."""
-    return models.load(tracking.download_native(settings, "churn", tracking.CHALLENGER, tmp))
+    return persistence.load(tracking.download_native(settings, "churn", tracking.CHALLENGER, tmp))
 
 
 def fake_version(settings: Settings, name: str, roc_auc: float) -> str:

@@ -19,7 +19,9 @@ from training.core import metrics
 from training.core.dataset import feature_columns
 from training.core.labels import CUTOFF, MEMBER_ID, as_cutoff
 from training.core.tasks import Task
-from training.models.lightgbm import BoostParams, Model, SpendModel, new_model
+from training.models.boosting import BoostParams
+from training.models.persistence import Model, new_model
+from training.models.spend import SpendModel
 
 Progress = Callable[[str], None]
 
@@ -102,7 +104,12 @@ def fit(task: Task, frame: pd.DataFrame, fold: Fold, params: BoostParams) -> Mod
     features = feature_columns(frame)
     train, calib = rows(frame, fold.train), rows(frame, [fold.calibrate])
     model = new_model(task.kind, params)
-    return model.fit(train[features], target(task, train), calib[features], target(task, calib))
+    return model.fit(
+        train[features],
+        target(task, train),
+        X_calib=calib[features],
+        y_calib=target(task, calib),
+    )
 
 
 def score(task: Task, model: Model, frame: pd.DataFrame) -> pd.DataFrame:
@@ -111,10 +118,10 @@ def score(task: Task, model: Model, frame: pd.DataFrame) -> pd.DataFrame:
     out["actual"] = target(task, frame)
     features = frame[list(model.encoding_.feature_names)]
     if isinstance(model, SpendModel):
-        predicted = model.predict(features)
+        predicted = model.predict_interval(features)
         out["prediction"] = predicted["expected_spend"].to_numpy()
         return out.join(predicted[["p10", "p50", "p90"]])
-    out["prediction"] = model.predict(features)
+    out["prediction"] = model.predict_proba(features)[:, 1]
     return out
 
 

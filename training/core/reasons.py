@@ -12,12 +12,13 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from training.models.lightgbm import Model
+if TYPE_CHECKING:  # a type only: `serving.scoring.frames` imports this without LightGBM
+    from training.models.persistence import Model
 
 MAX_REASONS = 3
 
@@ -120,6 +121,20 @@ def _fields_present(template: str, values: Mapping[str, Any]) -> bool:
     return all(_present(values.get(field)) for field in re.findall(r"{(\w+)", template))
 
 
+def top_positive(contributions: np.ndarray, k: int = MAX_REASONS) -> np.ndarray:
+    """Per row of `contributions` (members × features), the column positions of the `k` largest
+    positive values, largest first, ties in column order: an (n, k) int array, -1 where fewer
+    than `k` are positive. One sort over every row; the reason codes of training, the score API
+    and batch scoring all come from here."""
+    values = np.asarray(contributions, dtype=float)
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    positive = np.take_along_axis(values, order, axis=1) > 0
+    chosen = np.where(positive, order, -1)
+    if chosen.shape[1] < k:  # fewer features than reasons asked for
+        chosen = np.hstack([chosen, np.full((len(chosen), k - chosen.shape[1]), -1)])
+    return chosen
+
+
 def top_reasons(
     contributions: np.ndarray,
     feature_names: Sequence[str],
@@ -129,12 +144,23 @@ def top_reasons(
 ) -> list[Reason]:
     """The `k` features with the largest positive contributions (bias excluded), largest first."""
     contributions = np.asarray(contributions, dtype=float)[: len(feature_names)]
-    order = np.argsort(-contributions, kind="mergesort")
-    chosen = [i for i in order if contributions[i] > 0][:k]
-    words = descriptions or {}
+    chosen = top_positive(contributions[np.newaxis, :], k)[0]
+    return _reasons(chosen, contributions, feature_names, values, descriptions or {})
+
+
+def _reasons(
+    chosen: np.ndarray,
+    contributions: np.ndarray,
+    feature_names: Sequence[str],
+    values: Mapping[str, Any],
+    words: Mapping[str, str],
+) -> list[Reason]:
+    """The features at positions `chosen` (a `top_positive` row, -1 for none) as reasons, with
+    the member's `values` in the catalog `words`."""
+    positions = [int(i) for i in chosen if i >= 0]
     return [
         Reason(feature_names[i], phrase(feature_names[i], values, words), float(contributions[i]))
-        for i in chosen
+        for i in positions
     ]
 
 
@@ -147,9 +173,11 @@ def explain(
     """Reasons for every row of `features` (raw feature columns) under `model`."""
     names = model.encoding_.feature_names
     contributions = model.contributions(model.encoding_.matrix(features))
+    values = np.asarray(contributions, dtype=float)[:, :-1][:, : len(names)]  # bias excluded
+    chosen = top_positive(values, k)
     records = [{str(k): v for k, v in row.items()} for row in features.to_dict("records")]
     return [
-        top_reasons(contributions[i, :-1], names, records[i], descriptions, k)
+        _reasons(chosen[i], values[i], names, records[i], descriptions or {})
         for i in range(len(features))
     ]
 

@@ -45,13 +45,12 @@ class OutlookReport:
 
 
 def read_snapshot(settings: Settings, cutoff: pd.Timestamp) -> pd.DataFrame:
-    """The stored feature snapshot of `cutoff` (features from data strictly before it)."""
-    from features.store import snapshot_path
+    """The stored feature snapshot of `cutoff` (features from data strictly before it), checked
+    against the snapshot schema (`features.reader.read_snapshot`): DataNotFound when it is not
+    built, ContractError when it does not fit."""
+    from features.reader import read_snapshot as read_checked
 
-    path = snapshot_path(settings, cutoff.date())
-    if not path.exists():
-        raise DataNotFound(f"no feature snapshot for {cutoff:%Y-%m-%d} at {path}")
-    return pd.read_parquet(path)
+    return read_checked(settings, cutoff.date())
 
 
 def backtest(

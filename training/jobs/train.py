@@ -22,7 +22,9 @@ from memberscore.settings import Settings
 from training import tracking
 from training.core import backtest, dataset, labels, plots
 from training.core.tasks import Task, default_horizon
-from training.models.lightgbm import BoostParams, Model, SpendModel
+from training.models.boosting import BoostParams
+from training.models.persistence import Model
+from training.models.spend import SpendModel
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -48,9 +50,12 @@ def _quiet(_: str) -> None:
 
 
 def feast_reader(settings: Settings, entities: pd.DataFrame, service: str) -> pd.DataFrame:
-    """Point-in-time features from the Feast offline store."""
+    """Point-in-time features from the Feast offline store, once every snapshot file it joins
+    from fits the snapshot schema (`features.reader.check_snapshots`; ContractError if not)."""
+    from features.reader import check_snapshots
     from features.store import training_frame
 
+    check_snapshots(settings, chunk_rows=settings.chunk_rows)
     return training_frame(settings, entities, service)
 
 

@@ -72,6 +72,7 @@ def contact_rows(settings: Settings) -> pd.DataFrame:
     """Every contact with its member's features as of sent_at, `responded`, `response_value`
     (currency, 0 without response) and `wave` (the send day)."""
     from features import store
+    from features.reader import check_snapshots
     from memberscore import lake
 
     contacts = lake.read(settings.lake_dir, CONTACTS)
@@ -86,6 +87,7 @@ def contact_rows(settings: Settings) -> pd.DataFrame:
             "event_timestamp": contacts["sent_at"].astype("datetime64[ns, UTC]"),
         }
     )
+    check_snapshots(settings, chunk_rows=settings.chunk_rows)  # Feast joins from these files
     features = store.training_frame(settings, entity, SERVICE)
     return uplift_rows(contacts, features.drop(columns=["member_id", "event_timestamp"]))
 

@@ -2,7 +2,7 @@
 
 The wrapper holds no state of its own: `load_context` reads the native model folder logged as
 the `native` artifact (boosters + model.json), so pyfunc and fast native serving use the same
-files. Loading needs the `memberscore` package installed (it provides `training.models.lightgbm`).
+files. Loading needs the `memberscore` package installed (it provides `training.models`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from training.models import lightgbm as models
+from training.models.persistence import load
+from training.models.spend import SpendModel
 
 # The models-from-code file MLflow runs when it logs or loads this pyfunc.
 ENTRY_POINT = Path(__file__).with_name("pyfunc_model.py")
@@ -25,13 +26,13 @@ class MemberModel(PythonModel):
 
     def load_context(self, context: Any) -> None:
         """Load the native model from the `native` artifact folder."""
-        self.model = models.load(Path(context.artifacts["native"]))
+        self.model = load(Path(context.artifacts["native"]))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         """Predictions for a DataFrame of raw feature columns, one row per member."""
         frame = pd.DataFrame(model_input)
-        if isinstance(self.model, models.SpendModel):
-            return self.model.predict(frame).reset_index(drop=True)
-        return pd.DataFrame({"probability": self.model.predict(frame)})
+        if isinstance(self.model, SpendModel):
+            return self.model.predict_interval(frame).reset_index(drop=True)
+        return pd.DataFrame({"probability": self.model.predict_proba(frame)[:, 1]})

@@ -7,15 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from memberscore.errors import MemberNotFound
-from serving.api.deps import (
-    BundleDep,
-    ContactLogDep,
-    DomainDep,
-    FeaturesDep,
-    MetricsDep,
-    ReadAccess,
-    SettingsDep,
-)
+from serving.api.deps import ContextDep, ReadAccess
 from serving.api.errors import ERROR_RESPONSES
 from serving.api.responses import ModelJSON
 from serving.api.service import decide
@@ -31,16 +23,10 @@ router = APIRouter(prefix="/v1", tags=["next-best-action"], dependencies=[ReadAc
     responses=ERROR_RESPONSES,
 )
 def member_next_best_action(
-    member_id: Annotated[MemberId, Path()],
-    reader: FeaturesDep,
-    contacts: ContactLogDep,
-    bundle: BundleDep,
-    domain: DomainDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
+    member_id: Annotated[MemberId, Path()], context: ContextDep
 ) -> ModelJSON:
     """The action to send this member now, ranked alternatives, expected value and reasons."""
-    result = decide([member_id], reader, contacts, bundle, domain, settings, metrics)
+    result = decide([member_id], context)
     if not result.decisions:
         raise MemberNotFound(f"member {member_id} is not known to the feature store")
     return ModelJSON(result.decisions[0])
@@ -52,14 +38,6 @@ def member_next_best_action(
     response_class=ModelJSON,
     responses=ERROR_RESPONSES,
 )
-def batch_next_best_action(
-    body: MembersIn,
-    reader: FeaturesDep,
-    contacts: ContactLogDep,
-    bundle: BundleDep,
-    domain: DomainDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-) -> ModelJSON:
+def batch_next_best_action(body: MembersIn, context: ContextDep) -> ModelJSON:
     """Next-best actions of up to 1,000 members; unknown ids are listed in `not_found`."""
-    return ModelJSON(decide(body.member_ids, reader, contacts, bundle, domain, settings, metrics))
+    return ModelJSON(decide(body.member_ids, context))

@@ -121,6 +121,7 @@ def published_like_live(
     check they are read back current and answer byte for byte as live scoring."""
     from pipelines.publish import cards_frame
     from serving.api.deps import get_domain, get_model_holder
+    from serving.scoring.context import ScoringContext
 
     reader = FeastReader(settings)
     client.app.dependency_overrides[get_feature_reader] = lambda: reader
@@ -130,7 +131,8 @@ def published_like_live(
 
     bundle = client.app.dependency_overrides[get_model_holder]().current
     domain = client.app.dependency_overrides[get_domain]()
-    frame = cards_frame(["m3", "n1", "ghost"], reader, bundle, domain, settings)
+    context = ScoringContext(bundle=bundle, reader=reader, domain=domain, settings=settings)
+    frame = cards_frame(["m3", "n1", "ghost"], context)
     store.write_published(store.apply_published(settings), settings, frame)
     reader = FeastReader(settings)  # a reader opened before the publish re-lists later
     client.app.dependency_overrides[get_feature_reader] = lambda: reader

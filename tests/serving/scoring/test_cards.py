@@ -13,13 +13,17 @@ from memberscore.settings import Settings
 from pipelines.publish import cards_frame
 from serving.scoring.bundle import ModelHolder
 from serving.scoring.cards import card_key
+from serving.scoring.context import ScoringContext
 from serving.scoring.sources import PublishedCard
 from tests.serving.conftest import AS_OF, FakeDomain, FakeReader
 
 
 def publish(reader: FakeReader, holder: ModelHolder, settings: Settings, ids: list[str]) -> None:
     """Publish the cards of `ids` into the fake store, as `pipelines.publish.run` would."""
-    frame = cards_frame(ids, reader, holder.current, FakeDomain(), settings)
+    context = ScoringContext(
+        bundle=holder.current, reader=reader, domain=FakeDomain(), settings=settings
+    )
+    frame = cards_frame(ids, context)
     for row in frame.itertuples():
         reader.cards[row.member_id] = PublishedCard(
             row.card, row.models, row.observed, row.as_of.to_pydatetime(), AS_OF

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -18,12 +17,11 @@ from serving.scoring.adapters import LibraryDomain
 @pytest.fixture
 def real_domain(client: TestClient) -> LibraryDomain:
     """The app with the library domain over the shipped catalogue."""
-    from decisions.uplift import ACTION, GROUP, RESPONDED, VALUE, UpliftModel, catalogue_priors
+    from decisions.uplift import prior_only_model
     from memberscore.decision_settings import DecisionSettings
 
     catalogue = catalogue_module.load_catalogue()
-    no_contacts = pd.DataFrame(columns=[ACTION, GROUP, RESPONDED, VALUE])
-    uplift = UpliftModel([]).fit(no_contacts, catalogue_priors(catalogue))
+    uplift = prior_only_model(catalogue)
     domain = LibraryDomain(catalogue, uplift, DecisionSettings(), {"tier": "loyalty tier"})
     client.app.dependency_overrides[get_domain] = lambda: domain
     return domain

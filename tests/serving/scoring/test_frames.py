@@ -14,6 +14,7 @@ from serving.scoring.frames import SMALL_FRAME_ROWS, encode_frame, score_frame, 
 from serving.scoring.score import encode, score
 from serving.scoring.sources import MemberFeatures
 from tests.serving.conftest import AS_OF, FakeSource
+from training.core.reasons import top_reasons
 
 
 @pytest.mark.parametrize("copies", [1, 2], ids=["rows-path", "frame-path"])
@@ -86,6 +87,20 @@ def test_top_codes_leave_none_where_nothing_pushes_up() -> None:
     values = np.array([[0.5, -1.0, 2.0], [-0.1, -0.2, 0.0]])
     codes = top_codes(values, ["a", "b", "c"], 4)
     assert codes.tolist() == [["c", "a", None, None], [None, None, None, None]]
+
+
+def test_batch_codes_and_api_reasons_pick_the_same_features_ties_in_feature_order() -> None:
+    """Given tied contributions, batch scoring's codes and the API's reasons name the same
+    features in the same order: the larger first, the earlier feature of a tie first."""
+    values = np.array([[1.0, 2.0, 1.0, 2.0, 0.0], [0.3, 0.3, 0.3, -1.0, 0.3], [0.0, -1, 0, 0, 0]])
+    names = ["a", "b", "c", "d", "e"]
+
+    codes = top_codes(values, names, 3).tolist()
+
+    assert codes == [["b", "d", "a"], ["a", "b", "c"], [None, None, None]], "ties: feature order"
+    for row, batch in zip(values, codes, strict=True):
+        api = [reason.code for reason in top_reasons(row, names, {}, k=3)]
+        assert api == [code for code in batch if code is not None], "one top-k for both paths"
 
 
 def test_encode_frame_reads_typed_snapshot_columns_like_api_rows(

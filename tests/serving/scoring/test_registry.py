@@ -1,4 +1,4 @@
-"""Models from a real (temporary) MLflow registry: trained with `training.models.lightgbm`,
+"""Models from a real (temporary) MLflow registry: trained with `training.models`,
 registered with their `native` artifact and alias `champion`, served and swapped by
 `serving.scoring.registry`."""
 
@@ -20,7 +20,10 @@ from serving.scoring.bundle import ModelHolder
 from serving.scoring.registry import RegistrySource
 from serving.scoring.score import encode
 from training import tracking
-from training.models import lightgbm as models
+from training.models import persistence
+from training.models.boosting import BoostParams
+from training.models.classifier import CalibratedClassifier
+from training.models.spend import SpendModel
 
 SPEC = {"churn": (90, "churn_v1"), "activation": (30, "activation_v1"), "clv": (365, "clv_v1")}
 
@@ -38,15 +41,15 @@ def training_frame(member_rows: dict[str, dict[str, Any]], seed: int) -> pd.Data
 
 def fit(name: str, frame: pd.DataFrame, seed: int) -> Any:
     """A small model of the kind `training` fits for `name`."""
-    params = models.BoostParams(seed=seed, num_boost_round=10, min_data_in_leaf=5)
+    params = BoostParams(seed=seed, num_boost_round=10, min_data_in_leaf=5)
     half = len(frame) // 2
     if name == "clv":
         y = np.where(frame["recency_days"].fillna(400) < 150, frame["monetary"].fillna(0), 0.0)
-        model = models.SpendModel(params)
+        model = SpendModel(params)
     else:
         y = (frame["recency_days"].fillna(400) > 120).to_numpy(dtype=float)
-        model = models.CalibratedClassifier(params)
-    return model.fit(frame[:half], y[:half], frame[half:], y[half:])
+        model = CalibratedClassifier(params)
+    return model.fit(frame[:half], y[:half], X_calib=frame[half:], y_calib=y[half:])
 
 
 def register(settings: Settings, name: str, model: Any) -> str:
@@ -59,7 +62,7 @@ def register(settings: Settings, name: str, model: Any) -> str:
     experiment = client.get_experiment_by_name("serving-test").experiment_id
     horizon, service = SPEC[name]
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(experiment_id=experiment) as run:
-        native = models.save(
+        native = persistence.save(
             model,
             Path(tmp) / "native",
             horizon_days=horizon,
@@ -197,12 +200,10 @@ def test_uplift_champion_rides_in_the_bundle(registry: Settings) -> None:
     import mlflow
 
     from decisions.catalogue import load_catalogue
-    from decisions.uplift import ACTION, GROUP, RESPONDED, VALUE, UpliftModel, catalogue_priors
+    from decisions.uplift import prior_only_model
     from training.jobs import uplift
 
-    catalogue = load_catalogue()
-    no_contacts = pd.DataFrame(columns=[ACTION, GROUP, RESPONDED, VALUE])
-    model = UpliftModel([]).fit(no_contacts, catalogue_priors(catalogue))
+    model = prior_only_model(load_catalogue())
     client = tracking.client(registry)
     experiment = client.get_experiment_by_name("serving-test").experiment_id
     with mlflow.start_run(experiment_id=experiment):
@@ -225,12 +226,11 @@ def test_btyd_champion_rides_in_the_bundle(
 ) -> None:
     """A registered `btyd` champion is loaded from its exact version into the bundle: its
     version is one of the served versions and P(alive) comes from it."""
-    from tests.serving.api.test_outlook import history
-
     from features.families.btyd import fit_family
     from serving.scoring.adapters import LibraryDomain
     from serving.scoring.score import score
     from serving.scoring.sources import MemberFeatures
+    from tests.serving.api.test_outlook import history
     from training.jobs import outlook as outlook_job
 
     outlook = fit_family(history())

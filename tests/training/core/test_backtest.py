@@ -10,10 +10,11 @@ import pytest
 from training.core import backtest, dataset
 from training.core.labels import as_cutoff, observed_until
 from training.core.tasks import TASKS
-from training.models import lightgbm as models
+from training.models.boosting import BoostParams
+from training.models.classifier import CalibratedClassifier
 
 H = 90
-FAST = models.BoostParams(seed=1, num_boost_round=40, min_data_in_leaf=20)
+FAST = BoostParams(seed=1, num_boost_round=40, min_data_in_leaf=20)
 
 
 def cutoffs_every(days: int, count: int) -> list[pd.Timestamp]:
@@ -37,14 +38,14 @@ def test_fold_plan_never_uses_a_window_that_reaches_the_evaluation_cutoff() -> N
         backtest.plan_folds(cutoffs_every(28, 3), H)
 
 
-class Spy(models.CalibratedClassifier):
+class Spy(CalibratedClassifier):
     """A classifier remembering the rows it trained and calibrated on (by frame index)."""
 
     seen: ClassVar[list[tuple[pd.Index, pd.Index]]] = []
 
-    def fit(self, X, y, X_calib, y_calib):  # type: ignore[no-untyped-def]
+    def fit(self, X, y, *, X_calib=None, y_calib=None):  # type: ignore[no-untyped-def]
         Spy.seen.append((X.index, X_calib.index))
-        return super().fit(X, y, X_calib, y_calib)
+        return super().fit(X, y, X_calib=X_calib, y_calib=y_calib)
 
 
 def test_backtest_trains_only_on_rows_whose_labels_end_before_evaluation(

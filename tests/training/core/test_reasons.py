@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from training.core import reasons
-from training.models import lightgbm as models
+from training.models.boosting import BoostParams
+from training.models.classifier import CalibratedClassifier
 
 
 def test_top_reasons_take_the_largest_positive_contributions_in_order() -> None:
@@ -50,8 +51,8 @@ def test_explain_names_the_feature_that_drives_a_real_model() -> None:
         {"recency_days": rng.integers(0, 200, n).astype(float), "noise": rng.normal(size=n)}
     )
     y = (frame["recency_days"] + rng.normal(0, 20, n) > 100).astype(int).to_numpy()
-    params = models.BoostParams(num_boost_round=40, min_data_in_leaf=20)
-    model = models.CalibratedClassifier(params).fit(frame, y, frame, y)
+    params = BoostParams(num_boost_round=40, min_data_in_leaf=20)
+    model = CalibratedClassifier(params).fit(frame, y, X_calib=frame, y_calib=y)
     risky = frame.loc[frame["recency_days"] > 150].head(20)
     explained = reasons.explain(model, risky)
     assert all(r[0].code == "recency_days" for r in explained), "recency drives the score"

@@ -1,0 +1,134 @@
+"""The calibrated LightGBM classifier (churn, activation): a binary booster followed by an
+isotonic or Platt calibrator fitted on held-out rows, never on the training rows.
+
+Keeps its native `lightgbm.Booster` so serving can call `predict_matrix` / `contributions` on
+an encoded matrix (`Encoding.matrix`) with `num_threads=1`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Self
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from scipy.special import expit, logit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+
+from training.models.boosting import BoostParams, calibration_split, fit_encoding, train_booster
+
+CalibrationMethod = Literal["isotonic", "platt"]
+CLASSES = np.array([0, 1])
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Maps raw booster probabilities to calibrated ones.
+
+    isotonic: piecewise-linear through (x, y); platt: expit(slope * logit(p) + intercept).
+    """
+
+    method: CalibrationMethod
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+    slope: float = 1.0
+    intercept: float = 0.0
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities in [0, 1]."""
+        raw = np.asarray(raw, dtype=float)
+        if self.method == "isotonic":
+            return np.interp(raw, self.x, self.y)
+        z = logit(np.clip(raw, 1e-6, 1 - 1e-6))
+        return expit(self.slope * z + self.intercept)
+
+
+def fit_calibrator(raw: np.ndarray, y: ArrayLike, method: CalibrationMethod) -> Calibrator:
+    """Fit a calibrator on held-out raw probabilities and 0/1 outcomes."""
+    y = np.asarray(y, dtype=float)
+    if len(np.unique(y)) < 2:
+        raise ValueError("the calibration cutoff holds one class only; use another cutoff")
+    if method == "isotonic":
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, y)
+        return Calibrator("isotonic", tuple(iso.X_thresholds_), tuple(iso.y_thresholds_))
+    z = logit(np.clip(np.asarray(raw, dtype=float), 1e-6, 1 - 1e-6)).reshape(-1, 1)
+    lr = LogisticRegression(C=1e6).fit(z, y)
+    return Calibrator("platt", slope=float(lr.coef_[0, 0]), intercept=float(lr.intercept_[0]))
+
+
+class CalibratedClassifier(ClassifierMixin, BaseEstimator):
+    """A LightGBM binary classifier followed by a calibrator fitted on held-out rows.
+
+    Parameters: `params` (LightGBM hyperparameters, `BoostParams()` when None), `calibration`
+    ('isotonic' or 'platt') and `calibration_share` (the share of the last rows that calibrate
+    when `fit` gets no calibration set). Learned: `encoding_`, `booster_`, `calibrator_`,
+    `classes_` (always [0, 1]).
+    """
+
+    outputs = ("probability",)
+
+    def __init__(
+        self,
+        params: BoostParams | None = None,
+        calibration: CalibrationMethod = "isotonic",
+        calibration_share: float = 0.2,
+    ) -> None:
+        self.params = params
+        self.calibration = calibration
+        self.calibration_share = calibration_share
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: ArrayLike,
+        *,
+        X_calib: pd.DataFrame | None = None,
+        y_calib: ArrayLike | None = None,
+    ) -> Self:
+        """Train on (X, y), y being 0/1, and calibrate on (X_calib, y_calib), the later
+        held-out cutoff; without it, on the last `calibration_share` of the rows of X (rows in
+        time order), which then do not train."""
+        X, target, X_calib, y_held = calibration_split(
+            X, y, X_calib, y_calib, self.calibration_share
+        )
+        if not np.isin(target, (0.0, 1.0)).all():
+            raise ValueError("a classifier's y must hold 0/1 outcomes only")
+        self.encoding_ = fit_encoding(X)
+        self.booster_ = train_booster(
+            self.encoding_.frame(X), target, self.params or BoostParams(), "binary"
+        )
+        raw = self.predict_raw(self.encoding_.matrix(X_calib))
+        self.calibrator_: Calibrator | None = fit_calibrator(raw, y_held, self.calibration)
+        self.classes_ = CLASSES
+        return self
+
+    def predict_raw(self, matrix: np.ndarray) -> np.ndarray:
+        """Uncalibrated booster probabilities for an encoded matrix."""
+        return np.asarray(self.booster_.predict(matrix, num_threads=1), dtype=float)
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities for an encoded matrix (the serving path)."""
+        raw = self.predict_raw(matrix)
+        return raw if self.calibrator_ is None else self.calibrator_(raw)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """An (n, 2) array of calibrated P(0), P(1) for raw feature columns."""
+        probability = self.predict_matrix(self.encoding_.matrix(X))
+        return np.column_stack([1.0 - probability, probability])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """0/1 labels for raw feature columns: 1 where the calibrated P(1) exceeds 0.5."""
+        return self.classes_[(self.predict_proba(X)[:, 1] > 0.5).astype(int)]
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """SHAP contributions (log-odds scale), one column per feature plus the bias last."""
+        return np.asarray(self.booster_.predict(matrix, pred_contrib=True, num_threads=1))
+
+    @property
+    def boosters(self) -> dict[str, lgb.Booster]:
+        """Boosters by file stem."""
+        return {"booster": self.booster_}
