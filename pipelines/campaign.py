@@ -2,7 +2,8 @@
 measurement of a campaign from the contact and order logs.
 
 `build` writes, under `<batch run>/campaign/`, one CSV per action (member_id, action, channel,
-expected_value, reason, group) and `campaign.json` (budget, spend, list sizes), then refreshes
+expected_value, reason, group, then the member's spend_mean and clv_mean: expected spend and
+CLV over the clv model's horizon) and `campaign.json` (budget, spend, list sizes), then refreshes
 the run's HTML report. `measure` reads the contacts (the lake's, or a CRM export) and orders and
 returns the lift per action against its control group.
 """
@@ -23,7 +24,17 @@ from memberscore.settings import Settings
 
 FOLDER = "campaign"
 SUMMARY = "campaign.json"
-LIST_COLUMNS = ["member_id", "action", "channel", "expected_value", "reason", "group"]
+LIST_COLUMNS = [
+    "member_id",
+    "action",
+    "channel",
+    "expected_value",
+    "reason",
+    "group",
+    "spend_mean",
+    "clv_mean",
+]
+MEMBER_VALUES = ["spend_mean", "clv_mean"]  # empty in runs of older releases, which lack them
 READ = [
     "member_id",
     "scored",
@@ -89,7 +100,10 @@ def build(
     from pipelines.batch.manifest import read_scores
     from pipelines.batch.report import write as write_report
 
-    scores = read_scores(batch_out, READ + _reason_columns(batch_out))
+    scores = read_scores(batch_out, READ + _reason_columns(batch_out), optional=MEMBER_VALUES)
+    for name in MEMBER_VALUES:
+        if name not in scores.columns:
+            scores[name] = np.nan
     sendable = scores["scored"] & ~scores["control_group"] & (scores["action_id"] != "no_action")
     candidates = scores.loc[sendable.to_numpy()].reset_index(drop=True)
     selected = select_members(candidates, budget, max_per_action)

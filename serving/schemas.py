@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_BATCH = 1000
+Grade = Literal["A", "B", "C", "D"]  # a model version's quality grade, A best
 MemberId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 
 
@@ -58,10 +59,16 @@ class HorizonProbability(_Out):
 
 
 class Interval(_Out):
-    """An amount in `currency` over `horizon_days`, as a p10 / p50 / p90 interval."""
+    """An amount in `currency` over the next `horizon_days` days: its expected value (`mean`,
+    the number to sort and sum) and a p10 / p50 / p90 interval."""
 
     horizon_days: int
     currency: str
+    mean: float | None = Field(
+        None,
+        ge=0,
+        description="Expected amount (the mean); null when the served model predicts no mean.",
+    )
     p10: float
     p50: float
     p90: float
@@ -92,9 +99,21 @@ class MemberScores(_Out):
     )
     churn: list[HorizonProbability]
     activation: HorizonProbability | None
-    spend: Interval | None
-    clv: Interval | None
-    p_alive: float | None = Field(None, ge=0, le=1)
+    spend: Interval | None = Field(description="Undiscounted spend over the clv model's horizon.")
+    clv: Interval | None = Field(
+        description="Spend over the same horizon discounted at the monthly discount rate."
+    )
+    orders_mean: float | None = Field(
+        None,
+        ge=0,
+        description="Expected number of orders over the clv model's horizon (spend.horizon_days).",
+    )
+    p_alive: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="P(still a customer) at `features_as_of`, from the BTYD outlook.",
+    )
     expected_next_order_date: date | None
     rfm_segment: str | None
     lifecycle: Stage
@@ -159,13 +178,23 @@ class ContactOut(_Out):
 
 
 class ModelOut(_Out):
-    """A served model version."""
+    """A served model version and the quality training recorded for it (null when untagged)."""
 
     name: str
     version: str
     alias: str
     run_id: str
     loaded_at: datetime
+    quality_grade: Grade | None = Field(
+        None, description="A (best) to D (not promoted without force)."
+    )
+    quality_notes: str | None = Field(None, description="Why the grade, in a few words.")
+    horizon_days: int | None = Field(None, description="Days the model forecasts.")
+    label_horizon_days: int | None = Field(
+        None,
+        description="Days of labelled history the model was fitted on; below horizon_days "
+        "when its forecast was extended with BTYD.",
+    )
 
 
 class ModelsOut(_Out):

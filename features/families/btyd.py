@@ -125,6 +125,22 @@ def btyd_features(features: pd.DataFrame, outlook: BtydOutlook | None) -> pd.Dat
     return out
 
 
+def members_p_alive(outlook: BtydOutlook | None, features: pd.DataFrame) -> np.ndarray:
+    """P(alive) at the features' cutoff of every row of `features` (rfm columns
+    `INPUT_COLUMNS`; an absent column counts as missing), in row order: `member_outlook`'s
+    P(alive) for many members at once. NaN for members without a purchase, or for all when
+    `outlook` is None."""
+    out = np.full(len(features), np.nan)
+    if outlook is None or features.empty:
+        return out
+    frame = features.reindex(columns=list(INPUT_COLUMNS)).reset_index(drop=True)
+    summary = btyd_inputs(frame.apply(pd.to_numeric, errors="coerce").astype(float))
+    if not summary.empty:
+        found = outlook_frame(outlook, summary, SHORT_DAYS / DAYS_PER_WEEK)
+        out[summary.index.to_numpy(dtype=int)] = found["p_alive"].to_numpy(dtype=float)
+    return out
+
+
 def member_outlook(
     outlook: BtydOutlook, features: Mapping[str, Any], as_of: datetime
 ) -> tuple[float | None, date | None]:

@@ -22,7 +22,7 @@ from concurrent.futures import (
     as_completed,
     wait,
 )
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from training.core.reasons import MAX_REASONS
 ENGINES = ("local", "spark")
 UNSCORABLE = "unscorable.parquet"
 PART_GLOB = "part-*.parquet"
+EXPECTED = ("orders_mean", "spend_mean", "clv_mean")  # summed over the members in the manifest
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Summary:
     already_complete: bool = False
     actions: dict[str, int] = field(default_factory=dict)
     report: Path | None = None
+    expected: dict[str, float | None] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def describe(self) -> str:
         """A few lines for the CLI and the demo."""
@@ -81,11 +84,37 @@ class Summary:
             head,
             f"  scored {self.scored:,}, unscorable {self.unscorable:,} (see {UNSCORABLE})",
             f"  actions: {sent}",
+            f"  {expected_line(self.expected, self.models)}",
             f"  output:   {self.out}",
         ]
         if self.report is not None:
             lines.append(f"  report:   {self.report}")
         return "\n".join(lines)
+
+
+def expected_line(expected: Mapping[str, float | None], models: Mapping[str, Any]) -> str:
+    """Totals of the expected values over the clv model's horizon, and the models' grades."""
+    horizon = models.get("clv", {}).get("horizon_days")
+    window = f"next {horizon} days" if horizon else "clv horizon"
+
+    def total(name: str) -> str:
+        value = expected.get(name)
+        return "n/a" if value is None else f"{value:,.2f}"
+
+    grades = ", ".join(f"{n} {m.get('grade') or '-'}" for n, m in models.items())
+    return (
+        f"expected ({window}): orders {total('orders_mean')}, spend {total('spend_mean')}, "
+        f"CLV {total('clv_mean')}; grades: {grades or 'none'}"
+    )
+
+
+def model_quality(bundle: ModelBundle) -> dict[str, dict[str, Any]]:
+    """Registry name → version and recorded quality (grade, notes, horizon_days,
+    label_horizon_days; None where untagged) of every model in `bundle`, by name."""
+    return {
+        name: {"version": ref.version, **asdict(ref.quality)}
+        for name, ref in sorted(bundle.refs().items())
+    }
 
 
 def default_out(settings: Settings, as_of: date) -> Path:
@@ -128,6 +157,7 @@ def run(
     manifest, done = _open(out, inputs, as_of, engine, force, _parts_total(snapshot, settings))
     if manifest.status == mf.COMPLETE:
         return _summary(out, manifest, 0.0, already=True)
+    manifest.models = model_quality(bundle)
 
     def score(chunk: pd.DataFrame) -> pd.DataFrame:
         return score_chunk(chunk, when, bundle, decider, settings, reasons, reasons_for)
@@ -331,7 +361,7 @@ def _write_part(out: Path, name: str, rows: pd.DataFrame, csv: bool) -> mf.PartR
 def _finish(out: Path, manifest: mf.Manifest) -> None:
     """List the unscorable members, add the counts and mark the run complete."""
     columns = ["member_id", "scored", "unscored_reason", "stage", "action_id", "control_group"]
-    table = mf.read_parts(out, manifest, columns)
+    table = mf.read_parts(out, manifest, columns, optional=EXPECTED)
     bad = table.loc[~table["scored"], ["member_id", "unscored_reason"]]
     bad.rename(columns={"unscored_reason": "reason"}).to_parquet(out / UNSCORABLE, index=False)
     manifest.counts = {
@@ -345,10 +375,21 @@ def _finish(out: Path, manifest: mf.Manifest) -> None:
         "unscorable": UNSCORABLE,
         "stages": _counts(table["stage"]),
         "actions": _counts(table["action_id"]),
+        "expected": expected_totals(table),
     }
     manifest.parts.sort(key=lambda p: p.file)
     manifest.status = mf.COMPLETE
     mf.write(out, manifest)
+
+
+def expected_totals(table: pd.DataFrame) -> dict[str, float | None]:
+    """Sum over the members of each EXPECTED column (orders, spend and CLV, currency); None
+    for a column absent or empty (a spend model without expected values)."""
+    totals: dict[str, float | None] = {}
+    for name in EXPECTED:
+        values = table[name].dropna() if name in table.columns else pd.Series(dtype=float)
+        totals[name] = float(values.sum()) if len(values) else None
+    return totals
 
 
 def _counts(column: pd.Series) -> dict[str, int]:
@@ -383,6 +424,8 @@ def _summary(
         already_complete=already,
         actions=dict(manifest.outputs.get("actions", {})),
         report=report or _existing_report(out),
+        expected=dict(manifest.outputs.get("expected", {})),
+        models=dict(manifest.models),
     )
 
 

@@ -39,7 +39,9 @@ class PartRecord:
 @dataclass
 class Manifest:
     """Inputs (snapshot file and checksum, model versions, catalogue, settings), the part
-    files written so far and, once complete, the totals and extra outputs."""
+    files written so far and, once complete, the totals and extra outputs. `models` holds the
+    quality recorded with each model version scored with (grade, notes, horizons in days): it
+    describes the inputs without deciding the rows, so it is not in the run key."""
 
     run_key: str
     as_of: str
@@ -50,6 +52,7 @@ class Manifest:
     parts: list[PartRecord] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def finished(self, folder: Path) -> dict[str, PartRecord]:
         """Finished parts whose file is still there with the recorded checksum, by name."""
@@ -95,18 +98,31 @@ def write(folder: Path, manifest: Manifest) -> Path:
     return path
 
 
-def read_scores(out: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """The output rows of a complete batch run in `out` (all parts, in order)."""
+def read_scores(
+    out: Path, columns: Sequence[str] | None = None, optional: Sequence[str] = ()
+) -> pd.DataFrame:
+    """The output rows of a complete batch run in `out` (all parts, in order); see
+    `read_parts` for `columns` and `optional`."""
     manifest = read(out)
     if manifest is None or manifest.status != COMPLETE:
         raise DataNotFound(f"no complete batch run in {out}; run `memberscore batch-score` first")
-    return read_parts(out, manifest, columns)
+    return read_parts(out, manifest, columns, optional)
 
 
-def read_parts(out: Path, manifest: Manifest, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """The rows of every non-empty part of `manifest`, in part order."""
+def read_parts(
+    out: Path,
+    manifest: Manifest,
+    columns: Sequence[str] | None = None,
+    optional: Sequence[str] = (),
+) -> pd.DataFrame:
+    """The rows of every non-empty part of `manifest`, in part order: `columns` (all when
+    None) and those of `optional` the parts hold (runs of older releases lack some)."""
     files = [str(out / p.file) for p in sorted(manifest.parts, key=lambda p: p.file) if p.rows]
     if not files:
         raise DataNotFound(f"the batch run in {out} selected no members")
-    wanted = list(columns) if columns is not None else None
-    return pq.ParquetDataset(files).read(columns=wanted).to_pandas()
+    dataset = pq.ParquetDataset(files)
+    wanted = None
+    if columns is not None:
+        held = set(dataset.schema.names)
+        wanted = [*columns, *(c for c in optional if c in held and c not in columns)]
+    return dataset.read(columns=wanted).to_pandas()

@@ -1,8 +1,10 @@
 """The HTML report of a batch run: one self-contained file, plots embedded as base64 PNG.
 
-Sections: stage distribution and migration (from the previous snapshot cutoff), score
-histograms, CLV deciles, expected value and cost per action, and campaign list sizes once
-`memberscore campaign build` has run. Tables are computed by the pure functions below; figures
+Sections: the models and their recorded quality, expected orders, spend and CLV per stage with
+totals, stage distribution and migration (from the previous snapshot cutoff), score histograms,
+CLV deciles (of the expected CLV; of CLV p50 for a spend model without expected values),
+expected value and cost per action, and campaign list sizes once `memberscore campaign build`
+has run. Tables are computed by the pure functions below; figures
 are drawn with matplotlib's object API (no pyplot state); `write` does the reading and writing.
 """
 
@@ -20,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from memberscore.settings import Settings
+from pipelines.batch import manifest as mf
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -37,6 +40,55 @@ COLUMNS = [
     "unit_cost",
     "control_group",
 ]
+OPTIONAL = ["orders_mean", "spend_mean", "clv_mean", "p_alive"]  # runs of older releases lack them
+EXPECTED = {"orders_mean": "expected orders", "spend_mean": "expected spend",
+            "clv_mean": "expected CLV"}  # fmt: skip
+QUALITY = ["version", "grade", "notes", "horizon_days", "label_horizon_days"]
+
+
+def clv_column(scores: pd.DataFrame) -> str:
+    """The CLV to rank and sum: `clv_mean` (expected CLV) when the run has it, else `clv_p50`."""
+    has_mean = "clv_mean" in scores.columns and scores["clv_mean"].notna().any()
+    return "clv_mean" if has_mean else "clv_p50"
+
+
+def expected_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per lifecycle stage and in total: members, members with expected values, the sums of
+    expected orders, spend and CLV (currency, over the clv model's horizon) and the mean
+    P(alive). Sums are of the means: the expected total of the stage."""
+    from decisions.stages import STAGES
+
+    frame = scores.assign(stage=scores["stage"].astype("string"))
+    for name in (*EXPECTED, "p_alive"):
+        if name not in frame.columns:
+            frame[name] = np.nan
+    grouped = frame.groupby("stage")
+    table = pd.DataFrame({"members": grouped.size()}).reindex(list(STAGES), fill_value=0)
+    table["with_expected"] = grouped["spend_mean"].count().reindex(table.index, fill_value=0)
+    for name in EXPECTED:
+        table[name] = grouped[name].sum(min_count=1).reindex(table.index)
+    table["mean_p_alive"] = grouped["p_alive"].mean().reindex(table.index)
+    total = {
+        "members": len(frame),
+        "with_expected": int(frame["spend_mean"].count()),
+        **{name: frame[name].sum(min_count=1) for name in EXPECTED},
+        "mean_p_alive": frame["p_alive"].mean(),
+    }
+    table.loc["total"] = pd.Series(total)
+    table.index.name = "stage"
+    return table.astype({"members": "int64", "with_expected": "int64"})
+
+
+def quality_table(models: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per model scored with: version and the quality recorded at training (grade,
+    notes, forecast and labelled horizons in days; empty where untagged)."""
+    rows = {
+        name: ["-" if quality.get(c) is None else str(quality[c]) for c in QUALITY]
+        for name, quality in models.items()
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=QUALITY, dtype=object)
+    table.index.name = "model"
+    return table
 
 
 def stage_counts(stages: pd.Series) -> pd.DataFrame:
@@ -100,12 +152,13 @@ def plot_stages(table: pd.DataFrame) -> Figure:
 
 
 def plot_histograms(scores: pd.DataFrame, currency: str) -> Figure:
-    """Histograms of churn probability, activation probability and CLV p50."""
+    """Histograms of churn probability, activation probability and CLV (`clv_column`)."""
     figure = _figure(10.0, 3.0)
+    clv = clv_column(scores)
     panels = (
         ("churn", "churn probability"),
         ("activation", "activation probability"),
-        ("clv_p50", f"CLV p50 ({currency})"),
+        (clv, f"{'expected CLV' if clv == 'clv_mean' else 'CLV p50'} ({currency})"),
     )
     for k, (column, label) in enumerate(panels):
         axes = figure.add_subplot(1, 3, k + 1)
@@ -152,7 +205,7 @@ def png(figure: Figure) -> str:
 
 
 def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(float_format=lambda v: f"{v:,.2f}", border=0, classes="t")
+    return frame.to_html(float_format=lambda v: f"{v:,.2f}", border=0, classes="t", na_rep="-")
 
 
 def render(sections: list[tuple[str, str]], title: str, facts: dict[str, Any]) -> str:
@@ -174,21 +227,30 @@ def render(sections: list[tuple[str, str]], title: str, facts: dict[str, Any]) -
 
 def write(settings: Settings, out: Path) -> Path:
     """Write `report.html` into the batch run folder `out` and return its path."""
-    from pipelines.batch import manifest as mf
-    from pipelines.batch.manifest import read_scores
-
     manifest = mf.read(out)
     assert manifest is not None  # read_scores below fails first when there is none
-    scores = read_scores(out, COLUMNS)
+    scores = mf.read_scores(out, COLUMNS, OPTIONAL)
     as_of = date.fromisoformat(manifest.as_of)
     currency = settings.currency
     stages = stage_counts(scores["stage"])
-    deciles, actions = clv_deciles(scores["clv_p50"]), action_table(scores)
+    clv = clv_column(scores)
+    deciles, actions = clv_deciles(scores[clv]), action_table(scores)
+    expected = expected_table(scores)
+    horizon = manifest.models.get("clv", {}).get("horizon_days")
+    window = f"the next {horizon} days" if horizon else "the clv model's horizon"
     sections = [
+        ("Models", _table(quality_table(manifest.models))),
+        (
+            "Expected orders, spend and CLV",
+            f"<p>Sums of the expected values over {window} ({currency}).</p>" + _table(expected),
+        ),
         ("Lifecycle stages", png(plot_stages(stages)) + _table(stages)),
         ("Stage migration", _migration(settings, as_of, scores)),
         ("Score distributions", png(plot_histograms(scores, currency))),
-        ("CLV deciles", png(plot_deciles(deciles, currency)) + _table(deciles)),
+        (
+            "CLV deciles" + (" (CLV p50: no expected CLV)" if clv == "clv_p50" else ""),
+            png(plot_deciles(deciles, currency)) + _table(deciles),
+        ),
         (
             "Expected value and cost per action",
             png(plot_actions(actions, currency)) + _table(actions),
@@ -199,12 +261,32 @@ def write(settings: Settings, out: Path) -> Path:
         "cutoff (features as of, 00:00 UTC)": manifest.as_of,
         "members": f"{manifest.counts.get('members', len(scores)):,}",
         "unscorable": f"{manifest.counts.get('unscorable', 0):,}",
-        "models": ", ".join(f"{k} v{v}" for k, v in manifest.inputs["models"].items()),
+        "models": _versions(manifest),
+        f"expected spend over {window}": _money(expected.loc["total", "spend_mean"], currency),
+        f"expected CLV over {window}": _money(expected.loc["total", "clv_mean"], currency),
         "currency": currency,
     }
     path = out / REPORT
     path.write_text(render(sections, f"Batch scoring {manifest.as_of}", facts))
     return path
+
+
+def _versions(manifest: mf.Manifest) -> str:
+    """'churn v3 (grade A), clv v2 (grade B, labels 180 of 365 days), ...'."""
+    parts = []
+    for name, version in manifest.inputs["models"].items():
+        quality = manifest.models.get(name, {})
+        notes = [f"grade {quality['grade']}"] if quality.get("grade") else []
+        label, horizon = quality.get("label_horizon_days"), quality.get("horizon_days")
+        if label is not None:
+            notes.append(f"labels {label} of {horizon or '?'} days")
+        parts.append(f"{name} v{version}" + (f" ({', '.join(notes)})" if notes else ""))
+    return ", ".join(parts)
+
+
+def _money(value: Any, currency: str) -> str:
+    """An amount for the header, 'n/a' when missing."""
+    return "n/a" if pd.isna(value) else f"{float(value):,.2f} {currency}"
 
 
 def _migration(settings: Settings, as_of: date, scores: pd.DataFrame) -> str:

@@ -87,8 +87,9 @@ def build(
     ] = 0.1,
 ) -> None:
     """One CSV per action for the CRM (member_id, action, channel, expected_value, reason,
-    group), members picked by expected value per unit cost until the budget is spent, with a
-    random control group per action marked `group=control` (do not contact them).
+    group, spend_mean, clv_mean), members picked by expected value per unit cost until the
+    budget is spent, with a random control group per action marked `group=control` (do not
+    contact them).
 
     Example: memberscore campaign build --run data/outputs/batch-2025-12-29 --budget 5000
     """

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from memberscore.errors import ModelNotReady
+from serving.schemas import Grade
 
 
 class Predictor(Protocol):
@@ -32,13 +33,30 @@ class Predictor(Protocol):
 
 
 @dataclass(frozen=True)
+class ModelQuality:
+    """What training recorded about a model version (its registry tags), None where untagged.
+
+    `grade` is A (best) to D (not promoted without force); `notes` say why in a few words.
+    `horizon_days` is the window the model forecasts; `label_horizon_days` the window its
+    labels covered, shorter when the forecast was extended with BTYD beyond the labelled
+    history (days).
+    """
+
+    grade: Grade | None = None
+    notes: str | None = None
+    horizon_days: int | None = None
+    label_horizon_days: int | None = None
+
+
+@dataclass(frozen=True)
 class ModelRef:
-    """Where a model version lives in the registry."""
+    """Where a model version lives in the registry, and the quality recorded with it."""
 
     name: str
     version: str
     alias: str
     run_id: str
+    quality: ModelQuality = ModelQuality()
 
 
 @dataclass(frozen=True)
@@ -47,8 +65,10 @@ class ServedModel:
 
     `categories` maps each categorical feature to its levels in training order (a value is
     encoded as its index; unseen levels and missing values as NaN). `outputs` names the columns
-    `predictor.predict` returns: ("probability",) for classifiers, ("p10", "p50", "p90") for a
-    spend interval. `horizon_days` is the window the target was measured over.
+    `predictor.predict` returns: ("probability",) for classifiers; for the spend model
+    ("orders_mean", "spend_mean", "p10", "p50", "p90") (expected orders, expected spend and the
+    spend interval), or ("p10", "p50", "p90") for models trained before the means. Readers take
+    columns by name. `horizon_days` is the window the model forecasts (days).
     """
 
     ref: ModelRef
@@ -80,10 +100,14 @@ class ModelBundle:
     @property
     def fingerprint(self) -> dict[str, str]:
         """Model name → version: equal fingerprints mean the same models."""
-        found = {name: model.ref.version for name, model in self.models.items()}
+        return {name: ref.version for name, ref in self.refs().items()}
+
+    def refs(self) -> dict[str, ModelRef]:
+        """Registry name → reference of every served model, uplift and outlook included."""
+        found = {name: model.ref for name, model in self.models.items()}
         for ref in (self.uplift_ref, self.outlook_ref):
             if ref is not None:
-                found[ref.name] = ref.version
+                found[ref.name] = ref
         return found
 
     def get(self, name: str) -> ServedModel | None:

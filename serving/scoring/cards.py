@@ -9,7 +9,8 @@ recompute the same numbers, reason codes (exact SHAP, most of a live request's C
 
 A request serves a published card only when it is current: computed from the features the
 store holds now (same snapshot cutoff) and with the models and settings the server runs now
-(same `card_key`). Any other member is scored live, so an answer never depends on whether its
+(same `card_key`, which includes the card's schema, so a card published before a field was
+added is not served). Any other member is scored live, so an answer never depends on whether its
 card was published, and a new champion is served at once (live) until its cards are published.
 
 Pure: no I/O. `serving.online.feast_reader` reads the cards, `serving.api.service` chooses.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from functools import cache
 from importlib.metadata import version
 
 from memberscore.settings import Settings
@@ -39,12 +41,21 @@ CARD_SETTINGS = {
 RELEASE = version("memberscore")
 
 
+@cache
+def card_schema() -> str:
+    """A digest of the card's JSON schema (`MemberScores`): new or changed fields change it."""
+    text = json.dumps(MemberScores.model_json_schema(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def card_key(bundle: ModelBundle, settings: Settings) -> str:
     """What a card depends on besides the member's features, as a short digest: the served
-    model versions, the settings in CARD_SETTINGS and the memberscore release."""
+    model versions, the settings in CARD_SETTINGS, the card's schema and the memberscore
+    release."""
     shape = {
         "models": bundle.fingerprint,
         "settings": settings.model_dump(mode="json", include=CARD_SETTINGS),
+        "schema": card_schema(),
         "memberscore": RELEASE,
     }
     text = json.dumps(shape, sort_keys=True, separators=(",", ":"))

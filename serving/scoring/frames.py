@@ -8,7 +8,10 @@ pandas). Rows are members (any index, usually member ids); features are as of th
 cutoff.
 
 Members who never ordered (`has_ordered` false or missing) get the activation probability only;
-members with orders get churn (every served horizon), spend and CLV. Reason codes are the
+members with orders get churn (every served horizon), expected orders, spend and CLV (expected
+values and p10/p50/p90), and, in `score_frame`, P(alive) from the BTYD outlook. The spend
+model's predictions are read by output name (`ServedModel.outputs`), so models with and without
+the expected values both serve. Reason codes are the
 feature names with the largest positive SHAP contributions of the churn model (members with
 orders) or the activation model (the others).
 """
@@ -23,12 +26,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.families.btyd import members_p_alive
+from memberscore.errors import ModelNotReady
 from memberscore.settings import Settings
 from serving.scoring.bundle import ModelBundle, ServedModel
 from training.core.reasons import MAX_REASONS, top_positive
 
 DAYS_PER_MONTH = 365.25 / 12
 QUANTILES = ("p10", "p50", "p90")
+MEANS = ("orders_mean", "spend_mean")  # expected orders and spend over the horizon
+SPEND_OUTPUTS = (*MEANS, *QUANTILES)
 REASON_MODELS = ("churn", "activation")
 SMALL_FRAME_ROWS = 64
 
@@ -186,12 +193,15 @@ def score_frame(
     settings: Settings,
     reasons: int = MAX_REASONS,
 ) -> pd.DataFrame:
-    """Scores of every row of `features`, on the same index: the columns of `score_columns`
-    and, with `reasons > 0`, those of `reason_codes`. `reasons=0` skips the SHAP
-    contributions, by far the costliest part (about 3 ms per member on one core for a
-    300-tree model, against about 0.1 ms per prediction)."""
+    """Scores of every row of `features`, on the same index: the columns of `score_columns`,
+    `p_alive` (the bundle's BTYD outlook at the features' cutoff; NaN for members without an
+    order or while no outlook is served) and, with `reasons > 0`, the columns of
+    `reason_codes`. `reasons=0` skips the SHAP contributions, by far the costliest part (about
+    3 ms per member on one core for a 300-tree model, against about 0.1 ms per prediction)."""
     ordered, matrices = has_ordered(features), frame_matrices(features)
-    out = pd.DataFrame(score_columns(ordered, matrices, bundle, settings), index=features.index)
+    columns = score_columns(ordered, matrices, bundle, settings)
+    columns["p_alive"] = np.where(ordered, members_p_alive(bundle.outlook, features), np.nan)
+    out = pd.DataFrame(columns, index=features.index)
     if reasons > 0:
         codes = reason_codes(features, bundle, reasons, ordered, matrices)
         out = pd.concat([out, codes], axis=1)
@@ -205,10 +215,11 @@ def score_columns(
 
     Columns: `insufficient_history` (no order yet); `churn_<h>d` per served churn horizon and
     `churn` (the 'churn' model, default horizon), probabilities in [0, 1]; `activation`;
-    `spend_p10/p50/p90` (undiscounted spend over the clv model's horizon, currency) and
+    over the clv model's horizon: `orders_mean` (expected orders), `spend_mean` and
+    `spend_p10/p50/p90` (expected and p10/p50/p90 undiscounted spend, currency), `clv_mean` and
     `clv_p10/p50/p90` (the same discounted at `settings.monthly_discount_rate`). Scores that
     do not apply to a member (churn for a member who never ordered) are NaN and are not
-    computed.
+    computed; so are the means of a spend model that does not predict them.
     """
     n = len(ordered)
     columns: dict[str, np.ndarray] = {"insufficient_history": ~ordered}
@@ -222,12 +233,17 @@ def score_columns(
     if activation is not None:
         columns["activation"] = _on(others, n, _probabilities, activation, matrices)
     if clv is not None:
+        columns |= spend_columns(_on(buyers, n, partial(spend_outputs, clv), clv, matrices))
         factor = discount_factor(clv.horizon_days, settings.monthly_discount_rate)
-        spend = _on(buyers, n, _intervals, clv, matrices)
-        for k, q in enumerate(QUANTILES):
-            columns[f"spend_{q}"] = spend[:, k]
-            columns[f"clv_{q}"] = spend[:, k] * factor
+        for stat in ("mean", *QUANTILES):
+            columns[f"clv_{stat}"] = columns[f"spend_{stat}"] * factor
     return columns
+
+
+def spend_columns(values: np.ndarray) -> dict[str, np.ndarray]:
+    """`spend_outputs` rows as named columns: orders_mean, spend_mean, spend_p10/p50/p90."""
+    names = (*MEANS, *(f"spend_{q}" for q in QUANTILES))
+    return {name: values[:, k] for k, name in enumerate(names)}
 
 
 def _on(
@@ -267,9 +283,22 @@ def _probabilities(values: np.ndarray) -> np.ndarray:
     return np.clip(values[:, 0], 0.0, 1.0)
 
 
-def _intervals(values: np.ndarray) -> np.ndarray:
-    """p10 / p50 / p90 rows sorted (quantile models may cross) and floored at 0."""
-    return np.clip(np.sort(values[:, :3], axis=1), 0.0, None)
+def spend_outputs(model: ServedModel, values: np.ndarray) -> np.ndarray:
+    """The spend model's predictions (columns `model.outputs`) as `SPEND_OUTPUTS` columns, read
+    by name: the means NaN when the model does not predict them, the interval sorted (quantile
+    models may cross); all floored at 0. ModelNotReady when the model lacks p10/p50/p90."""
+    missing = [q for q in QUANTILES if q not in model.outputs]
+    if missing:
+        raise ModelNotReady(
+            f"{model.ref.name} version {model.ref.version} predicts {', '.join(model.outputs)}, "
+            f"not {', '.join(missing)}: it is not a spend model"
+        )
+    out = np.full((len(values), len(SPEND_OUTPUTS)), np.nan)
+    for k, name in enumerate(SPEND_OUTPUTS):
+        if name in model.outputs:
+            out[:, k] = values[:, model.outputs.index(name)]
+    out[:, len(MEANS) :] = np.sort(out[:, len(MEANS) :], axis=1)
+    return np.clip(out, 0.0, None)
 
 
 def contributions(

@@ -5,7 +5,9 @@
 Served names: `churn`, `activation`, `clv` (all required), `churn_<h>d` for each other
 horizon in `settings.churn_horizons_days` that has a champion, `uplift` (the
 next-best-action engine's `decisions.uplift.UpliftModel`, from its pyfunc) and `btyd` (the BTYD
-outlook, `training.jobs.outlook`) when registered.
+outlook, `training.jobs.outlook`) when registered. Each reference carries the quality
+training tagged its version with (`quality_grade`, `quality_notes`, `horizon_days`,
+`label_horizon_days`; `serving.scoring.bundle.ModelQuality`).
 """
 
 from __future__ import annotations
@@ -13,20 +15,27 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
 from memberscore.errors import ModelNotReady, StoreUnavailable
 from memberscore.settings import Settings
-from serving.scoring.bundle import ModelBundle, ModelRef, ServedModel
+from serving.schemas import Grade
+from serving.scoring.bundle import ModelBundle, ModelQuality, ModelRef, ServedModel
 
 REQUIRED = ("churn", "activation", "clv")
 UPLIFT = "uplift"
 OUTLOOK = "btyd"
 ALIAS = "champion"
+# Model-version tags `training` writes (`training.tracking.GRADE_TAG`, `NOTES_TAG` and the
+# horizons of `training.jobs.train`).
+GRADE_TAG, NOTES_TAG = "quality_grade", "quality_notes"
+HORIZON_TAG, LABEL_HORIZON_TAG = "horizon_days", "label_horizon_days"
+GRADES: dict[str, Grade] = {grade: grade for grade in get_args(Grade)}
 
 
 class ModelPredictor:
@@ -36,7 +45,7 @@ class ModelPredictor:
         self.model = model
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities, or (n, 3) p10 / p50 / p90 spend."""
+        """Calibrated probabilities, or the spend model's (n, len(outputs)) columns."""
         return np.asarray(self.model.predict_matrix(matrix), dtype=float)
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
@@ -109,9 +118,7 @@ class RegistrySource:
 
     def _ref(self, version: Any) -> ModelRef | None:
         """The registry reference of `version` (None for None)."""
-        if version is None:
-            return None
-        return ModelRef(version.name, str(version.version), self.alias, version.run_id)
+        return None if version is None else version_ref(version, self.alias)
 
     def _load_outlook(self, version: Any) -> Any:
         """The BTYD outlook of this exact version."""
@@ -145,19 +152,52 @@ class RegistrySource:
                     run_id=version.run_id, artifact_path=tracking.NATIVE_DIR, dst_path=str(folder)
                 )
             )
-        ref = ModelRef(version.name, str(version.version), self.alias, version.run_id)
-        return served_model(models.load(path), models.read_meta(path), ref)
+        return served_model(
+            models.load(path), models.read_meta(path), version_ref(version, self.alias)
+        )
+
+
+def version_ref(version: Any, alias: str) -> ModelRef:
+    """The reference of an MLflow ModelVersion held by `alias`, with its quality tags."""
+    quality = quality_of(getattr(version, "tags", None) or {})
+    return ModelRef(version.name, str(version.version), alias, version.run_id, quality)
+
+
+def quality_of(tags: Mapping[str, str]) -> ModelQuality:
+    """The quality recorded in a model version's tags; a tag that is absent or unreadable (a
+    grade outside A-D, days that are not a whole number) is None."""
+    return ModelQuality(
+        grade=GRADES.get(tags.get(GRADE_TAG, "")),
+        notes=tags.get(NOTES_TAG) or None,
+        horizon_days=_days(tags.get(HORIZON_TAG)),
+        label_horizon_days=_days(tags.get(LABEL_HORIZON_TAG)),
+    )
+
+
+def _days(text: Any) -> int | None:
+    """A tag or meta value holding a whole number of days, or None."""
+    try:
+        return None if text is None else int(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def served_model(model: Any, meta: Mapping[str, Any], ref: ModelRef) -> ServedModel:
     """A trained `training.models` model (and the meta it was saved with: `horizon_days`,
-    `feature_service`, optionally `serving_outputs`) as the API and batch scoring serve it."""
+    `feature_service`, optionally `serving_outputs` and `label_horizon_days`) as the API and
+    batch scoring serve it; horizons the version's tags lack are taken from the meta."""
+    horizon, quality = int(meta["horizon_days"]), ref.quality
+    quality = replace(
+        quality,
+        horizon_days=quality.horizon_days or horizon,
+        label_horizon_days=quality.label_horizon_days or _days(meta.get("label_horizon_days")),
+    )
     return ServedModel(
-        ref=ref,
+        ref=replace(ref, quality=quality),
         feature_names=tuple(model.encoding_.feature_names),
         predictor=ModelPredictor(model),
         loaded_at=datetime.now(UTC),
-        horizon_days=int(meta["horizon_days"]),
+        horizon_days=horizon,
         feature_service=str(meta["feature_service"]),
         categories=dict(model.encoding_.categories),
         outputs=tuple(meta.get("serving_outputs", model.outputs)),

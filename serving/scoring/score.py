@@ -4,8 +4,8 @@ No I/O here: routes read the features and the contact log and hand them in. The 
 from `serving.scoring.frames.score_columns`, the core batch scoring shares, fed with matrices
 encoded once per request straight from the feature rows (no frames for a few members). Members
 who never ordered get profile-only scores (activation, stage, tags) and
-`insufficient_history=True`; churn, spend, CLV and the BTYD outlook need an order history and
-are left out for them.
+`insufficient_history=True`; churn, expected orders, spend, CLV and the BTYD outlook need an
+order history and are left out for them.
 """
 
 from __future__ import annotations
@@ -102,15 +102,18 @@ def _reasons(
 
 def flat_scores(scores: MemberScores) -> dict[str, float | None]:
     """The numbers decision rules look at, by name: churn (default horizon), churn_<h>d,
-    activation, spend_p50, clv_p50 (currency) and p_alive."""
+    activation, orders_mean (expected orders), spend_mean, spend_p50, clv_mean, clv_p50
+    (currency, over the clv model's horizon) and p_alive."""
     flat: dict[str, float | None] = {"churn": None, "activation": None}
     for item in scores.churn:
         flat[f"churn_{item.horizon_days}d"] = item.probability
         if item.model == "churn":
             flat["churn"] = item.probability
     flat["activation"] = scores.activation.probability if scores.activation else None
-    flat["spend_p50"] = scores.spend.p50 if scores.spend else None
-    flat["clv_p50"] = scores.clv.p50 if scores.clv else None
+    flat["orders_mean"] = scores.orders_mean
+    for name, interval in (("spend", scores.spend), ("clv", scores.clv)):
+        flat[f"{name}_mean"] = interval.mean if interval else None
+        flat[f"{name}_p50"] = interval.p50 if interval else None
     flat["p_alive"] = scores.p_alive
     return flat
 
@@ -145,6 +148,7 @@ def score(
             activation=_activation(bundle.get("activation"), values, ordered),
             spend=_interval(bundle.get("clv"), values, "spend", ordered, settings),
             clv=_interval(bundle.get("clv"), values, "clv", ordered, settings),
+            orders_mean=_number(values.get("orders_mean")) if ordered else None,
             p_alive=None,
             expected_next_order_date=None,
             rfm_segment=_text(rows[i].get("segment")),
@@ -181,14 +185,24 @@ def _interval(
     ordered: bool,
     settings: Settings,
 ) -> Interval | None:
-    """Predicted spend (kind 'spend') or CLV (kind 'clv', discounted) interval, for members
-    with orders only."""
+    """Predicted spend (kind 'spend') or CLV (kind 'clv', discounted): expected value (None
+    when the model predicts none) and interval, for members with orders only."""
     if model is None or not ordered:
         return None
     p10, p50, p90 = (float(values[f"{kind}_{q}"]) for q in QUANTILES)
     return Interval(
-        horizon_days=model.horizon_days, currency=settings.currency, p10=p10, p50=p50, p90=p90
+        horizon_days=model.horizon_days,
+        currency=settings.currency,
+        mean=_number(values[f"{kind}_mean"]),
+        p10=p10,
+        p50=p50,
+        p90=p90,
     )
+
+
+def _number(value: Any) -> float | None:
+    """A score as a float, None when missing (NaN)."""
+    return None if value is None or value != value else float(value)
 
 
 def _with_outlook(

@@ -18,19 +18,21 @@ from pipelines.batch import manifest as mf
 from pipelines.batch.report import REPORT
 from pipelines.cli import build_app
 from tests.serving import conftest as serving_world
-from tests.serving.conftest import CUTOFF, FakeSource
+from tests.serving.conftest import CUTOFF, FakeSource, FakeSpendModel
 
 member_rows, snapshot = serving_world.member_rows, serving_world.snapshot
 
 
 @pytest.fixture
 def batch_run(settings: Settings, snapshot: pd.DataFrame, tmp_path: Path) -> Path:
-    """A finished batch run over the serving test members, with its HTML report."""
+    """A finished batch run over the serving test members, with its HTML report (spend model
+    with expected values)."""
     path = snapshot_path(settings, CUTOFF)
     path.parent.mkdir(parents=True)
     snapshot.to_parquet(path, index=False)
     out = tmp_path / "run"
-    batch.run(settings, CUTOFF, out, bundle=FakeSource().load(), progress=False)
+    bundle = FakeSource(clv=FakeSpendModel()).load()
+    batch.run(settings, CUTOFF, out, bundle=bundle, progress=False)
     return out
 
 
@@ -54,6 +56,10 @@ def test_lists_hold_each_action_with_a_marked_control_group(
         .loc[lists.loc[lists["group"] == "treatment", "member_id"], "unit_cost"]
         .sum()
     )
+    values = scores.set_index("member_id").loc[lists["member_id"], ["spend_mean", "clv_mean"]]
+    pd.testing.assert_frame_equal(
+        lists[["spend_mean", "clv_mean"]], values.reset_index(drop=True), check_dtype=False
+    )  # each member's expected spend and CLV beside the action
     assert "Campaign lists" in (batch_run / REPORT).read_text()
     assert "No campaign built yet" not in (batch_run / REPORT).read_text()
 

@@ -3,12 +3,15 @@ model registry and the domain libraries, injected through `app.dependency_overri
 
 The models are real (tiny) `training.models` models served through `serving.scoring.registry`,
 as the registry serves them, so encoding, prediction and contributions run the production path.
+`FakeSpendModel` stands in for the spend model where exact expected values are checked: it has
+the serving surface of `training.models.spend.SpendModel` with fixed, known outputs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -24,7 +27,7 @@ from serving.api.app import create_app
 from serving.api.deps import get_contact_log, get_domain, get_feature_reader, get_model_holder
 from serving.api.security import hash_key
 from serving.online.contact_log import ContactLog, open_contact_log
-from serving.scoring.bundle import ModelBundle, ModelHolder, ModelRef
+from serving.scoring.bundle import ModelBundle, ModelHolder, ModelQuality, ModelRef
 from serving.scoring.domain import Candidate, Decision, ReasonCode
 from serving.scoring.registry import served_model
 from serving.scoring.sources import MemberFeatures, PublishedCard
@@ -210,21 +213,70 @@ def _trained(kind: str, seed: int) -> Any:
     return CalibratedClassifier(params).fit(fit, label[:300], X_calib=calib, y_calib=label[300:])
 
 
+SPEND_OUTPUTS = ("orders_mean", "spend_mean", "p10", "p50", "p90")
+
+
+class FakeSpendModel:
+    """The serving surface of `training.models.spend.SpendModel` (`outputs`, `predict_matrix`,
+    `contributions`, `encoding_`) with known outputs of the FEATURES matrix: orders_mean =
+    frequency / 2, spend_mean = monetary, and the interval 2, 0.9 and 0.5 × monetary in the
+    p10, p50, p90 columns (crossed, as quantile boosters may give; served sorted). Missing
+    values count as 0. `outputs` may be any subset and order of SPEND_OUTPUTS (the models
+    before the expected values had p10, p50, p90)."""
+
+    def __init__(self, outputs: Sequence[str] = SPEND_OUTPUTS) -> None:
+        self.outputs = tuple(outputs)
+        self.encoding_ = SimpleNamespace(feature_names=list(FEATURES), categories={"tier": TIERS})
+
+    @staticmethod
+    def expected(frequency: float, monetary: float) -> dict[str, float]:
+        """What serving should give for a member: the means, and the interval sorted."""
+        return {
+            "orders_mean": frequency / 2,
+            "spend_mean": monetary,
+            "p10": 0.5 * monetary,
+            "p50": 0.9 * monetary,
+            "p90": 2 * monetary,
+        }
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        frequency, monetary = np.nan_to_num(matrix[:, 1]), np.nan_to_num(matrix[:, 2])
+        raw = {
+            "orders_mean": frequency / 2,
+            "spend_mean": monetary,
+            "p10": 2 * monetary,
+            "p50": 0.9 * monetary,
+            "p90": 0.5 * monetary,
+        }
+        return np.column_stack([raw[name] for name in self.outputs])
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        return np.zeros((len(matrix), len(FEATURES) + 1))
+
+
 # Trained once per test session: the production predictor behind every fake registry load.
 _MODELS = {
     "churn": _trained("binary", 1),
     "activation": _trained("binary", 2),
     "clv": _trained("spend", 3),
 }
+# Quality tags of the fake registry's versions (horizon_days comes from the models' meta).
+QUALITY = {
+    "churn": ModelQuality(grade="A", notes="beats the BTYD baseline"),
+    "clv": ModelQuality(grade="C", notes="interval too narrow", label_horizon_days=180),
+}
 
 
 class FakeSource:
-    """The registry: current versions, bumped by `promote`; load builds a bundle of boosters."""
+    """The registry: current versions, bumped by `promote`; load builds a bundle of boosters
+    (with `clv` instead of the trained spend model, e.g. a FakeSpendModel, and `outlook` as the
+    BTYD outlook when given)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clv: Any = None, outlook: Any = None) -> None:
         self.version = 1
         self.loads = 0
-        self._models = _MODELS
+        self._models = _MODELS if clv is None else _MODELS | {"clv": clv}
+        self.outlook = outlook
 
     def promote(self) -> None:
         self.version += 1
@@ -241,10 +293,16 @@ class FakeSource:
         }
         models = {}
         for name, (horizon, service) in spec.items():
-            ref = ModelRef(name, str(self.version), "champion", f"run-{name}-{self.version}")
+            ref = ModelRef(
+                name,
+                str(self.version),
+                "champion",
+                f"run-{name}-{self.version}",
+                QUALITY.get(name, ModelQuality()),
+            )
             meta = {"horizon_days": horizon, "feature_service": service}
             models[name] = served_model(self._models[name], meta, ref)
-        return ModelBundle(models)
+        return ModelBundle(models, outlook=self.outlook)
 
 
 @pytest.fixture

@@ -10,32 +10,42 @@ from serving.api.deps import HolderDep, MetricsDep, ReadAccess, WriteAccess
 from serving.api.errors import ERROR_RESPONSES
 from serving.api.reload import refresh
 from serving.schemas import ModelOut, ModelsOut, ReloadOut
+from serving.scoring.bundle import ModelBundle
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
 
 @router.get("/models", response_model=ModelsOut, dependencies=[ReadAccess])
 def models(holder: HolderDep) -> ModelsOut:
-    """Names, versions, aliases and load times of the models in service."""
+    """Names, versions, aliases, load times and recorded quality of the models in service."""
     bundle = holder.current if holder.loaded else None
-    served = [] if bundle is None else [(m.ref, m.loaded_at) for m in bundle.models.values()]
-    if bundle is not None:
-        extra = (bundle.uplift_ref, bundle.outlook_ref)
-        served += [(ref, bundle.loaded_at) for ref in extra if ref is not None]
     return ModelsOut(
-        models=[
+        models=[] if bundle is None else served(bundle),
+        bundle_loaded_at=bundle.loaded_at if bundle else None,
+        last_error=holder.last_error,
+    )
+
+
+def served(bundle: ModelBundle) -> list[ModelOut]:
+    """Every model of `bundle`, uplift and BTYD outlook included, with its quality tags."""
+    found = []
+    for name, ref in bundle.refs().items():
+        model = bundle.get(name)
+        quality = ref.quality
+        found.append(
             ModelOut(
                 name=ref.name,
                 version=ref.version,
                 alias=ref.alias,
                 run_id=ref.run_id,
-                loaded_at=loaded_at,
+                loaded_at=bundle.loaded_at if model is None else model.loaded_at,
+                quality_grade=quality.grade,
+                quality_notes=quality.notes,
+                horizon_days=quality.horizon_days,
+                label_horizon_days=quality.label_horizon_days,
             )
-            for ref, loaded_at in served
-        ],
-        bundle_loaded_at=bundle.loaded_at if bundle else None,
-        last_error=holder.last_error,
-    )
+        )
+    return found
 
 
 @router.post(

@@ -16,6 +16,7 @@ from features.families.btyd import (
     btyd_inputs,
     fit_family,
     member_outlook,
+    members_p_alive,
 )
 
 
@@ -152,3 +153,24 @@ def test_pareto_nbd_at_the_edge_of_its_parameters_falls_back_to_bgnbd() -> None:
     assert outlook is not None and outlook.kind == "bgnbd"
     values = btyd_features(rows, outlook).loc[rows["frequency"].to_numpy() >= 1]
     assert np.isfinite(values[list(FEATURE_NAMES)].to_numpy(dtype=float)).all()
+
+
+def test_members_p_alive_is_member_outlook_for_many_members() -> None:
+    """P(alive) of many members at once equals the one-member outlook of each, in row order;
+    NaN for members without a purchase and for everyone without a model."""
+    outlook = fit_family(rfm_rows())
+    rows = rfm_rows().iloc[:60]
+    as_of = datetime(2024, 3, 1, tzinfo=UTC)
+
+    many = members_p_alive(outlook, rows.iloc[::-1])
+
+    one = [
+        member_outlook(outlook, row.to_dict(), as_of)[0] for _, row in rows.iloc[::-1].iterrows()
+    ]
+    want = np.array([np.nan if p is None else p for p in one])
+    np.testing.assert_allclose(many, want, equal_nan=True)
+    assert np.isnan(many).any() and not np.isnan(many).all(), "buyers and never-buyers"
+    assert np.isnan(members_p_alive(None, rows)).all()
+    assert np.isnan(members_p_alive(outlook, rows[["member_id", "frequency"]])).all(), (
+        "absent rfm columns are missing values"
+    )

@@ -1,4 +1,5 @@
-"""Batch scoring: counts, unscorable members, resume after a kill, no silent redo."""
+"""Batch scoring: counts, unscorable members, resume after a kill, no silent redo, expected
+values and model quality."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.btyd.outlook import outlook_from_params
 from memberscore.errors import ContractError
 from memberscore.settings import Settings
 from pipelines.batch import job as batch
 from pipelines.batch import manifest as mf
 from tests.pipelines.batch import world as batch_world
 from tests.serving import conftest as serving_world
-from tests.serving.conftest import FakeSource
+from tests.serving.conftest import CUTOFF, FakeSource, FakeSpendModel
 
 # The score API's tiny member world, reused as fixtures here (members m0..m39, n0..n4).
 member_rows, snapshot = serving_world.member_rows, serving_world.snapshot
@@ -129,3 +131,64 @@ def test_reason_codes_do_not_depend_on_the_threads(snapshot: pd.DataFrame) -> No
     pd.testing.assert_frame_equal(one, two)
     assert one.loc[~wanted, "reason_1"].isna().all(), "no codes where none were wanted"
     assert one.loc[wanted, "reason_model"].notna().all()
+
+
+OUTLOOK = outlook_from_params("bgnbd", {"tx_r": 0.8, "tx_alpha": 6.0, "tx_a": 0.6, "tx_b": 2.5})
+
+
+@pytest.fixture
+def valued_settings(settings: Settings, snapshot: pd.DataFrame) -> Settings:
+    """The snapshot of `batch_settings` with the rfm amounts BTYD needs (P(alive))."""
+    frame = snapshot.assign(
+        avg_order_value=30.0 + np.arange(len(snapshot)), first_order_amount=25.0
+    )
+    return batch_world.write_snapshot(settings, frame, chunk_rows=10)
+
+
+def test_rows_carry_expected_values_p_alive_and_the_manifest_their_totals(
+    valued_settings: Settings, snapshot: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Given a spend model with expected values and a served BTYD outlook, every scored member
+    with orders gets orders_mean, spend_mean, clv_mean and p_alive; the manifest sums the
+    expected values and records each model's quality; the summary prints both."""
+    bundle = FakeSource(clv=FakeSpendModel(), outlook=OUTLOOK).load()
+    out = tmp_path / "run"
+    summary = batch.run(valued_settings, CUTOFF, out, bundle=bundle, progress=False, report=False)
+    rows = mf.read_scores(out).set_index("member_id")
+    manifest = mf.read(out)
+    assert manifest is not None
+
+    buyers = rows["scored"] & ~rows["insufficient_history"]
+    for column in ("orders_mean", "spend_mean", "clv_mean", "p_alive"):
+        assert rows.loc[buyers, column].notna().all(), column
+        assert rows.loc[~buyers, column].isna().all(), f"{column}: members with orders only"
+    m3, features = rows.loc["m3"], snapshot.set_index("member_id").loc["m3"]
+    want = FakeSpendModel.expected(features["frequency"], features["monetary"])
+    assert [m3["orders_mean"], m3["spend_mean"]] == pytest.approx(
+        [want["orders_mean"], want["spend_mean"]]
+    )
+    assert m3["clv_mean"] < m3["spend_mean"], "CLV is discounted spend"
+    assert manifest.outputs["expected"] == pytest.approx(
+        {name: rows[name].sum() for name in ("orders_mean", "spend_mean", "clv_mean")}
+    )
+    assert manifest.models["clv"] == {
+        "version": "1",
+        "grade": "C",
+        "notes": "interval too narrow",
+        "horizon_days": 365,
+        "label_horizon_days": 180,
+    }
+    assert manifest.models["activation"]["grade"] is None
+    text = summary.describe()
+    assert f"spend {rows['spend_mean'].sum():,.2f}" in text, text
+    assert "next 365 days" in text and "clv C" in text, text
+
+
+def test_optional_columns_are_read_when_the_parts_hold_them(
+    batch_settings: Settings, tmp_path: Path
+) -> None:
+    """Readers of older runs ask for newer columns as optional: read when present, else left
+    out (no error)."""
+    batch_world.run(batch_settings, tmp_path / "run")
+    rows = mf.read_scores(tmp_path / "run", ["member_id"], optional=["p_alive", "not_written"])
+    assert list(rows.columns) == ["member_id", "p_alive"]

@@ -61,6 +61,17 @@ def test_models_and_reload(
         ("activation", "1", "champion"),
         ("clv", "1", "champion"),
     }
+    quality = {
+        m["name"]: (m["quality_grade"], m["horizon_days"], m["label_horizon_days"])
+        for m in models["models"]
+    }
+    assert quality == {
+        "churn": ("A", 90, None),
+        "activation": (None, 30, None),
+        "clv": ("C", 365, 180),
+    }, "the tags recorded with each version; None where untagged"
+    notes = {m["name"]: m["quality_notes"] for m in models["models"]}
+    assert notes["clv"] == "interval too narrow" and notes["activation"] is None
     assert unchanged["swapped"] is False and source.loads == 2, "no load when nothing changed"
     assert swapped == {"swapped": True, "models": {"churn": "2", "activation": "2", "clv": "2"}}
 

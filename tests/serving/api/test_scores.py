@@ -1,12 +1,20 @@
-"""Score endpoints: one member, a batch, profile-only members, unknown members."""
+"""Score endpoints: one member, a batch, profile-only members, unknown members, expected
+values."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from memberscore.settings import Settings
+from serving.schemas import MemberScores
 from serving.scoring.bundle import ModelBundle, ModelHolder
+from serving.scoring.frames import discount_factor
+from serving.scoring.score import flat_scores
+from tests.serving.conftest import FakeSource, FakeSpendModel
 
 
 def test_member_scores_carry_every_part(client: TestClient, read_headers: dict[str, str]) -> None:
@@ -110,3 +118,43 @@ def test_each_configured_churn_horizon_with_a_registered_model_is_served(
     served = [(c["horizon_days"], c["model"]) for c in body["churn"]]
     assert served == [(30, "churn_30d"), (90, "churn"), (180, "churn_180d")], served
     assert set(body["model_versions"]) >= {"churn_30d", "churn_180d"}
+
+
+def test_scores_carry_expected_orders_spend_and_clv(
+    client: TestClient,
+    holder: ModelHolder,
+    member_rows: dict[str, dict[str, Any]],
+    serving_settings: Settings,
+    read_headers: dict[str, str],
+) -> None:
+    """Given a spend model predicting expected orders and spend, a member's answer carries them
+    beside the interval: `orders_mean`, `spend.mean`, and `clv.mean` discounted like the
+    interval; the decision rules see them by name too."""
+    holder._bundle = FakeSource(clv=FakeSpendModel()).load()
+    row = member_rows["m3"]
+    want = FakeSpendModel.expected(row["frequency"], row["monetary"])
+
+    body = client.get("/v1/members/m3/scores", headers=read_headers).json()
+
+    factor = discount_factor(365, serving_settings.monthly_discount_rate)
+    assert body["orders_mean"] == pytest.approx(want["orders_mean"])
+    assert body["spend"]["mean"] == pytest.approx(want["spend_mean"])
+    assert body["clv"]["mean"] == pytest.approx(want["spend_mean"] * factor)
+    assert body["clv"]["p50"] == pytest.approx(want["p50"] * factor)
+    assert body["spend"]["p10"] <= body["spend"]["p50"] <= body["spend"]["p90"]
+    flat = flat_scores(MemberScores.model_validate(body))
+    assert flat["spend_mean"] == body["spend"]["mean"] and flat["clv_mean"] == body["clv"]["mean"]
+    assert flat["orders_mean"] == body["orders_mean"] and flat["p_alive"] == 0.8
+    never = client.get("/v1/members/n1/scores", headers=read_headers).json()
+    assert never["orders_mean"] is None and never["spend"] is None, "no order history"
+
+
+def test_a_spend_model_without_means_answers_null_means(
+    client: TestClient, holder: ModelHolder, read_headers: dict[str, str]
+) -> None:
+    holder._bundle = FakeSource(clv=FakeSpendModel(("p10", "p50", "p90"))).load()
+
+    body = client.get("/v1/members/m3/scores", headers=read_headers).json()
+
+    assert body["orders_mean"] is None and body["spend"]["mean"] is None
+    assert body["clv"]["mean"] is None and body["spend"]["p50"] > 0, "the interval is served"

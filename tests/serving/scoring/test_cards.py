@@ -7,15 +7,17 @@ import json
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 
 from memberscore.settings import Settings
 from pipelines.publish import cards_frame
+from serving.scoring import cards
 from serving.scoring.bundle import ModelHolder
 from serving.scoring.cards import card_key
 from serving.scoring.context import ScoringContext
 from serving.scoring.sources import PublishedCard
-from tests.serving.conftest import AS_OF, FakeDomain, FakeReader
+from tests.serving.conftest import AS_OF, FakeDomain, FakeReader, FakeSource, FakeSpendModel
 
 
 def publish(reader: FakeReader, holder: ModelHolder, settings: Settings, ids: list[str]) -> None:
@@ -132,3 +134,26 @@ def test_next_best_action_weighs_published_scores(
     reader.cards["m3"] = replace(reader.cards["m3"], card=json.dumps(card))
     answer = client.get("/v1/members/m3/next-best-action", headers=read_headers).json()
     assert answer["lifecycle"]["stage"] == "published"
+
+
+def test_published_cards_carry_expected_values_and_p_alive(
+    reader: FakeReader, serving_settings: Settings
+) -> None:
+    """A published card holds the expected orders, spend and CLV and P(alive), as live."""
+    holder = ModelHolder(FakeSource(clv=FakeSpendModel()))
+    holder.refresh()
+    publish(reader, holder, serving_settings, ["m3", "n1"])
+
+    card = json.loads(reader.cards["m3"].card)
+    assert card["orders_mean"] > 0 and card["spend"]["mean"] > card["clv"]["mean"] > 0
+    assert card["p_alive"] == 0.8
+    assert json.loads(reader.cards["n1"].card)["orders_mean"] is None
+
+
+def test_card_key_follows_the_card_schema(
+    holder: ModelHolder, serving_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cards published before the card gained fields are not served: the schema is in the key."""
+    key = card_key(holder.current, serving_settings)
+    monkeypatch.setattr(cards, "card_schema", lambda: "an older schema")
+    assert card_key(holder.current, serving_settings) != key

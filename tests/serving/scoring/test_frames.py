@@ -1,4 +1,5 @@
-"""The vectorised scoring core: same numbers as the score API, reason codes, encoding."""
+"""The vectorised scoring core: same numbers as the score API, reason codes, encoding, spend
+outputs read by name, P(alive) from the served outlook."""
 
 from __future__ import annotations
 
@@ -8,12 +9,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.btyd.outlook import outlook_from_params
+from features.families.btyd import member_outlook
+from memberscore.errors import ModelNotReady
 from memberscore.settings import Settings
 from serving.scoring.adapters import LibraryDomain
-from serving.scoring.frames import SMALL_FRAME_ROWS, encode_frame, score_frame, top_codes
+from serving.scoring.bundle import ModelBundle
+from serving.scoring.frames import (
+    QUANTILES,
+    SMALL_FRAME_ROWS,
+    discount_factor,
+    encode_frame,
+    score_frame,
+    top_codes,
+)
 from serving.scoring.score import encode, score
 from serving.scoring.sources import MemberFeatures
-from tests.serving.conftest import AS_OF, FakeSource
+from tests.serving.conftest import AS_OF, SPEND_OUTPUTS, FakeSource, FakeSpendModel, member_row
 from training.core.reasons import top_reasons
 
 
@@ -62,6 +74,10 @@ def test_the_api_serves_exactly_the_numbers_and_reasons_of_score_frame(
             assert [card.clv.p10, card.clv.p50, card.clv.p90] == row[
                 ["clv_p10", "clv_p50", "clv_p90"]
             ].tolist(), who
+            means = [card.orders_mean, card.spend.mean, card.clv.mean]
+            assert means == [
+                None if np.isnan(v) else v for v in row[["orders_mean", "spend_mean", "clv_mean"]]
+            ], f"{who}: expected values (null where the spend model has none)"
         codes = [c for c in row[["reason_1", "reason_2", "reason_3"]] if c is not None]
         assert [r.code for r in card.reasons] == codes, who
         assert {r.model for r in card.reasons} <= {row["reason_model"]}, who
@@ -132,3 +148,83 @@ def test_small_frames_encode_value_by_value_to_the_same_matrix(snapshot: pd.Data
     np.testing.assert_array_equal(
         encode_frame(big, churn)[: len(features)], encode_frame(features, churn)
     )
+
+
+def spend_bundle(outputs: tuple[str, ...] = SPEND_OUTPUTS) -> ModelBundle:
+    """The fake registry's bundle with a FakeSpendModel predicting `outputs` as clv."""
+    return FakeSource(clv=FakeSpendModel(outputs)).load()
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [SPEND_OUTPUTS, ("p90", "spend_mean", "p10", "orders_mean", "p50")],
+    ids=["documented-order", "any-order"],
+)
+def test_spend_columns_are_read_by_output_name(
+    snapshot: pd.DataFrame, settings: Settings, outputs: tuple[str, ...]
+) -> None:
+    """Given a spend model of the five outputs, in its documented order or any other, when
+    members are scored, then expected orders, expected spend and the interval are the model's
+    columns of those names (interval sorted) and the CLV is the spend discounted with the
+    horizon's one factor, mean and quantiles alike."""
+    features = snapshot.set_index("member_id")
+    table = score_frame(features, spend_bundle(outputs), settings, reasons=0)
+    factor = discount_factor(365, settings.monthly_discount_rate)
+    for member in ("m3", "m8"):
+        row = features.loc[member]
+        want = FakeSpendModel.expected(row["frequency"], row["monetary"])
+        got = table.loc[member]
+        assert got["orders_mean"] == pytest.approx(want["orders_mean"]), member
+        assert got["spend_mean"] == pytest.approx(want["spend_mean"]), member
+        assert [got[f"spend_{q}"] for q in QUANTILES] == pytest.approx(
+            [want[q] for q in QUANTILES]
+        ), f"{member}: interval read by name and sorted"
+        for stat in ("mean", *QUANTILES):
+            assert got[f"clv_{stat}"] == pytest.approx(got[f"spend_{stat}"] * factor), stat
+    never = table.loc["n1", ["orders_mean", "spend_mean", "clv_mean"]]
+    assert never.isna().all(), "no expected values for members who never ordered"
+
+
+def test_a_spend_model_without_means_serves_its_interval_and_no_means(
+    snapshot: pd.DataFrame, settings: Settings
+) -> None:
+    """A spend model of the older three outputs (p10, p50, p90) still serves its interval; its
+    expected values are missing (NaN, null in the API), not taken from other columns."""
+    features = snapshot.set_index("member_id")
+    table = score_frame(features, spend_bundle(QUANTILES), settings, reasons=0)
+    m3 = FakeSpendModel.expected(features.loc["m3", "frequency"], features.loc["m3", "monetary"])
+    assert table.loc["m3", "spend_p50"] == pytest.approx(m3["p50"])
+    assert table[["orders_mean", "spend_mean", "clv_mean"]].isna().all().all()
+
+
+def test_a_clv_model_without_an_interval_is_not_ready(
+    snapshot: pd.DataFrame, settings: Settings
+) -> None:
+    with pytest.raises(ModelNotReady, match="p10, p90"):
+        score_frame(snapshot.set_index("member_id"), spend_bundle(("spend_mean", "p50")), settings)
+
+
+def test_score_frame_p_alive_is_the_served_outlook_of_each_buyer(settings: Settings) -> None:
+    """Given a served BTYD outlook, batch scoring's p_alive is the API's (`member_outlook`) for
+    every member with orders, NaN for members without; without an outlook it is all NaN."""
+    outlook = outlook_from_params("bgnbd", {"tx_r": 0.8, "tx_alpha": 6.0, "tx_a": 0.6, "tx_b": 2.5})
+    rows = {f"m{i}": member_row(i) | rfm_inputs(i) for i in range(6)}
+    rows |= {"n1": member_row(1, ordered=False) | {"frequency": 0.0}}
+    features = pd.DataFrame.from_dict(rows, orient="index")
+
+    served = score_frame(features, FakeSource(outlook=outlook).load(), settings, reasons=0)
+    unserved = score_frame(features, FakeSource().load(), settings, reasons=0)
+
+    for member, row in rows.items():
+        p_alive, _ = member_outlook(outlook, row, AS_OF)
+        if p_alive is None:
+            assert np.isnan(served.loc[member, "p_alive"]), member
+        else:
+            assert served.loc[member, "p_alive"] == pytest.approx(p_alive), member
+    assert served.loc[[m for m in rows if m.startswith("m")], "p_alive"].notna().all()
+    assert unserved["p_alive"].isna().all(), "no outlook served: no P(alive)"
+
+
+def rfm_inputs(i: int) -> dict[str, float]:
+    """The rfm columns BTYD needs beside `member_row(i)` (amounts in currency, days)."""
+    return {"avg_order_value": 30.0 + i, "first_order_amount": 25.0 + 2 * i}

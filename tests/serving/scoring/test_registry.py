@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from memberscore.errors import ModelNotReady
 from memberscore.settings import Settings
 from serving.api.deps import get_model_holder
-from serving.scoring.bundle import ModelHolder
-from serving.scoring.registry import RegistrySource
+from serving.scoring.bundle import ModelHolder, ModelQuality
+from serving.scoring.registry import RegistrySource, quality_of
 from serving.scoring.score import encode
 from training import tracking
 from training.models import persistence
@@ -126,7 +126,36 @@ def test_champions_are_loaded_natively_and_encoded_as_in_training(
     assert bundle.fingerprint == {"churn": "1", "activation": "1", "clv": "1"}
     assert (churn.horizon_days, churn.feature_service) == (90, "churn_v1")
     np.testing.assert_array_equal(ours, theirs, err_msg="serving must encode like training")
-    assert bundle.models["clv"].predictor.predict(ours).shape == (3, 3)
+    clv = bundle.models["clv"]
+    assert clv.predictor.predict(ours).shape == (3, len(clv.outputs))
+    assert {"p10", "p50", "p90"} <= set(clv.outputs), "served columns are named by the model"
+
+
+def test_quality_tags_of_a_version_are_served(registry: Settings) -> None:
+    """Given a clv version tagged with its quality grade, notes and horizons, the bundle's
+    reference carries them; an untagged version gets its horizon from the model's meta."""
+    client = tracking.client(registry)
+    tags = {
+        "quality_grade": "B",
+        "quality_notes": "calibrated; interval covers 0.78",
+        "horizon_days": "365",
+        "label_horizon_days": "180",
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag("clv", "1", key, value)
+
+    refs = RegistrySource(registry).load().refs()
+
+    assert refs["clv"].quality == ModelQuality("B", tags["quality_notes"], 365, 180)
+    assert refs["activation"].quality == ModelQuality(horizon_days=30), "untagged: meta horizon"
+
+
+def test_unreadable_quality_tags_are_none() -> None:
+    quality = quality_of({"quality_grade": "E", "horizon_days": "a year", "quality_notes": ""})
+    assert quality == ModelQuality(), "a grade outside A-D, days that are no number: None"
+    assert quality_of({"quality_grade": "D", "label_horizon_days": "90"}) == ModelQuality(
+        grade="D", label_horizon_days=90
+    )
 
 
 def test_scores_and_hot_swap_from_the_registry(
