@@ -5,8 +5,13 @@ from __future__ import annotations
 
 PEERS_SOURCE = "cdnow-peers.md, measured 2026-11-22 (theirs)"
 
-# model, count MAE, RMSE, Pearson, Σ count, churn ROC AUC, PR AUC, spend MAE, Spearman,
-# norm. Gini, top-10 % share, Σ spend, fit s
+TABLE_HEADER: list[str] = [
+    "model", "count MAE", "count RMSE", "count Pearson", "Σ count pred", "churn ROC AUC",
+    "churn PR AUC", "spend MAE $", "spend Spearman", "spend norm. Gini", "top-10 % share",
+    "Σ spend pred $", "fit s",
+]  # fmt: skip
+
+# in TABLE_HEADER order
 PEER_ROWS: list[tuple[str, ...]] = [
     ("lifetimes 0.11.3 BG/NBD + Gamma-Gamma (MLE)", "0.819", "1.733", "0.669", "16,874",
      "0.763 (−E[X]); 0.319 (1−P(alive))", "0.838", "32.68", "0.421", "0.672", "0.516",

@@ -1,5 +1,8 @@
 """Run the CDNOW benchmark: native BG/NBD, Pareto/NBD and Gamma-Gamma on the classic split.
 
+These are the product's library path (`features.btyd`, which the `btyd` feature family and
+`memberscore train-btyd` use); the product's commands end to end are `benchmarks.cdnow.product`.
+
 Calibration 1997-01-01..1997-09-30 (39 weeks, as-of date 1997-09-30 inclusive), holdout
 1997-10-01..1998-06-30 (39 weeks). Prints a markdown table beside the peers' figures and writes
 `benchmarks/cdnow/results.json`.
@@ -32,9 +35,8 @@ from benchmarks.cdnow.data import (
     read_master,
     split,
 )
-from benchmarks.cdnow.learned import learned_predictions
 from benchmarks.cdnow.metrics import churn_metrics, count_metrics, spend_metrics
-from benchmarks.cdnow.peers import PEER_FIT_SECONDS, PEER_ROWS, PEERS_SOURCE
+from benchmarks.cdnow.peers import PEER_FIT_SECONDS, PEER_ROWS, PEERS_SOURCE, TABLE_HEADER
 from features.btyd import BaseTransactionModel, BetaGeoModel, GammaGammaModel, ParetoNBDModel
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
@@ -96,40 +98,6 @@ def native_rows(summary: pd.DataFrame, holdout: pd.DataFrame, repeats: int) -> l
     return rows
 
 
-def learned_model_rows(transactions: pd.DataFrame, holdout: pd.DataFrame) -> list[Row]:
-    """LightGBM corrections of Pareto/NBD + Gamma-Gamma trained on earlier 13-week windows.
-
-    See `benchmarks.cdnow.learned` for the protocol: training labels end by 1997-09-30, the
-    holdout is only scored. Two rows: mean forecasts, and the same models' median count
-    forecast (the point forecast for absolute error; its totals are not meant to add up).
-    """
-    predicted, seconds = learned_predictions(transactions)
-    predicted = predicted.reindex(holdout.index)
-    count = holdout["holdout_count"].to_numpy()
-    churn = churn_metrics(
-        count == 0,
-        {
-            "P(no purchase)": predicted["p_no_purchase"].to_numpy(),
-            "-E[X]": -predicted["expected_purchases"].to_numpy(),
-        },
-    )
-    spend = spend_metrics(
-        holdout["holdout_value"].to_numpy(), predicted["expected_spend"].to_numpy()
-    )
-    name = "memberscore LightGBM on RFM + BTYD features (Pareto/NBD + GG offset; 3 origins × 13 w)"
-    rows = []
-    for label, column in (("mean", "expected_purchases"), ("median count", "median_purchases")):
-        rows.append(
-            {
-                "model": f"{name}, {label}",
-                "family": "LightGBM",
-                "fit_seconds": seconds,
-                "metrics": count_metrics(count, predicted[column].to_numpy()) | churn | spend,
-            }
-        )
-    return rows
-
-
 def _fmt_churn(m: dict[str, float]) -> str:
     keys = ("-E[X]", "P(no purchase)", "1-P(alive)")
     return "; ".join(
@@ -154,12 +122,7 @@ def format_row(row: Row) -> list[str]:
 
 def format_table(rows: list[Row]) -> str:
     """Markdown table: the peers' rows (theirs, copied) then ours."""
-    header = [
-        "model", "count MAE", "count RMSE", "count Pearson", "Σ count pred", "churn ROC AUC",
-        "churn PR AUC", "spend MAE $", "spend Spearman", "spend norm. Gini", "top-10 % share",
-        "Σ spend pred $", "fit s",
-    ]  # fmt: skip
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
     lines += ["| " + " | ".join((f"[peer] {r[0]}", *r[1:])) + " |" for r in PEER_ROWS]
     lines += ["| " + " | ".join(format_row(r)) + " |" for r in rows]
     return "\n".join(lines)
@@ -197,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     transactions = read_master(args.data_dir)
     summary, holdout = split(transactions, CALIBRATION_END, HOLDOUT_END)
-    rows = native_rows(summary, holdout, args.repeats) + learned_model_rows(transactions, holdout)
+    rows = native_rows(summary, holdout, args.repeats)
     print(f"CDNOW: {len(summary):,} customers, holdout {HOLDOUT_WEEKS:.0f} weeks; peers: "
           f"{PEERS_SOURCE}\n")  # fmt: skip
     print(format_table(rows) + "\n\n" + format_params(rows))

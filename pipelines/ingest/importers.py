@@ -127,8 +127,10 @@ def import_orderlines(
 
 
 def import_cdnow(settings: Settings, path: Path | str) -> ImportReport:
-    """Import CDNOW_master.txt or CDNOW_sample.txt: one record = one order `cdnow-<customer>-
-    <row>`, member ids as in the file (leading zeros kept), dates at 00:00 UTC, amounts in USD."""
+    """Import CDNOW_master.txt or CDNOW_sample.txt: the records of one customer on one day are
+    one order `cdnow-<customer>-<YYYYMMDD>` (dollars and CDs summed: the data's convention of one
+    purchase day), member ids as in the file (leading zeros kept), dates at 00:00 UTC, amounts
+    in USD."""
     path = readers.existing_file(path)
     frame = read_cdnow(path)
     with _duckdb() as con:
@@ -143,6 +145,9 @@ def read_cdnow(path: Path) -> pd.DataFrame:
 
     The master file has a header and 4 columns; the sample file has no header and 5 (master id,
     sample id, date, cds, dollars): the master customer id is kept. `_row` counts data rows.
+    order_id is `cdnow-<customer>-<date>`, shared by the records of one customer on one day, so
+    the aggregation makes them one order (the purchase day the CDNOW literature counts); the
+    master and the sample give the same ids to the same purchases.
     """
     raw = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False)
     if len(raw) and raw.iloc[0, 0] == "customer_id":
@@ -156,7 +161,7 @@ def read_cdnow(path: Path) -> pd.DataFrame:
         )
     frame = pd.DataFrame(raw.to_numpy(), columns=["customer_id", "date", "cds", "dollars"])
     frame.insert(0, "_row", range(1, len(frame) + 1))
-    frame.insert(1, "order_id", "cdnow-" + frame["customer_id"] + "-" + frame["_row"].astype(str))
+    frame.insert(1, "order_id", "cdnow-" + frame["customer_id"] + "-" + frame["date"])
     return frame
 
 

@@ -163,7 +163,7 @@ def _replace(**changes: str) -> LineMapping:
     return replace(RETAIL, **changes)
 
 
-def test_read_cdnow_keeps_leading_zeros_and_numbers_rows(tmp_path: Path) -> None:
+def test_read_cdnow_keeps_leading_zeros_and_names_orders_by_day(tmp_path: Path) -> None:
     # given a master-format file (header, 4 columns)
     path = tmp_path / "CDNOW_master.txt"
     path.write_text(
@@ -174,7 +174,38 @@ def test_read_cdnow_keeps_leading_zeros_and_numbers_rows(tmp_path: Path) -> None
     frame = read_cdnow(path)
 
     assert frame["customer_id"].tolist() == ["00001", "00002"], "leading zeros are kept"
-    assert frame["order_id"].tolist() == ["cdnow-00001-1", "cdnow-00002-2"]
+    assert frame["order_id"].tolist() == ["cdnow-00001-19970101", "cdnow-00002-19970112"]
+    assert frame["_row"].tolist() == [1, 2], "_row still numbers the records (for quarantine)"
+
+
+def test_cdnow_records_of_one_customer_on_one_day_are_one_order(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # given customer 00002 with two records on 1997-01-12 and one on 1997-01-20
+    path = tmp_path / "CDNOW_master.txt"
+    path.write_text(
+        " customer_id  date number_of_cds  dollar_value\n"
+        " 00001 19970101  1   11.77\n"
+        " 00002 19970112  1   12.00\n"
+        " 00002 19970112  5   77.00\n"
+        " 00002 19970120  2   20.00\n"
+    )
+
+    # when imported
+    report = import_cdnow(settings, path)
+
+    # then the same-day records are one purchase-day order with dollars and CDs summed
+    orders = _orders(settings)
+    assert sorted(orders.index) == [
+        "cdnow-00001-19970101",
+        "cdnow-00002-19970112",
+        "cdnow-00002-19970120",
+    ], "one order per customer and day"
+    same_day = orders.loc["cdnow-00002-19970112"]
+    assert same_day["amount"] == pytest.approx(89.0), "amount = summed dollars of the day"
+    assert same_day["items"] == 6, "items = summed CDs of the day"
+    assert same_day["ordered_at"] == pd.Timestamp("1997-01-12T00:00:00Z")
+    assert (report.lines, report.orders_stored, report.derived_members) == (4, 3, 2)
 
 
 @pytest.mark.skipif(not CDNOW_SAMPLE.exists(), reason=f"{CDNOW_SAMPLE} is not available")
@@ -182,11 +213,15 @@ def test_cdnow_sample_import_matches_the_published_counts(settings: Settings) ->
     # when the 1/10 CDNOW sample is imported
     report = import_cdnow(settings, CDNOW_SAMPLE)
 
-    # then its 6,919 records are orders of 2,357 derived members, dated at 00:00 UTC, in USD
-    assert report.orders_stored == 6_919, report.describe()
+    # then its 6,919 records are 6,696 purchase days (orders) of 2,357 derived members, dated at
+    # 00:00 UTC, in USD
+    assert report.lines == 6_919 and report.lines_quarantined == 0, report.describe()
+    assert report.orders_stored == 6_696, report.describe()
     assert report.derived_members == 2_357, report.describe()
-    assert report.lines_quarantined == 0
     orders = lake.read(settings.lake_dir, ORDERS)
     assert (orders["ordered_at"].dt.hour == 0).all()
     assert orders["member_id"].str.len().eq(5).all(), "master ids keep their leading zeros"
+    assert orders["amount"].sum() == pytest.approx(
+        pd.read_csv(CDNOW_SAMPLE, sep=r"\s+", header=None)[4].sum()
+    ), "merging days keeps every dollar"
     assert lake.dataset_currency(settings.lake_dir) == "USD"
