@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     activation_horizons_days: tuple[int, ...] = Field((7, 30, 90))
     clv_horizon_days: int = Field(365, gt=0, description="Horizon of future spend (days).")
     monthly_discount_rate: float = Field(0.01, ge=0, description="Monthly rate discounting CLV.")
+    min_history_days: int = Field(
+        90, ge=0, description="Training refuses data with fewer days from first order to end."
+    )
+    min_population: int = Field(
+        200, ge=0, description="Training refuses a task population (at the latest cutoff) below."
+    )
+    min_class_rows: int = Field(
+        50, ge=0, description="Training refuses when a class has fewer training rows than this."
+    )
     serving: ServingSettings = Field(
         default_factory=ServingSettings,
         description="Score API; a `[serving]` table in TOML or JSON in MEMBERSCORE_SERVING.",

@@ -5,7 +5,8 @@ experiment whose artifacts live under `settings.mlflow_artifact_root/<task>`. A 
 logged twice from one folder: as the pyfunc `model` (predict returns probabilities or spend)
 and as the plain `native` artifact (boosters + model.json) for fast serving. `train` points
 alias `challenger` at the new version; `promote` moves `champion` to it only if it beats the
-champion on the task's primary backtest metric (tag `backtest_<metric>` on each version).
+champion on the task's primary backtest metric (tag `backtest_<metric>` on each version) and
+its quality grade (tag `quality_grade`, `training.core.gates`) is not D.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+GRADE_TAG, NOTES_TAG = "quality_grade", "quality_notes"
 NATIVE_DIR = "native"
 MODEL_NAME = "model"
 
@@ -187,13 +189,21 @@ def training_run(
 
 
 def register_challenger(
-    settings: Settings, run: ActiveRun, model_name: str, version: str, metric: str, value: float
+    settings: Settings,
+    run: ActiveRun,
+    model_name: str,
+    version: str,
+    metric: str,
+    value: float,
+    tags: Mapping[str, str] | None = None,
 ) -> RunRecord:
     """Tag a new version of `model_name` with the backtest `metric` it will be promoted on
-    (`primary_metric` names it) and point alias `challenger` at it."""
+    (`primary_metric` names it) and `tags`, and point alias `challenger` at it."""
     mlflow_client = client(settings)
     mlflow_client.set_model_version_tag(model_name, version, metric, str(value))
     mlflow_client.set_model_version_tag(model_name, version, "primary_metric", metric)
+    for key, text in (tags or {}).items():
+        mlflow_client.set_model_version_tag(model_name, version, key, text)
     mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version)
     return RunRecord(run.info.run_id, model_name, version, run.info.experiment_id)
 
@@ -211,9 +221,11 @@ def log_run(
     tables: Mapping[str, pd.DataFrame],
     example: pd.DataFrame,
     meta: Mapping[str, Any],
+    version_tags: Mapping[str, str] | None = None,
 ) -> RunRecord:
     """One training run of a LightGBM task model: `training_run`, the feature list, figures and
-    tables as artifacts, the model; then `register_challenger` on its primary backtest metric."""
+    tables as artifacts, the model; then `register_challenger` on its primary backtest metric
+    with `version_tags` (e.g. the quality grade) on the new version."""
     import mlflow
 
     with training_run(
@@ -226,7 +238,9 @@ def log_run(
             mlflow.log_text(table.to_csv(index=False), f"tables/{name}.csv")
         version = log_model(model, example, model_name, meta)
     key = f"backtest_{task.primary_metric}"
-    return register_challenger(settings, run, model_name, version, key, metrics[key])
+    return register_challenger(
+        settings, run, model_name, version, key, metrics[key], version_tags or {}
+    )
 
 
 def aliased(mlflow_client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -268,6 +282,12 @@ def promote(
     previous = None if champion is None else _score(champion)[1]
     if force and not (reason and reason.strip()):
         raise PromotionRefused("--force needs --reason saying why the gate is overridden")
+    if not force and challenger.tags.get(GRADE_TAG) == "D":
+        raise PromotionRefused(
+            f"{model_name} version {challenger.version} has quality grade D "
+            f"({challenger.tags.get(NOTES_TAG, 'no notes')}); not promoted. Use --force "
+            "--reason '...' to override"
+        )
     if not force and champion is not None and previous is not None and not value > previous:
         raise PromotionRefused(
             f"{model_name} version {challenger.version} ({metric} {value:.4f}) does not beat "

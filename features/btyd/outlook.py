@@ -22,6 +22,7 @@ TRANSACTION_MODELS: dict[str, type[BaseTransactionModel]] = {
     "bgnbd": BetaGeoModel,
     "paretonbd": ParetoNBDModel,
 }
+SPEND_RANGE = 3.0  # plausible population mean order value / observed mean repeat value
 OUTLOOK_COLUMNS = (
     "p_alive",
     "expected_purchases",
@@ -60,9 +61,21 @@ def fit_outlook(summary: pd.DataFrame, kind: str = "bgnbd") -> BtydOutlook:
     transactions = TRANSACTION_MODELS[kind]().fit(summary)
     repeaters = (summary["frequency"] > 0) & (summary["monetary"] > 0)
     spend = _fit_spend(summary) if repeaters.any() else None
-    if spend is not None and spend.params_["q"] <= 1.0:
-        spend = None  # expected spend is infinite for q ≤ 1: no usable population mean
+    if spend is not None and not plausible_spend(spend, summary.loc[repeaters, "monetary"]):
+        spend = None
     return BtydOutlook(kind, transactions, spend)
+
+
+def plausible_spend(spend: GammaGammaModel, monetary: pd.Series) -> bool:
+    """False when the Gamma-Gamma population mean order value p v / (q − 1) is infinite
+    (q ≤ 1) or more than `SPEND_RANGE` times off the repeat buyers' own mean: a fit on a few
+    repeat buyers can put q just above 1 and the population mean at many times any observed
+    order, which would multiply into every forecast."""
+    p, q, v = (spend.params_[k] for k in ("p", "q", "v"))
+    if q <= 1.0:
+        return False
+    ratio = p * v / (q - 1.0) / float(monetary.mean())
+    return 1.0 / SPEND_RANGE <= ratio <= SPEND_RANGE
 
 
 def _fit_spend(summary: pd.DataFrame) -> GammaGammaModel | None:

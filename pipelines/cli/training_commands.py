@@ -17,7 +17,10 @@ CutoffsOpt = Annotated[
     str | None,
     typer.Option(help="Comma-separated cutoff dates (YYYY-MM-DD); default: a rolling series."),
 ]
-EveryOpt = Annotated[int, typer.Option(help="Days between rolling cutoffs.")]
+EveryOpt = Annotated[
+    int | None,
+    typer.Option(help="Days between cutoffs (default: every feature snapshot, as built)."),
+]
 HorizonOpt = Annotated[
     int | None, typer.Option(help="Label horizon in days (default: the task's from settings).")
 ]
@@ -47,14 +50,18 @@ def _task(name: str) -> Task:
 def train(
     task: TaskArg,
     cutoffs: CutoffsOpt = None,
-    every: EveryOpt = 28,
+    every: EveryOpt = None,
     horizon: HorizonOpt = None,
     folds: FoldsOpt = 3,
 ) -> None:
     """Backtest, train and register a model; the new version gets alias `challenger`.
 
     Needs the lake (`memberscore ingest`) and feature snapshots in Feast (`memberscore features
-    build` and `apply`). Example: memberscore train churn --every 28
+    build` and `apply`). Refuses data below the minimums of settings (min_history_days,
+    min_population, min_class_rows); prints the model beside the BTYD forecast and the naive
+    baseline on the same folds and the version's quality grade (D is never promoted). When the
+    history cannot label the horizon, trains on the longest one it can and carries the forecast
+    with BTYD (said in the output and the MLflow tags). Example: memberscore train churn
     """
     from training.jobs import train as job
 
@@ -80,14 +87,14 @@ def train(
 def backtest(
     task: TaskArg,
     cutoffs: CutoffsOpt = None,
-    every: EveryOpt = 28,
+    every: EveryOpt = None,
     horizon: HorizonOpt = None,
     folds: FoldsOpt = 3,
 ) -> None:
     """Rolling-origin backtest without registering anything; prints the metric table and, on
     simulator data, the comparison with the ground truth.
 
-    Example: memberscore backtest clv --every 28 --folds 3
+    Example: memberscore backtest clv --folds 3
     """
     from training.jobs import train as job
 
@@ -103,6 +110,7 @@ def backtest(
     )
     result = job.run_backtest(plan, frame, typer.echo)
     typer.echo(job.metric_table(result))
+    typer.echo(job.family_table(plan.task, result))
     compared = job.truth_metrics(settings, plan, frame, result)
     if compared:
         typer.echo("vs ground truth: " + ", ".join(f"{k} {v:.4f}" for k, v in compared.items()))

@@ -43,12 +43,17 @@ def rfm_features(
     members: pd.DataFrame, orders: pd.DataFrame, cutoffs: Sequence[pd.Timestamp]
 ) -> pd.DataFrame:
     """Test-only features keyed by (member_id, event_timestamp): recency, frequency, monetary,
-    tenure and region, from data strictly before each cutoff."""
+    tenure, region and the rest of the BTYD inputs (days since the first order, average order
+    value, first order amount), from data strictly before each cutoff."""
     parts = []
     for cutoff in cutoffs:
-        past = orders.loc[orders["ordered_at"] < cutoff]
+        past = orders.loc[orders["ordered_at"] < cutoff].sort_values("ordered_at")
         agg = past.groupby("member_id").agg(
-            last=("ordered_at", "max"), frequency=("amount", "size"), monetary=("amount", "sum")
+            first=("ordered_at", "min"),
+            last=("ordered_at", "max"),
+            frequency=("amount", "size"),
+            monetary=("amount", "sum"),
+            first_amount=("amount", "first"),
         )
         frame = members.loc[members["registered_at"] < cutoff].set_index("member_id")
         frame = frame.join(agg)
@@ -61,6 +66,9 @@ def rfm_features(
                     "frequency": frame["frequency"].fillna(0).to_numpy(),
                     "monetary": frame["monetary"].fillna(0).to_numpy(),
                     "tenure_days": (cutoff - frame["registered_at"]).dt.days.to_numpy(),
+                    "days_since_first_order": (cutoff - frame["first"]).dt.days.to_numpy(),
+                    "avg_order_value": (frame["monetary"] / frame["frequency"]).to_numpy(),
+                    "first_order_amount": frame["first_amount"].to_numpy(),
                     "region": frame["region"].astype("string").to_numpy(),
                 }
             )

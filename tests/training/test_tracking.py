@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +24,20 @@ from training.models.boosting import BoostParams
 def trained(mlflow_settings: Settings, programme, rfm) -> tuple[job.TrainReport, pd.DataFrame]:
     """One churn training run on the synthetic programme, logged to the temp store."""
     members, orders = programme
-    cutoffs = [as_cutoff("2023-03-01") + pd.Timedelta(days=56 * i) for i in range(5)]
-    frame = dataset.join_features(
-        dataset.entity_frame(
-            TASKS["churn"], members, orders, cutoffs, 90, observed_until(orders), 0
-        ),
-        rfm(members, orders, cutoffs),
-    )
     settings = mlflow_settings
+    cutoffs = [as_cutoff("2023-03-01") + pd.Timedelta(days=28 * i) for i in range(10)]
+    plan = job.make_plan(
+        settings, TASKS["churn"], orders, horizon_days=90, cutoffs=[c.date() for c in cutoffs]
+    )
     params = BoostParams(seed=settings.seed, num_boost_round=30, min_data_in_leaf=20)
-    plan = job.Plan(TASKS["churn"], 90, tuple(cutoffs), params, folds=1)
-    return job.train(settings, plan, frame), frame
+    plan = replace(plan, params=params)
+    end = observed_until(orders)
+    frame = dataset.join_features(
+        dataset.entity_frame(TASKS["churn"], members, orders, plan.cutoffs, 90, end, 0),
+        rfm(members, orders, plan.cutoffs),
+    )
+    data = dataset.training_data(TASKS["churn"], members, orders, frame, 0.0)
+    return job.train(settings, plan, data), frame
 
 
 def test_train_logs_a_pyfunc_returning_probabilities(
@@ -52,9 +56,13 @@ def test_train_logs_a_pyfunc_returning_probabilities(
     assert run.data.params["seed"] == str(settings.seed)
     assert run.data.tags["feature_service"] == "churn_v1"
     assert run.data.tags["git_commit"] and "data_window" in run.data.tags
-    assert "backtest_roc_auc" in run.data.metrics
+    assert "backtest_roc_auc" in run.data.metrics and "backtest_btyd_roc_auc" in run.data.metrics
+    assert version.tags["quality_grade"] == report.grade.letter in "ABC", "beats the baseline"
+    assert version.tags["horizon_days"] == "90"
+    label = int(version.tags["label_horizon_days"])
+    assert label == 90 or (label < 90 and label % 7 == 0), "the horizon, or whole weeks below"
     model = mlflow.pyfunc.load_model("models:/churn@challenger")
-    features = frame[["recency_days", "frequency", "monetary", "tenure_days", "region"]].head(50)
+    features = frame[list(report_features(settings, tmp_path))].head(50)
     native = _native(settings, tmp_path)
     p = model.predict(tracking.input_example(native, features, 50))["probability"].to_numpy()
     assert ((p >= 0) & (p <= 1)).all() and not np.isin(p, [0.0, 1.0]).all(), "probabilities"
@@ -64,12 +72,17 @@ def test_train_logs_a_pyfunc_returning_probabilities(
     assert str(settings.mlflow_artifact_root.resolve()) in run.info.artifact_uri
 
 
+def report_features(settings: Settings, tmp: Path) -> tuple[str, ...]:
+    """The feature names of the challenger's native model."""
+    return _native(settings, tmp / "names").encoding_.feature_names
+
+
 def _native(settings: Settings, tmp: Path) -> persistence.Model:
     """The challenger's native model, downloaded without pyfunc."""
     return persistence.load(tracking.download_native(settings, "churn", tracking.CHALLENGER, tmp))
 
 
-def fake_version(settings: Settings, name: str, roc_auc: float) -> str:
+def fake_version(settings: Settings, name: str, roc_auc: float, grade: str = "B") -> str:
     """A registered version with a backtest tag, made challenger (no model files needed)."""
     import mlflow
 
@@ -81,13 +94,16 @@ def fake_version(settings: Settings, name: str, roc_auc: float) -> str:
     version = client.create_model_version(name, run.info.artifact_uri, run.info.run_id).version
     client.set_model_version_tag(name, version, "primary_metric", "backtest_roc_auc")
     client.set_model_version_tag(name, version, "backtest_roc_auc", str(roc_auc))
+    client.set_model_version_tag(name, version, tracking.GRADE_TAG, grade)
+    client.set_model_version_tag(name, version, tracking.NOTES_TAG, "a note")
     client.set_registered_model_alias(name, tracking.CHALLENGER, version)
     return str(version)
 
 
 def test_promotion_gate(mlflow_settings: Settings) -> None:
-    """First challenger becomes champion; a better one replaces it; a worse one is refused;
-    --force needs a reason, which is kept on the version."""
+    """First challenger becomes champion; a better one replaces it; a grade D one (worse than
+    the naive baseline) and a worse one are refused; --force needs a reason, which is kept on
+    the version."""
     settings = mlflow_settings
     with pytest.raises(ModelNotReady):
         tracking.promote(settings, "gate")
@@ -96,6 +112,9 @@ def test_promotion_gate(mlflow_settings: Settings) -> None:
     better = fake_version(settings, "gate", 0.75)
     promoted = tracking.promote(settings, "gate")
     assert (promoted.version, promoted.previous) == (better, first)
+    fake_version(settings, "gate", 0.90, grade="D")
+    with pytest.raises(tracking.PromotionRefused, match="quality grade D \\(a note\\)"):
+        tracking.promote(settings, "gate")
     worse = fake_version(settings, "gate", 0.72)
     with pytest.raises(tracking.PromotionRefused, match="does not beat"):
         tracking.promote(settings, "gate")

@@ -134,7 +134,8 @@ def clv_labels(
     Population: members with >= 1 purchase order strictly before the cutoff. `spend` is
     purchases minus refunds in [cutoff, cutoff + horizon) and may be negative when earlier
     purchases are refunded; `clv` discounts each order by (1 + r)^(days / 30.4375), days since
-    the cutoff; `purchased` = 1 when the member placed any purchase order in the window.
+    the cutoff; `orders` counts the member's purchase orders in the window and `purchased` = 1
+    when there is any.
     """
     require_columns(orders, ORDER_COLUMNS, "orders")
     cutoff = as_cutoff(cutoff)
@@ -152,11 +153,12 @@ def clv_labels(
         .sum()
     )
     sums = sums.reindex(population, fill_value=0.0)
-    buyers = _purchases(window)[MEMBER_ID].unique()
+    counts = _purchases(window)[MEMBER_ID].value_counts().reindex(population, fill_value=0)
     return _frame(
         population,
         cutoff,
         spend=sums["spend"].to_numpy(),
         clv=sums["clv"].to_numpy(),
-        purchased=population.isin(buyers).astype(np.int8),
+        purchased=(counts.to_numpy() > 0).astype(np.int8),
+        orders=counts.to_numpy(dtype=np.int64),
     )

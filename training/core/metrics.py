@@ -144,3 +144,18 @@ def interval_coverage(actual: np.ndarray, low: np.ndarray, high: np.ndarray) -> 
     """Share of rows with low <= actual <= high."""
     actual = np.asarray(actual, dtype=float)
     return float(np.mean((actual >= low) & (actual <= high)))
+
+
+def count_report(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Purchase-count metrics by name: orders_mae, orders_rmse, orders_pearson (Pearson
+    correlation of predicted and actual counts; higher is better) and orders_bias_pct."""
+    actual, predicted = _arrays(actual, predicted)
+    total = actual.sum()
+    constant = np.std(actual) == 0 or np.std(predicted) == 0
+    pearson = float("nan") if constant else float(np.corrcoef(actual, predicted)[0, 1])
+    return {
+        "orders_mae": float(np.mean(np.abs(predicted - actual))),
+        "orders_rmse": float(np.sqrt(np.mean((predicted - actual) ** 2))),
+        "orders_pearson": pearson,
+        "orders_bias_pct": float((predicted.sum() - total) / total * 100) if total else np.nan,
+    }

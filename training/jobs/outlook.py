@@ -70,15 +70,23 @@ def backtest(
     return metrics.binary_report(truth["churned"].to_numpy(), p_none)
 
 
-def evaluation_cutoff(
+def evaluation_window(
     cutoffs: list[pd.Timestamp], orders: pd.DataFrame, horizon_days: int
-) -> pd.Timestamp:
-    """The latest snapshot cutoff whose `horizon_days` window is fully observed."""
+) -> tuple[pd.Timestamp, int]:
+    """(cutoff, days) of the backtest: the latest snapshot cutoff whose `horizon_days` window
+    is fully observed; when none is, the window shortens to half the snapshots' span (whole
+    weeks), so the fit still sees half of the history."""
     end = labels.observed_until(orders)
-    usable = [c for c in cutoffs if c + pd.Timedelta(days=horizon_days) <= end]
+    days = horizon_days
+    if not [c for c in cutoffs if c + pd.Timedelta(days=days) <= end]:
+        days = min(horizon_days, 7 * (((end - cutoffs[0]).days // 2) // 7))
+    usable = [c for c in cutoffs if c + pd.Timedelta(days=days) <= end] if days > 0 else []
     if not usable:
-        raise DataNotFound(f"no snapshot cutoff has {horizon_days} days of data after it")
-    return usable[-1]
+        raise DataNotFound(
+            f"no snapshot cutoff has {horizon_days} days (or a week) of data after it; build "
+            "snapshots further back (`memberscore features build --from ...`)"
+        )
+    return usable[-1], days
 
 
 def log_outlook(
@@ -126,8 +134,12 @@ def run(settings: Settings, progress: Callable[[str], None] = print) -> OutlookR
     if not cutoffs:
         raise DataNotFound("no feature snapshots; run `memberscore features build` first")
     _, orders = load_tables(settings)
-    horizon = settings.churn_horizon_days
-    evaluated = evaluation_cutoff(cutoffs, orders, horizon)
+    evaluated, horizon = evaluation_window(cutoffs, orders, settings.churn_horizon_days)
+    if horizon < settings.churn_horizon_days:
+        progress(
+            f"the data cannot observe a {settings.churn_horizon_days}-day window after any "
+            f"snapshot: the backtest uses {horizon} days"
+        )
     progress(f"backtest: fitted on the snapshot of {evaluated:%Y-%m-%d}, churn window {horizon} d")
     scores = backtest(read_snapshot(settings, evaluated), orders, evaluated, horizon)
     progress(", ".join(f"{k} {v:.4f}" for k, v in scores.items()))

@@ -1,11 +1,14 @@
 """Jobs: backtest, train (+ register as challenger) and promote a task's model.
 
-Thin orchestration, no maths: canonical tables from the lake → labelled entity rows per cutoff
-→ point-in-time features from Feast (`features.store.training_frame`, feature service of the
-task) → rolling-origin backtest → final model (latest cutoff calibrates) → MLflow.
+Thin orchestration, no maths: canonical tables from the lake → the task's population per
+cutoff → point-in-time features from Feast (`features.store.training_frame`, feature service
+of the task) → data gates → rolling-origin backtest beside the BTYD forecast and the naive
+baseline → quality grade → final model (latest labelable cutoff calibrates) → MLflow.
 
-Cutoffs are 00:00 UTC instants. By default they run every `every_days` back from the latest
-labelable cutoff (data end − horizon) to the first feature snapshot.
+Cutoffs are 00:00 UTC instants: by default every feature snapshot (as dense as built, or
+thinned with `every_days`). The label horizon and the folds come from
+`training.core.horizons`: the requested horizon when the history labels it, else the longest
+one that does, carried to the requested horizon with the BTYD prior.
 """
 
 from __future__ import annotations
@@ -20,28 +23,32 @@ import pandas as pd
 from memberscore.contract import MEMBERS, ORDERS
 from memberscore.settings import Settings
 from training import tracking
-from training.core import backtest, dataset, labels, plots
+from training.core import backtest, dataset, gates, horizons, labels, plots
+from training.core.season import season
 from training.core.tasks import Task, default_horizon
 from training.models.boosting import BoostParams
 from training.models.persistence import Model
-from training.models.spend import SpendModel
+from training.models.prior import BtydPrior
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FeatureReader = Callable[[Settings, pd.DataFrame, str], pd.DataFrame]
 Progress = Callable[[str], None]
-DEFAULT_EVERY_DAYS = 28
 DEFAULT_FOLDS = 3
+MAX_TRAIN_CUTOFFS = 12  # the final model and every fold train on at most this many cutoffs
+MIN_TRAIN_CUTOFFS = 3  # a backtest fold needs at least this many
+ROLLING_EVERY_DAYS = 7  # cutoffs of a rolling series when there are no snapshots
 
 
 @dataclass(frozen=True)
 class TrainReport:
-    """A finished training run: the registry record and the backtest behind it."""
+    """A finished training run: the registry record, the backtest behind it and its grade."""
 
     record: tracking.RunRecord
     result: backtest.BacktestResult
     cutoffs: tuple[pd.Timestamp, ...]
+    grade: gates.Grade
     truth: dict[str, float] = field(default_factory=dict)
 
 
@@ -76,63 +83,66 @@ def snapshot_cutoffs(settings: Settings) -> list[pd.Timestamp]:
     ]
 
 
-def choose_cutoffs(
+def thin(cutoffs: Sequence[pd.Timestamp], every_days: int | None) -> list[pd.Timestamp]:
+    """`cutoffs` kept at least `every_days` apart, counted back from the latest (all of them
+    when `every_days` is None)."""
+    ordered = sorted(cutoffs)
+    if every_days is None or not ordered:
+        return ordered
+    if every_days <= 0:
+        raise ValueError(f"every must be a positive number of days, got {every_days}")
+    kept = [ordered[-1]]
+    for cutoff in reversed(ordered[:-1]):
+        if (kept[-1] - cutoff).days >= every_days:
+            kept.append(cutoff)
+    return kept[::-1]
+
+
+def candidate_cutoffs(
     settings: Settings,
     orders: pd.DataFrame,
-    horizon_days: int,
     cutoffs: Sequence[date] | None,
-    every_days: int,
+    every_days: int | None,
 ) -> list[pd.Timestamp]:
-    """The given cutoffs (each checked to be labelable), or a rolling series.
-
-    The series ends at the latest labelable snapshot cutoff (so features are as of the cutoff
-    itself, not an older snapshot) and starts no earlier than the first snapshot; without
-    snapshots it spans from the day after the first order to data end − horizon.
-    """
+    """The given cutoffs, else the feature snapshots before the end of the data (as dense as
+    built, or thinned to `every_days`), else a rolling series from the day after the first
+    order; which of them are used depends on the horizon (`training.core.horizons`)."""
     end = labels.observed_until(orders)
     if cutoffs:
-        chosen = sorted(labels.as_cutoff(c) for c in cutoffs)
-        for cutoff in chosen:
-            labels.check_labelable(cutoff, horizon_days, end)
-        return chosen
-    window = pd.Timedelta(days=horizon_days)
-    snapshots = snapshot_cutoffs(settings)
-    fitting = [s for s in snapshots if s + window <= end]
-    if fitting:
-        return dataset.rolling_cutoffs(snapshots[0], fitting[-1] + window, horizon_days, every_days)
+        return sorted(labels.as_cutoff(c) for c in cutoffs)
+    snapshots = [s for s in snapshot_cutoffs(settings) if s < end]
+    if snapshots:
+        return thin(snapshots, every_days)
     first = labels.as_cutoff(orders["ordered_at"].min()).floor("D") + pd.Timedelta(days=1)
-    return dataset.rolling_cutoffs(
-        snapshots[0] if snapshots else first, end, horizon_days, every_days
-    )
-
-
-def build_frame(
-    settings: Settings,
-    task: Task,
-    cutoffs: Sequence[pd.Timestamp],
-    horizon_days: int,
-    tables: tuple[pd.DataFrame, pd.DataFrame],
-    reader: FeatureReader,
-) -> pd.DataFrame:
-    """Labelled rows for every cutoff joined with the task's point-in-time features."""
-    members, orders = tables
-    end = labels.observed_until(orders)
-    entities = dataset.entity_frame(
-        task, members, orders, cutoffs, horizon_days, end, settings.monthly_discount_rate
-    )
-    keys = entities[[labels.MEMBER_ID, dataset.EVENT_TIMESTAMP]]
-    return dataset.join_features(entities, reader(settings, keys, task.feature_service))
+    every = every_days or ROLLING_EVERY_DAYS
+    return dataset.rolling_cutoffs(first, end, every, every)
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What a job works on: the task, horizon (days), cutoffs and boosting parameters."""
+    """What a job works on: the task, the horizon plan (forecast and label horizons, folds),
+    the cutoffs with rows, the end of the data and the boosting parameters."""
 
     task: Task
-    horizon_days: int
+    horizon: horizons.HorizonPlan
     cutoffs: tuple[pd.Timestamp, ...]
+    end: pd.Timestamp
     params: BoostParams
-    folds: int = DEFAULT_FOLDS
+    train_cutoffs: int = MAX_TRAIN_CUTOFFS
+
+    @property
+    def horizon_days(self) -> int:
+        """The forecast horizon (days)."""
+        return self.horizon.horizon_days
+
+    @property
+    def label_days(self) -> int:
+        """The horizon the final model's labels cover (days)."""
+        return self.horizon.label_days
+
+    def final_split(self) -> backtest.Fold:
+        """The production split: the latest labelable cutoff calibrates."""
+        return backtest.final_split(self.cutoffs, self.end, self.label_days, self.train_cutoffs)
 
 
 def make_plan(
@@ -142,22 +152,101 @@ def make_plan(
     *,
     horizon_days: int | None = None,
     cutoffs: Sequence[date] | None = None,
-    every_days: int = DEFAULT_EVERY_DAYS,
+    every_days: int | None = None,
     folds: int = DEFAULT_FOLDS,
 ) -> Plan:
     """A plan with the settings' default horizon and seed unless given."""
     horizon = horizon_days or default_horizon(settings, task)
-    chosen = choose_cutoffs(settings, orders, horizon, cutoffs, every_days)
-    return Plan(task, horizon, tuple(chosen), BoostParams(seed=settings.seed), folds)
+    end = labels.observed_until(orders)
+    candidates = candidate_cutoffs(settings, orders, cutoffs, every_days)
+    if task.name in dataset.PRIOR_TASKS:
+        fitting = dataset.with_repeat_buyers(orders, candidates)
+        if candidates and not fitting:
+            raise dataset.NotEnoughHistory(
+                f"fewer than {dataset.MIN_REPEAT_BUYERS} members had bought twice before the "
+                f"latest cutoff {max(candidates):%Y-%m-%d}: the BTYD forecast the {task.name} "
+                "model starts from cannot be fitted; add history"
+            )
+        candidates = fitting
+    chosen = horizons.plan_horizon(
+        candidates,
+        end,
+        horizon,
+        folds=folds,
+        train_cutoffs=MAX_TRAIN_CUTOFFS,
+        min_train=MIN_TRAIN_CUTOFFS,
+    )
+    shortest = min(chosen.label_days, chosen.folds[0].label_days)
+    used = backtest.labelable(candidates, end, shortest)
+    return Plan(task, chosen, tuple(used), end, BoostParams(seed=settings.seed))
+
+
+def build_data(
+    settings: Settings,
+    plan: Plan,
+    tables: tuple[pd.DataFrame, pd.DataFrame],
+    reader: FeatureReader,
+) -> dataset.TrainingData:
+    """The task's population at every cutoff joined with its point-in-time features."""
+    members, orders = tables
+    shortest = min(plan.label_days, plan.horizon.folds[0].label_days)
+    entities = dataset.entity_frame(
+        plan.task, members, orders, plan.cutoffs, shortest, plan.end, settings.monthly_discount_rate
+    )
+    keys = entities[[labels.MEMBER_ID, dataset.EVENT_TIMESTAMP]]
+    frame = dataset.join_features(entities, reader(settings, keys, plan.task.feature_service))
+    return dataset.training_data(plan.task, members, orders, frame, settings.monthly_discount_rate)
+
+
+def data_gates(settings: Settings) -> gates.Gates:
+    """The minimums of settings."""
+    return gates.Gates(settings.min_history_days, settings.min_population, settings.min_class_rows)
+
+
+def check_data(settings: Settings, plan: Plan, data: dataset.TrainingData) -> None:
+    """Refuse (gates.NotEnoughData) data too small to train on."""
+    split = plan.final_split()
+    train = data.rows(split.train, plan.label_days)
+    values = backtest.target(plan.task, train)
+    first = labels.as_cutoff(data.orders["ordered_at"].min()).floor("D")
+    latest = data.features.loc[data.features[labels.CUTOFF] == split.calibrate]
+    gates.check_data(
+        plan.task,
+        data_gates(settings),
+        history_days=(plan.end - first).days,
+        population=len(latest),
+        training_labels=values,
+    )
+
+
+def assess(
+    settings: Settings, plan: Plan, data: dataset.TrainingData, result: backtest.BacktestResult
+) -> gates.Grade:
+    """The quality grade of a backtested plan (`training.core.gates.grade`)."""
+    split = plan.final_split()
+    values = backtest.target(plan.task, data.rows(split.train, plan.label_days))
+    return gates.grade(
+        plan.task,
+        family_means(result),
+        result.mean,
+        folds=len(result.folds),
+        smallest_class=min(gates.class_sizes(plan.task, values).values()),
+        gates=data_gates(settings),
+    )
 
 
 def run_backtest(
-    plan: Plan, frame: pd.DataFrame, progress: Progress = _quiet
+    plan: Plan, data: dataset.TrainingData, progress: Progress = _quiet
 ) -> backtest.BacktestResult:
-    """Rolling-origin backtest of `plan` on a built frame."""
-    folds = backtest.plan_folds(plan.cutoffs, plan.horizon_days, plan.folds)
+    """Rolling-origin backtest of `plan` on its training data."""
+    folds = plan.horizon.folds
     progress(f"backtest {plan.task.name}: {len(folds)} folds over {len(plan.cutoffs)} cutoffs")
-    return backtest.run(plan.task, frame, folds, plan.params, progress)
+    if len(folds) < DEFAULT_FOLDS:
+        progress(
+            f"only {len(folds)} fold(s) fit the history ({DEFAULT_FOLDS} wanted): the "
+            "backtest figures rest on fewer evaluation cutoffs"
+        )
+    return backtest.run(plan.task, data, folds, plan.params, progress)
 
 
 def read_truth(settings: Settings) -> pd.DataFrame | None:
@@ -169,7 +258,7 @@ def read_truth(settings: Settings) -> pd.DataFrame | None:
 
 
 def truth_metrics(
-    settings: Settings, plan: Plan, frame: pd.DataFrame, result: backtest.BacktestResult
+    settings: Settings, plan: Plan, data: dataset.TrainingData, result: backtest.BacktestResult
 ) -> dict[str, float]:
     """Backtest predictions vs the simulator's ground truth (`training.core.truth`); empty when
     there is no truth or the task has none (activation)."""
@@ -178,11 +267,11 @@ def truth_metrics(
     members = read_truth(settings)
     if members is None or not (plan.task.name == "churn" or plan.task.kind == "spend"):
         return {}
-    _, orders = load_tables(settings)
     scored = result.predictions
     cutoffs = sorted(scored[labels.CUTOFF].unique())
-    table = truth.truth_frame(plan.task, members, orders, cutoffs, plan.horizon_days)
-    return truth.compare(plan.task, truth.join_truth(scored, table, frame))
+    days = plan.horizon.folds[0].predict_days
+    table = truth.truth_frame(plan.task, members, data.orders, cutoffs, days)
+    return truth.compare(plan.task, truth.join_truth(scored, table, data.features))
 
 
 def figures(task: Task, model: Model, result: backtest.BacktestResult) -> dict[str, Figure]:
@@ -207,30 +296,82 @@ def figures(task: Task, model: Model, result: backtest.BacktestResult) -> dict[s
     return out
 
 
-def fit_final(plan: Plan, frame: pd.DataFrame) -> Model:
-    """The production model: every cutoff but the latest trains, the latest calibrates."""
-    return backtest.fit(plan.task, frame, backtest.final_split(plan.cutoffs), plan.params)
+def final_prior(settings: Settings, plan: Plan, data: dataset.TrainingData) -> BtydPrior | None:
+    """The prior the registered model scores with: BTYD fitted on the latest feature snapshot
+    (the data scoring will use; the latest training cutoff without snapshots), over the
+    forecast horizon in average-rate days of the season from that date."""
+    if not data.priors:
+        return None
+    from features.families.btyd import fit_family
+
+    snapshots = snapshot_cutoffs(settings)
+    if snapshots:
+        from features.reader import read_snapshot
+
+        as_of = snapshots[-1]
+        outlook = fit_family(read_snapshot(settings, as_of.date()))
+    else:
+        as_of = max(data.priors)
+        outlook = data.priors[as_of]
+    if outlook is None:
+        raise dataset.NotEnoughHistory(
+            f"no BTYD model could be fitted as of {as_of:%Y-%m-%d}: no repeat purchases"
+        )
+    days = season(data.orders, as_of).effective_days(as_of, plan.horizon_days)
+    return BtydPrior(outlook, days)
+
+
+def fit_final(settings: Settings, plan: Plan, data: dataset.TrainingData) -> Model:
+    """The production model: the latest labelable cutoff calibrates, the `train_cutoffs`
+    before it train; it scores with `final_prior`."""
+    model = backtest.fit(plan.task, data, plan.final_split(), plan.params)
+    return model.with_prior(final_prior(settings, plan, data))
+
+
+def family_means(result: backtest.BacktestResult) -> pd.Series:
+    """Mean primary metric per family over the folds."""
+    return result.families.drop(columns=["evaluate"]).mean()
+
+
+def family_table(task: Task, result: backtest.BacktestResult) -> str:
+    """The model, the BTYD forecast and the naive baseline side by side, per fold and mean."""
+    table = result.families.copy()
+    table["evaluate"] = table["evaluate"].dt.strftime("%Y-%m-%d")
+    mean = family_means(result).to_frame().T.assign(evaluate="mean")
+    text = pd.concat([table, mean], ignore_index=True).to_string(
+        index=False, float_format=lambda v: f"{v:.4f}"
+    )
+    return f"{task.primary_metric} by family (same folds, same rows):\n{text}"
 
 
 def log(
     settings: Settings,
     plan: Plan,
     model: Model,
-    frame: pd.DataFrame,
+    data: dataset.TrainingData,
     result: backtest.BacktestResult,
+    grade: gates.Grade,
     truth: Mapping[str, float] | None = None,
 ) -> tracking.RunRecord:
     """Log the run (with the ground-truth comparison `truth`, if any, as `backtest_truth_*`)
-    and register the model as challenger."""
-    task, split = plan.task, backtest.final_split(plan.cutoffs)
+    and register the model as challenger, tagged with its grade and horizons."""
+    task, split = plan.task, plan.final_split()
     name = tracking.registry_name(task, plan.horizon_days, default_horizon(settings, task))
-    outputs = ("expected_spend", *SpendModel.outputs) if task.kind == "spend" else ("probability",)
     meta = {
         "task": task.name,
         "horizon_days": plan.horizon_days,
+        "label_horizon_days": plan.label_days,
         "feature_service": task.feature_service,
         "serving_outputs": list(model.outputs),
     }
+    families = {f"backtest_{k}_{task.primary_metric}": v for k, v in family_means(result).items()}
+    version_tags = {
+        tracking.GRADE_TAG: grade.letter,
+        tracking.NOTES_TAG: "; ".join(grade.notes) or "none",
+        "horizon_days": str(plan.horizon_days),
+        "label_horizon_days": str(plan.label_days),
+    }
+    train_rows = data.rows(split.train, plan.label_days)
     return tracking.log_run(
         settings,
         task,
@@ -239,42 +380,57 @@ def log(
         params={
             **vars(plan.params),
             "horizon_days": plan.horizon_days,
+            "label_horizon_days": plan.label_days,
             "cutoffs": len(plan.cutoffs),
+            "train_cutoffs": len(split.train),
             "backtest_folds": len(result.folds),
             "calibration_cutoff": f"{split.calibrate:%Y-%m-%d}",
-            "rows": len(frame),
+            "rows": len(train_rows),
         },
         tags={
             "feature_service": task.feature_service,
-            "outputs": ",".join(outputs),
-            "data_window": f"{plan.cutoffs[0]:%Y-%m-%d}..{plan.cutoffs[-1]:%Y-%m-%d}"
-            f" +{plan.horizon_days}d",
-            "cutoffs": tracking.cutoff_text(plan.cutoffs),
+            "outputs": ",".join(model.outputs),
+            "data_window": f"{split.train[0]:%Y-%m-%d}..{split.calibrate:%Y-%m-%d}"
+            f" +{plan.label_days}d",
+            "cutoffs": tracking.cutoff_text((*split.train, split.calibrate)),
+            "horizon": plan.horizon.describe(),
+            **version_tags,
         },
-        metrics={f"backtest_{k}": v for k, v in {**result.mean, **(truth or {})}.items()},
+        metrics={f"backtest_{k}": v for k, v in {**result.mean, **(truth or {})}.items()}
+        | families,
         figures=figures(task, model, result),
-        tables={"backtest_folds": result.folds},
-        example=tracking.input_example(model, frame[list(model.encoding_.feature_names)]),
+        tables={"backtest_folds": result.folds, "backtest_families": result.families},
+        example=tracking.input_example(model, train_rows[list(model.encoding_.feature_names)]),
         meta=meta,
+        version_tags=version_tags,
     )
 
 
 def train(
     settings: Settings,
     plan: Plan,
-    frame: pd.DataFrame,
+    data: dataset.TrainingData,
     progress: Progress = _quiet,
 ) -> TrainReport:
-    """Backtest, fit the final model, log it and set alias `challenger` on the new version."""
-    result = run_backtest(plan, frame, progress)
-    compared = truth_metrics(settings, plan, frame, result)
+    """Check the data, backtest, grade, fit the final model, log it and set alias
+    `challenger` on the new version."""
+    check_data(settings, plan, data)
+    result = run_backtest(plan, data, progress)
+    progress(family_table(plan.task, result))
+    grade = assess(settings, plan, data, result)
+    progress(grade.describe() + ("" if grade.promotable else " — it will not be promoted"))
+    compared = truth_metrics(settings, plan, data, result)
     if compared:
         progress("vs ground truth: " + ", ".join(f"{k} {v:.4f}" for k, v in compared.items()))
-    progress(f"final model: {len(plan.cutoffs) - 1} training cutoffs, calibrated on the latest")
-    model = fit_final(plan, frame)
+    split = plan.final_split()
+    progress(
+        f"final model: {len(split.train)} training cutoffs, calibrated on "
+        f"{split.calibrate:%Y-%m-%d}, labels over {plan.label_days} d"
+    )
+    model = fit_final(settings, plan, data)
     progress("logging to MLflow and registering the version")
-    record = log(settings, plan, model, frame, result, compared)
-    return TrainReport(record, result, plan.cutoffs, compared)
+    record = log(settings, plan, model, data, result, grade, compared)
+    return TrainReport(record, result, plan.cutoffs, grade, compared)
 
 
 def prepare(
@@ -283,12 +439,12 @@ def prepare(
     *,
     horizon_days: int | None = None,
     cutoffs: Sequence[date] | None = None,
-    every_days: int = DEFAULT_EVERY_DAYS,
+    every_days: int | None = None,
     folds: int = DEFAULT_FOLDS,
     reader: FeatureReader = feast_reader,
     progress: Progress = _quiet,
-) -> tuple[Plan, pd.DataFrame]:
-    """Read the lake, choose cutoffs and build the labelled feature frame."""
+) -> tuple[Plan, dataset.TrainingData]:
+    """Read the lake, plan horizons and cutoffs and build the training data."""
     progress("reading members and orders from the lake")
     tables = load_tables(settings)
     plan = make_plan(
@@ -301,12 +457,13 @@ def prepare(
         folds=folds,
     )
     progress(
-        f"{task.name}: {len(plan.cutoffs)} cutoffs {tracking.cutoff_text(plan.cutoffs)}, "
-        f"horizon {plan.horizon_days} days; joining features of {task.feature_service}"
+        f"{task.name}: horizon {plan.horizon_days} days, {plan.horizon.describe()}; "
+        f"{len(plan.cutoffs)} cutoffs {plan.cutoffs[0]:%Y-%m-%d}..{plan.cutoffs[-1]:%Y-%m-%d}; "
+        f"joining features of {task.feature_service}"
     )
-    frame = build_frame(settings, task, plan.cutoffs, plan.horizon_days, tables, reader)
-    progress(f"{len(frame):,} labelled rows, {len(dataset.feature_columns(frame))} features")
-    return plan, frame
+    data = build_data(settings, plan, tables, reader)
+    progress(f"{len(data.features):,} member-cutoff rows, {len(data.feature_names)} features")
+    return plan, data
 
 
 def metric_table(result: backtest.BacktestResult) -> str:

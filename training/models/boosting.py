@@ -22,7 +22,8 @@ from numpy.typing import ArrayLike
 class BoostParams:
     """LightGBM hyperparameters. `seed` comes from settings; `num_threads` is fixed so that
     runs are reproducible (with `deterministic` and row-wise histograms). `quantile_rows` caps
-    the training rows of the spend model's quantile boosters (a seeded sample)."""
+    the training rows of the spend model's quantile boosters (a seeded sample);
+    `stopping_rounds` is the patience of early stopping on a held-out cutoff."""
 
     seed: int = 42
     num_boost_round: int = 300
@@ -35,12 +36,14 @@ class BoostParams:
     lambda_l2: float = 1.0
     num_threads: int = 1
     quantile_rows: int = 100_000
+    stopping_rounds: int = 30
 
     def lightgbm(self, objective: str, **extra: Any) -> dict[str, Any]:
         """The parameter dict for `lightgbm.train`."""
         params = asdict(self)
         params.pop("num_boost_round")
         params.pop("quantile_rows")
+        params.pop("stopping_rounds")
         return {
             **params,
             "objective": objective,
@@ -104,14 +107,48 @@ def fit_encoding(features: pd.DataFrame) -> Encoding:
     return Encoding(tuple(map(str, features.columns)), categories)
 
 
+@dataclass(frozen=True)
+class Validation:
+    """Held-out rows (a later cutoff) that stop boosting once they stop improving."""
+
+    frame: pd.DataFrame
+    target: np.ndarray
+    init_score: np.ndarray | None = None
+
+
 def train_booster(
-    frame: pd.DataFrame, target: np.ndarray, params: BoostParams, objective: str, **extra: Any
+    frame: pd.DataFrame,
+    target: np.ndarray,
+    params: BoostParams,
+    objective: str,
+    init_score: np.ndarray | None = None,
+    valid: Validation | None = None,
+    **extra: Any,
 ) -> lgb.Booster:
-    """Train one booster on encoded features (`Encoding.frame`)."""
-    data = lgb.Dataset(frame, label=target, categorical_feature="auto", free_raw_data=True)
-    return lgb.train(
-        params.lightgbm(objective, **extra), data, num_boost_round=params.num_boost_round
+    """Train one booster on encoded features (`Encoding.frame`), its raw score starting at
+    `init_score` when given (an offset the trees correct; the booster does not store it).
+
+    With `valid`, boosting stops after `params.stopping_rounds` rounds without improvement of
+    the objective's loss on those rows and the booster keeps the best round only: a later
+    cutoff decides how far the trees may move away from the start score.
+    """
+    data = lgb.Dataset(
+        frame, label=target, init_score=init_score, categorical_feature="auto", free_raw_data=True
     )
+    if valid is None:
+        return lgb.train(
+            params.lightgbm(objective, **extra), data, num_boost_round=params.num_boost_round
+        )
+    held = data.create_valid(valid.frame, label=valid.target, init_score=valid.init_score)
+    booster = lgb.train(
+        params.lightgbm(objective, **extra),
+        data,
+        num_boost_round=params.num_boost_round,
+        valid_sets=[held],
+        callbacks=[lgb.early_stopping(params.stopping_rounds, verbose=False)],
+    )
+    best = booster.best_iteration or booster.current_iteration()
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
 
 
 def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
@@ -152,3 +189,20 @@ def calibration_split(
         )
     cut = len(X) - held
     return X.iloc[:cut], target[:cut], X.iloc[cut:], target[cut:]
+
+
+def split_offset(
+    offset: pd.DataFrame | None, offset_calib: pd.DataFrame | None, n_fit: int, held: bool
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """(training, calibration) offsets matching `calibration_split`: `offset_calib` when the
+    calibration rows were given (`held`), else the rows of `offset` after the first `n_fit`."""
+    if offset is None:
+        if offset_calib is not None:
+            raise ValueError("offset_calib needs offset: pass both or neither")
+        return None, None
+    offset = offset.reset_index(drop=True)
+    if held:
+        if offset_calib is None:
+            raise ValueError("with X_calib and an offset, pass offset_calib too")
+        return offset, offset_calib.reset_index(drop=True)
+    return offset.iloc[:n_fit].reset_index(drop=True), offset.iloc[n_fit:].reset_index(drop=True)

@@ -3,6 +3,11 @@ isotonic or Platt calibrator fitted on held-out rows, never on the training rows
 
 Keeps its native `lightgbm.Booster` so serving can call `predict_matrix` / `contributions` on
 an encoded matrix (`Encoding.matrix`) with `num_threads=1`.
+
+The churn classifier starts from the BTYD forecast (`training.models.prior`): its booster learns
+a correction of logit P(no purchase in the window), the `no_purchase_logit` offset. Training
+passes the offsets of each cutoff; a fitted model carries the prior (`prior_`) that computes
+them from the scored rows' own rfm features, so serving needs nothing else.
 """
 
 from __future__ import annotations
@@ -19,10 +24,19 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from training.models.boosting import BoostParams, calibration_split, fit_encoding, train_booster
+from training.models.boosting import (
+    BoostParams,
+    Validation,
+    calibration_split,
+    fit_encoding,
+    split_offset,
+    train_booster,
+)
+from training.models.prior import BtydPrior
 
 CalibrationMethod = Literal["isotonic", "platt"]
 CLASSES = np.array([0, 1])
+OFFSET = "no_purchase_logit"
 
 
 @dataclass(frozen=True)
@@ -86,38 +100,69 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):
         X: pd.DataFrame,
         y: ArrayLike,
         *,
+        offset: pd.DataFrame | None = None,
         X_calib: pd.DataFrame | None = None,
         y_calib: ArrayLike | None = None,
+        offset_calib: pd.DataFrame | None = None,
     ) -> Self:
         """Train on (X, y), y being 0/1, and calibrate on (X_calib, y_calib), the later
         held-out cutoff; without it, on the last `calibration_share` of the rows of X (rows in
-        time order), which then do not train."""
+        time order), which then do not train. `offset` (column `no_purchase_logit`, one row per
+        row of X) is the raw score the booster starts from; `offset_calib` that of X_calib."""
+        held = X_calib is not None
         X, target, X_calib, y_held = calibration_split(
             X, y, X_calib, y_calib, self.calibration_share
         )
+        offset, offset_calib = split_offset(offset, offset_calib, len(X), held)
         if not np.isin(target, (0.0, 1.0)).all():
             raise ValueError("a classifier's y must hold 0/1 outcomes only")
         self.encoding_ = fit_encoding(X)
+        self.prior_: BtydPrior | None = None
         self.booster_ = train_booster(
-            self.encoding_.frame(X), target, self.params or BoostParams(), "binary"
+            self.encoding_.frame(X),
+            target,
+            self.params or BoostParams(),
+            "binary",
+            init_score=None if offset is None else offset[OFFSET].to_numpy(),
+            valid=Validation(
+                self.encoding_.frame(X_calib),
+                y_held,
+                None if offset_calib is None else offset_calib[OFFSET].to_numpy(),
+            ),
         )
-        raw = self.predict_raw(self.encoding_.matrix(X_calib))
-        self.calibrator_: Calibrator | None = fit_calibrator(raw, y_held, self.calibration)
+        self.calibrator_: Calibrator | None = None
+        raw = self.predict_raw(self.encoding_.matrix(X_calib), offset_calib)
+        self.calibrator_ = fit_calibrator(raw, y_held, self.calibration)
         self.classes_ = CLASSES
         return self
 
-    def predict_raw(self, matrix: np.ndarray) -> np.ndarray:
-        """Uncalibrated booster probabilities for an encoded matrix."""
-        return np.asarray(self.booster_.predict(matrix, num_threads=1), dtype=float)
+    def with_prior(self, prior: BtydPrior | None) -> Self:
+        """Use `prior` for the offsets of rows scored without explicit ones (serving)."""
+        self.prior_ = prior
+        return self
 
-    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+    def offset(self, matrix: np.ndarray) -> np.ndarray:
+        """The raw score each row starts from: the prior's `no_purchase_logit`, or 0."""
+        if self.prior_ is None:
+            return np.zeros(len(matrix))
+        offsets = self.prior_.offsets_matrix(matrix, self.encoding_.feature_names)
+        return offsets[OFFSET].to_numpy()
+
+    def predict_raw(self, matrix: np.ndarray, offset: pd.DataFrame | None = None) -> np.ndarray:
+        """Uncalibrated probabilities for an encoded matrix: expit(offset + booster score),
+        the offset from `offset` when given, else from the prior."""
+        start = self.offset(matrix) if offset is None else offset[OFFSET].to_numpy()
+        score = np.asarray(self.booster_.predict(matrix, raw_score=True, num_threads=1))
+        return np.asarray(expit(start + score), dtype=float)
+
+    def predict_matrix(self, matrix: np.ndarray, offset: pd.DataFrame | None = None) -> np.ndarray:
         """Calibrated probabilities for an encoded matrix (the serving path)."""
-        raw = self.predict_raw(matrix)
+        raw = self.predict_raw(matrix, offset)
         return raw if self.calibrator_ is None else self.calibrator_(raw)
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, X: pd.DataFrame, offset: pd.DataFrame | None = None) -> np.ndarray:
         """An (n, 2) array of calibrated P(0), P(1) for raw feature columns."""
-        probability = self.predict_matrix(self.encoding_.matrix(X))
+        probability = self.predict_matrix(self.encoding_.matrix(X), offset)
         return np.column_stack([1.0 - probability, probability])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -125,7 +170,8 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[(self.predict_proba(X)[:, 1] > 0.5).astype(int)]
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
-        """SHAP contributions (log-odds scale), one column per feature plus the bias last."""
+        """SHAP contributions (log-odds scale) of the booster, i.e. of the correction of the
+        offset, one column per feature plus the bias last."""
         return np.asarray(self.booster_.predict(matrix, pred_contrib=True, num_threads=1))
 
     @property

@@ -11,6 +11,7 @@ from typing import Any
 
 import lightgbm as lgb
 
+from training.models import prior
 from training.models.boosting import BoostParams, Encoding
 from training.models.classifier import CLASSES, CalibratedClassifier, Calibrator
 from training.models.spend import QUANTILE_STEMS, SpendModel
@@ -33,12 +34,18 @@ def save(model: Model, folder: Path, **extra: Any) -> Path:
         "outputs": list(model.outputs),
         "params": asdict(model.params or BoostParams()),
         "calibration_share": model.calibration_share,
+        "prior": None if model.prior_ is None else model.prior_.document(),
         **extra,
     }
     if isinstance(model, CalibratedClassifier):
         meta["calibrator"] = None if model.calibrator_ is None else asdict(model.calibrator_)
     else:
-        meta.update(margin=model.margin_, coverage=model.coverage)
+        meta.update(
+            margin=model.margin_,
+            coverage=model.coverage,
+            scale_floor=model.scale_floor_,
+            levels=list(model.levels_),
+        )
     (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return folder
 
@@ -56,6 +63,7 @@ def load(folder: Path) -> Model:
         return lgb.Booster(model_file=str(folder / f"{stem}.txt"))
 
     model = _classifier(meta, booster) if meta["kind"] == "binary" else _spend(meta, booster)
+    model.with_prior(None if meta.get("prior") is None else prior.from_document(meta["prior"]))
     model.encoding_ = Encoding(
         tuple(meta["feature_names"]), {k: tuple(v) for k, v in meta["categories"].items()}
     )
@@ -89,9 +97,11 @@ def _spend(meta: dict[str, Any], booster: Boosters) -> SpendModel:
         coverage=meta["coverage"],
         calibration_share=meta.get("calibration_share", 0.2),
     )
-    spend.buy_, spend.amount_ = booster("buy"), booster("amount")
+    spend.count_, spend.spend_ = booster("count"), booster("spend")
     spend.quantile_ = [booster(stem) for stem in QUANTILE_STEMS]
     spend.margin_ = meta["margin"]
+    spend.scale_floor_ = meta["scale_floor"]
+    spend.levels_ = (float(meta["levels"][0]), float(meta["levels"][1]))
     return spend
 
 

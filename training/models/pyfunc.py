@@ -22,7 +22,7 @@ ENTRY_POINT = Path(__file__).with_name("pyfunc_model.py")
 
 class MemberModel(PythonModel):
     """Predicts calibrated probabilities (column `probability`) for churn and activation, or
-    expected_spend, p10, p50, p90 (currency over the horizon) for clv."""
+    orders_mean, spend_mean, p10, p50, p90 (orders and currency over the horizon) for clv."""
 
     def load_context(self, context: Any) -> None:
         """Load the native model from the `native` artifact folder."""
@@ -34,5 +34,5 @@ class MemberModel(PythonModel):
         """Predictions for a DataFrame of raw feature columns, one row per member."""
         frame = pd.DataFrame(model_input)
         if isinstance(self.model, SpendModel):
-            return self.model.predict_interval(frame).reset_index(drop=True)
+            return self.model.predict_frame(frame).reset_index(drop=True)
         return pd.DataFrame({"probability": self.model.predict_proba(frame)[:, 1]})

@@ -22,11 +22,18 @@ def cutoffs_every(days: int, count: int) -> list[pd.Timestamp]:
     return [as_cutoff("2023-03-01") + pd.Timedelta(days=days * i) for i in range(count)]
 
 
+END = as_cutoff("2024-03-01")
+
+
 def test_fold_plan_never_uses_a_window_that_reaches_the_evaluation_cutoff() -> None:
-    """For every fold: t + H <= evaluate for each training and calibration cutoff, and the
-    calibration cutoff is later than every training cutoff."""
+    """For every fold: t + label_days <= evaluate for each training and calibration cutoff,
+    the calibration cutoff is later than every training cutoff and the evaluation window is
+    observed."""
     cutoffs = cutoffs_every(28, 12)
-    folds = backtest.plan_folds(cutoffs, H, folds=3)
+    end = cutoffs[-1] + pd.Timedelta(days=H)
+    folds = backtest.plan_folds(
+        cutoffs, end, label_days=H, predict_days=H, folds=3, train_cutoffs=12
+    )
     assert len(folds) == 3
     for fold in folds:
         assert fold.evaluate is not None
@@ -34,49 +41,76 @@ def test_fold_plan_never_uses_a_window_that_reaches_the_evaluation_cutoff() -> N
             assert t + pd.Timedelta(days=H) <= fold.evaluate, f"{t} leaks into {fold.evaluate}"
         assert max(fold.train) < fold.calibrate
     assert folds[-1].evaluate == cutoffs[-1]
-    with pytest.raises(backtest.NotEnoughHistory, match="no evaluation cutoff"):
-        backtest.plan_folds(cutoffs_every(28, 3), H)
+    assert (
+        backtest.plan_folds(
+            cutoffs_every(28, 3), end, label_days=H, predict_days=H, folds=3, train_cutoffs=12
+        )
+        == []
+    ), "no room for a fold"
+
+
+def test_folds_train_on_at_most_train_cutoffs_and_at_least_min_train() -> None:
+    """Weekly cutoffs: each fold trains on the `train_cutoffs` latest usable ones, and a fold
+    with fewer than `min_train` is left out."""
+    cutoffs = cutoffs_every(7, 40)
+    end = cutoffs[-1] + pd.Timedelta(days=30)
+    folds = backtest.plan_folds(
+        cutoffs, end, label_days=30, predict_days=30, folds=3, train_cutoffs=5, min_train=3
+    )
+    assert [len(f.train) for f in folds] == [5, 5, 5]
+    assert backtest.plan_folds(
+        cutoffs[:8], cutoffs[7] + pd.Timedelta(days=30), label_days=30, predict_days=30,
+        folds=3, train_cutoffs=5, min_train=4,
+    ) == [], "4 usable training cutoffs need 5 + 30 days before the evaluation cutoff"  # fmt: skip
 
 
 class Spy(CalibratedClassifier):
-    """A classifier remembering the rows it trained and calibrated on (by frame index)."""
+    """A classifier remembering the rows it trained and calibrated on (their cutoffs)."""
 
-    seen: ClassVar[list[tuple[pd.Index, pd.Index]]] = []
+    seen: ClassVar[list[tuple[set, set]]] = []
 
-    def fit(self, X, y, *, X_calib=None, y_calib=None):  # type: ignore[no-untyped-def]
-        Spy.seen.append((X.index, X_calib.index))
-        return super().fit(X, y, X_calib=X_calib, y_calib=y_calib)
+    def fit(self, X, y, *, offset=None, X_calib=None, y_calib=None, offset_calib=None):  # type: ignore[no-untyped-def]
+        Spy.seen.append((len(X), len(X_calib)))
+        return super().fit(
+            X, y, offset=offset, X_calib=X_calib, y_calib=y_calib, offset_calib=offset_calib
+        )
 
 
 def test_backtest_trains_only_on_rows_whose_labels_end_before_evaluation(
     programme, rfm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Given monthly cutoffs, every row a fold fits or calibrates on has cutoff + H <= the
-    fold's evaluation cutoff, and the metrics come out per fold."""
+    """Given monthly cutoffs, every fold fits on the rows of its training cutoffs and
+    calibrates on its calibration cutoff, all with label windows ending by the evaluation
+    cutoff; the model beats the naive baseline and the metrics come out per fold."""
     members, orders = programme
     cutoffs = cutoffs_every(28, 10)
+    end = observed_until(orders)
     frame = dataset.join_features(
-        dataset.entity_frame(
-            TASKS["churn"], members, orders, cutoffs, H, observed_until(orders), 0
-        ),
-        rfm(members, orders, cutoffs),
-    )
+        dataset.entity_frame(TASKS["churn"], members, orders, cutoffs, H, end, 0), rfm(
+            members, orders, cutoffs)
+    )  # fmt: skip
+    data = dataset.training_data(TASKS["churn"], members, orders, frame, 0.0)
     monkeypatch.setattr(backtest, "new_model", lambda kind, params: Spy(params))
     Spy.seen.clear()
-    folds = backtest.plan_folds(cutoffs, H, folds=2)
-    result = backtest.run(TASKS["churn"], frame, folds, FAST)
+    folds = backtest.plan_folds(
+        cutoffs, end, label_days=H, predict_days=H, folds=2, train_cutoffs=12
+    )
+    result = backtest.run(TASKS["churn"], data, folds, FAST)
     assert len(Spy.seen) == 2
     for fold, (train_rows, calib_rows) in zip(folds, Spy.seen, strict=True):
-        used = frame.loc[train_rows.union(calib_rows), "cutoff"]
-        assert (used + pd.Timedelta(days=H) <= fold.evaluate).all(), "label window leak"
-        assert (frame.loc[calib_rows, "cutoff"] == fold.calibrate).all()
+        assert train_rows == len(data.rows(fold.train, H)), "the training cutoffs' rows"
+        assert calib_rows == len(data.rows([fold.calibrate], H))
+        for t in (*fold.train, fold.calibrate):
+            assert t + pd.Timedelta(days=H) <= fold.evaluate, "label window leak"
     assert result.folds["evaluate"].tolist() == [f.evaluate for f in folds]
     assert result.mean["roc_auc"] > 0.7, "recency predicts churn in the synthetic programme"
     assert set(result.predictions["cutoff"]) == {f.evaluate for f in folds}
+    assert list(result.families.columns) == ["evaluate", "lightgbm", "btyd", "baseline"]
 
 
-def test_final_split_calibrates_on_the_latest_cutoff() -> None:
-    """Production: all earlier cutoffs train, the latest calibrates."""
-    cutoffs = cutoffs_every(28, 4)
-    split = backtest.final_split(cutoffs[::-1])
-    assert split.calibrate == cutoffs[-1] and split.train == tuple(cutoffs[:-1])
+def test_final_split_calibrates_on_the_latest_labelable_cutoff() -> None:
+    """Production: the latest cutoff whose window fits calibrates, the ones before train."""
+    cutoffs = cutoffs_every(28, 6)
+    end = cutoffs[3] + pd.Timedelta(days=H)
+    split = backtest.final_split(cutoffs[::-1], end, H, train_cutoffs=2)
+    assert split.calibrate == cutoffs[3] and split.train == tuple(cutoffs[1:3])

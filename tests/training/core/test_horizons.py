@@ -233,12 +233,6 @@ def test_plan_folds_is_empty_when_no_fold_has_min_train_cutoffs() -> None:
     assert [len(f.train) for f in some] == [3, 4], "only evaluations with 3 earlier cutoffs"
 
 
-@pytest.mark.xfail(
-    raises=IndexError,
-    strict=True,
-    reason="backtest.py plan_folds indexes `before[-1]` before checking that any cutoff's "
-    "window ends by the evaluation cutoff; min_train=0 reaches it",
-)
 def test_plan_folds_with_min_train_zero_skips_evaluations_without_a_calibration_cutoff() -> None:
     """Given 4 weekly cutoffs and min_train=0, the earliest cutoff has nothing before it to
     calibrate on: it is skipped ("empty when no fold fits"), not an IndexError."""

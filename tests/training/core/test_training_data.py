@@ -199,11 +199,6 @@ def test_forecasts_and_offsets_follow_each_rows_own_cutoff(churn) -> None:
     pd.testing.assert_frame_equal(offsets, offsets_of(found["btyd"]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dataset.py TrainingData.forecasts aligns by index label "
-    "(`.loc[rows.index]`), not by position: a repeated index multiplies rows",
-)
 def test_forecasts_are_on_the_positions_of_rows_with_a_repeated_index(churn) -> None:
     """Given rows of two cutoffs concatenated without a new index (labels 0.. twice), the
     forecasts still have one row per row, as the docstring promises."""

@@ -90,3 +90,19 @@ def test_registered_outlook_is_loaded_back_as_champion(
     run = client.get_run(record.run_id)
     assert run.data.params["kind"] == outlook.kind and run.data.params["seed"] == "42"
     assert np.isfinite(run.data.metrics["fitted_tx_r"])
+
+
+def test_evaluation_window_shortens_when_the_horizon_cannot_be_observed(programme) -> None:
+    """Given weekly snapshots over 39 weeks and a 273-day churn horizon, the backtest window
+    shortens to half the span (whole weeks) and evaluates on the latest snapshot it fits."""
+    _, orders = programme
+    start = orders["ordered_at"].min().floor("D") + pd.Timedelta(days=1)
+    cutoffs = [start + pd.Timedelta(days=7 * i) for i in range(39)]
+    end = cutoffs[-1] + pd.Timedelta(days=1)
+    recent = orders.loc[orders["ordered_at"] < end]
+    cutoff, days = outlook_job.evaluation_window(cutoffs, recent, 273)
+    assert days % 7 == 0 and days < 273 and cutoff + pd.Timedelta(days=days) <= end
+    assert outlook_job.evaluation_window(cutoffs, recent, 28) == (
+        max(c for c in cutoffs if c + pd.Timedelta(days=28) <= end),
+        28,
+    ), "a horizon the data observes is kept"

@@ -12,7 +12,7 @@ from sklearn.model_selection import TimeSeriesSplit, cross_validate
 
 from tests.training.models.synthetic import FAST, draw, drifting
 from training.core import metrics
-from training.models.boosting import fit_encoding, train_booster
+from training.models.boosting import Validation, fit_encoding, train_booster
 from training.models.classifier import CalibratedClassifier, fit_calibrator
 
 
@@ -43,12 +43,14 @@ def test_platt_calibration_keeps_the_ranking() -> None:
 
 
 def test_explicit_calibration_set_gives_the_lower_level_prediction() -> None:
-    """With X_calib given, the probabilities are exactly booster → isotonic calibrator fitted
-    by hand with the same seed: the estimator wrapper changes no number."""
+    """With X_calib given, the probabilities are exactly booster (stopped early on the
+    calibration rows) → isotonic calibrator fitted by hand with the same seed: the estimator
+    wrapper changes no number."""
     X, y = draw(1500, seed=6)
     X_cal, y_cal = draw(1500, seed=7)
     encoding = fit_encoding(X)
-    booster = train_booster(encoding.frame(X), y.astype(float), FAST, "binary")
+    held = Validation(encoding.frame(X_cal), y_cal.astype(float))
+    booster = train_booster(encoding.frame(X), y.astype(float), FAST, "binary", valid=held)
     raw_cal = np.asarray(booster.predict(encoding.matrix(X_cal), num_threads=1))
     calibrator = fit_calibrator(raw_cal, y_cal, "isotonic")
     by_hand = calibrator(np.asarray(booster.predict(encoding.matrix(X), num_threads=1)))

@@ -35,7 +35,7 @@ def test_spend_save_load_round_trip(tmp_path: Path) -> None:
     )
     loaded = load(save(model, tmp_path / "native", horizon_days=90))
     assert isinstance(loaded, SpendModel)
-    pd.testing.assert_frame_equal(loaded.predict_interval(X), model.predict_interval(X))
+    pd.testing.assert_frame_equal(loaded.predict_frame(X), model.predict_frame(X))
     assert read_meta(tmp_path / "native")["horizon_days"] == 90
     assert loaded.get_params() == model.get_params()
 
@@ -44,6 +44,6 @@ def test_new_model_by_task_kind() -> None:
     """'binary' → classifier, 'spend' → spend model, both unfitted with the given params."""
     assert isinstance(new_model("binary", FAST), CalibratedClassifier)
     spend = new_model("spend", FAST)
-    assert isinstance(spend, SpendModel) and spend.params == FAST and not hasattr(spend, "buy_")
+    assert isinstance(spend, SpendModel) and spend.params == FAST and not hasattr(spend, "spend_")
     with pytest.raises(ValueError, match="unknown model kind 'survival'"):
         new_model("survival", FAST)

@@ -1,5 +1,5 @@
-"""SpendModel: the hurdle mean, the conformal interval, the scikit-learn regressor contract
-(clone, cross-validation) and determinism."""
+"""SpendModel: expected orders and spend, the conformal interval, the BTYD offset, the
+scikit-learn regressor contract (clone, cross-validation) and determinism."""
 
 from __future__ import annotations
 
@@ -12,52 +12,76 @@ from sklearn.model_selection import TimeSeriesSplit, cross_validate
 
 from tests.training.models.synthetic import FAST, spend_rows
 from training.core import metrics
-from training.models.boosting import BoostParams, fit_encoding, sample_rows, train_booster
-from training.models.spend import QUANTILES, SpendModel, conformal_margin
+from training.models.boosting import (
+    BoostParams,
+    Validation,
+    fit_encoding,
+    sample_rows,
+    train_booster,
+)
+from training.models.spend import (
+    OUTPUTS,
+    QUANTILES,
+    TWEEDIE_POWER,
+    SpendModel,
+    conformal_margin,
+)
 
 
 def test_spend_model_interval_is_ordered_and_covers_held_out_rows() -> None:
-    """p10 <= p50 <= p90, non-negative, ~80 % coverage on new rows; the hurdle mean keeps the
+    """p10 <= p50 <= p90, non-negative, ~80 % coverage on new rows; the Tweedie mean keeps the
     training total."""
     X, y = spend_rows(3000, 1)
     X_cal, y_cal = spend_rows(3000, 2)
     model = SpendModel(FAST).fit(X, y, X_calib=X_cal, y_calib=y_cal)
     X_test, y_test = spend_rows(3000, 3)
-    out = model.predict_interval(X_test)
+    out = model.predict_frame(X_test)
     assert (out["p10"] <= out["p50"]).all() and (out["p50"] <= out["p90"]).all()
-    assert (out[["expected_spend", "p10"]] >= 0).all().all()
+    assert (out[["spend_mean", "orders_mean", "p10"]] >= 0).all().all()
     coverage = metrics.interval_coverage(y_test, out["p10"].to_numpy(), out["p90"].to_numpy())
     assert 0.72 <= coverage <= 0.88, f"split-conformal p10–p90 should cover ~80 %, got {coverage}"
     in_sample = metrics.spend_report(y, model.predict(X))
-    assert abs(in_sample["bias_pct"]) < 5, "the hurdle mean keeps the training total"
+    assert abs(in_sample["bias_pct"]) < 5, "the Tweedie mean keeps the training total"
 
 
-def test_predict_is_the_expected_spend_of_predict_interval() -> None:
-    """Regressor meaning: predict → 1-D expected spend, the expected_spend column of
-    predict_interval (which keeps the index of X)."""
+def test_predict_is_the_expected_spend_of_predict_frame() -> None:
+    """Regressor meaning: predict → 1-D expected spend, the spend_mean column of predict_frame
+    (which keeps the index of X)."""
     X, y = spend_rows(1000, 4)
     X.index = X.index + 500
     model = SpendModel(FAST).fit(X, y)
-    interval = model.predict_interval(X)
+    out = model.predict_frame(X)
     assert is_regressor(model) and model.predict(X).shape == (len(X),)
-    assert np.array_equal(model.predict(X), interval["expected_spend"].to_numpy())
-    assert interval.index.equals(X.index)
-    assert list(interval.columns) == ["expected_spend", "p10", "p50", "p90"]
+    assert np.array_equal(model.predict(X), out["spend_mean"].to_numpy())
+    assert out.index.equals(X.index)
+    assert list(out.columns) == list(OUTPUTS) == ["orders_mean", "spend_mean", "p10", "p50", "p90"]
 
 
 def test_explicit_calibration_set_gives_the_lower_level_prediction() -> None:
-    """With X_calib given, mean and interval are exactly those of the boosters and conformal
-    margin built by hand with the same seed: the estimator wrapper changes no number."""
+    """With X_calib given, means and interval are exactly those of the boosters (stopped early
+    on the calibration rows) and the conformal margin built by hand with the same seed."""
     X, y = spend_rows(1500, 4)
     X_cal, y_cal = spend_rows(1500, 5)
     params = replace(FAST, quantile_rows=800)
     encoding = fit_encoding(X)
-    frame, buy = encoding.frame(X), y > 0
-    p_buy = train_booster(frame, buy.astype(float), params, "binary")
-    amount = train_booster(frame.loc[buy], y[buy], params, "gamma")
+    frame, held = encoding.frame(X), encoding.frame(X_cal)
+    buys, buys_cal = (y > 0).astype(float), (y_cal > 0).astype(float)
+    count = train_booster(frame, buys, params, "poisson", valid=Validation(held, buys_cal))
+    spend = train_booster(
+        frame, y, params, "tweedie", valid=Validation(held, y_cal),
+        tweedie_variance_power=TWEEDIE_POWER,
+    )  # fmt: skip
     sample = sample_rows(len(frame), 800, params.seed)
     quantile = [
-        train_booster(frame.iloc[sample], y[sample], params, "quantile", alpha=q) for q in QUANTILES
+        train_booster(
+            frame.iloc[sample],
+            y[sample],
+            params,
+            "quantile",
+            valid=Validation(held, y_cal),
+            alpha=q,
+        )
+        for q in QUANTILES
     ]
 
     def raw_interval(rows: pd.DataFrame) -> np.ndarray:
@@ -67,12 +91,42 @@ def test_explicit_calibration_set_gives_the_lower_level_prediction() -> None:
     model = SpendModel(params).fit(X, y, X_calib=X_cal, y_calib=y_cal)
     matrix = encoding.matrix(X)
     assert model.margin_ == margin
-    expected = np.asarray(p_buy.predict(matrix, num_threads=1)) * np.asarray(
-        amount.predict(matrix, num_threads=1)
-    )
-    assert np.array_equal(model.predict(X), expected)
+    by_hand = spend.predict(matrix, num_threads=1)
+    by_hand = by_hand * y.sum() / by_hand.sum()
+    assert np.allclose(model.predict(X), by_hand, rtol=1e-12), "balanced to the training total"
+    orders = count.predict(matrix, num_threads=1)
+    orders = orders * buys.sum() / orders.sum()
+    assert np.allclose(model.predict_frame(X)["orders_mean"].to_numpy(), orders, rtol=1e-12)
     interval = raw_interval(X) + np.array([-margin, 0.0, margin])
-    assert np.array_equal(model.predict_matrix(matrix), np.clip(np.sort(interval, axis=1), 0, None))
+    assert np.array_equal(
+        model.predict_matrix(matrix)[:, 2:], np.clip(np.sort(interval, axis=1), 0, None)
+    )
+
+
+def test_offsets_are_the_start_the_boosters_correct() -> None:
+    """Given a BTYD offset, a model whose trees cannot split (too few rows per leaf) predicts
+    the offset's own forecast times one fitted level; the interval scales with the offset."""
+    X, y = spend_rows(1500, 4)
+    X_cal, y_cal = spend_rows(1500, 5)
+    rng = np.random.default_rng(3)
+    expected = rng.uniform(5, 50, size=len(X))
+    expected_cal = rng.uniform(5, 50, size=len(X_cal))
+
+    def offset(spend: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({"orders_log": np.log(spend / 20), "spend_log": np.log(spend)})
+
+    stumps = replace(FAST, min_data_in_leaf=100_000)
+    model = SpendModel(stumps).fit(
+        X, y, offset=offset(expected), X_calib=X_cal, y_calib=y_cal,
+        offset_calib=offset(expected_cal),
+    )  # fmt: skip
+    out = model.predict_frame(X, offset(expected))
+    ratio = out["spend_mean"].to_numpy() / expected
+    assert np.allclose(ratio, ratio[0]), "a constant correction of the offset"
+    assert np.allclose(out["orders_mean"].to_numpy() / (expected / 20), ratio[0] * 0 + out[
+        "orders_mean"].to_numpy()[0] / (expected[0] / 20))  # fmt: skip
+    width = (out["p90"] - out["p10"]).to_numpy()
+    assert np.corrcoef(width, expected)[0, 1] > 0.99, "the interval is in units of the offset"
 
 
 def test_spend_model_is_deterministic_for_a_seed() -> None:
@@ -84,7 +138,7 @@ def test_spend_model_is_deterministic_for_a_seed() -> None:
 
     def fitted(params: BoostParams) -> pd.DataFrame:
         model = SpendModel(params).fit(X, y, X_calib=X_cal, y_calib=y_cal)
-        return model.predict_interval(X)
+        return model.predict_frame(X)
 
     first, second = fitted(sampled), fitted(sampled)
     pd.testing.assert_frame_equal(first, second, check_exact=True)
@@ -102,7 +156,7 @@ def test_default_calibration_set_is_the_last_rows() -> None:
     model = SpendModel(FAST).fit(X, y)
     last = SpendModel(FAST).fit(X.iloc[:cut], y[:cut], X_calib=X.iloc[cut:], y_calib=y[cut:])
     first = SpendModel(FAST).fit(X.iloc[400:], y[400:], X_calib=X.iloc[:400], y_calib=y[:400])
-    pd.testing.assert_frame_equal(model.predict_interval(X), last.predict_interval(X))
+    pd.testing.assert_frame_equal(model.predict_frame(X), last.predict_frame(X))
     assert model.margin_ == last.margin_ and model.margin_ != first.margin_
     assert model.margin_ > first.margin_, "the costlier late rows need a wider interval"
 
@@ -112,7 +166,7 @@ def test_clone_gives_an_unfitted_copy_with_the_same_params() -> None:
     model = SpendModel(FAST, coverage=0.9, calibration_share=0.25).fit(*spend_rows(800, 8))
     copy = clone(model)
     assert copy.get_params() == {"params": FAST, "coverage": 0.9, "calibration_share": 0.25}
-    assert not hasattr(copy, "buy_") and not hasattr(copy, "margin_"), "unfitted"
+    assert not hasattr(copy, "spend_") and not hasattr(copy, "margin_"), "unfitted"
 
 
 def test_cross_validate_runs_on_time_ordered_splits() -> None:
