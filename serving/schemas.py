@@ -98,7 +98,10 @@ class MemberScores(_Out):
         description="True when the member never ordered: only profile-based scores are given."
     )
     churn: list[HorizonProbability]
-    activation: HorizonProbability | None
+    activation: HorizonProbability | None = Field(
+        description="Likelihood of a first order, for members who never ordered; null for "
+        "members with orders and while no activation model is served (it is optional)."
+    )
     spend: Interval | None = Field(description="Undiscounted spend over the clv model's horizon.")
     clv: Interval | None = Field(
         description="Spend over the same horizon discounted at the monthly discount rate."
@@ -197,12 +200,20 @@ class ModelOut(_Out):
     )
 
 
+NOT_SERVED = (
+    "Optional models the bundle in service lacks, by name, and why (activation while no "
+    "champion is registered); their scores are null."
+)
+
+
 class ModelsOut(_Out):
-    """The bundle in service, and the last reload error if the latest reload failed."""
+    """The bundle in service, the optional models it lacks, and the last reload error if the
+    latest reload failed."""
 
     models: list[ModelOut]
     bundle_loaded_at: datetime | None
     last_error: str | None
+    not_served: dict[str, str] = Field(default_factory=dict, description=NOT_SERVED)
 
 
 class ReloadOut(_Out):
@@ -217,3 +228,10 @@ class Health(_Out):
 
     status: Literal["ok", "unavailable"]
     reasons: list[str] = []
+
+
+class Readiness(Health):
+    """Readiness, and (only when there are) the optional models not served: ready without
+    them."""
+
+    not_served: dict[str, str] | None = Field(None, description=NOT_SERVED)

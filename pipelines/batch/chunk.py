@@ -60,7 +60,9 @@ def recent_contacts(
 
 def unscorable_reasons(features: pd.DataFrame, bundle: ModelBundle) -> np.ndarray:
     """Why each member cannot be scored (None when it can): `has_ordered` missing (which
-    models apply is unknown), or none of its main model's features has a value."""
+    models apply is unknown), or none of its main model's features has a value. Members
+    without orders are not checked while no activation model is served (it is optional):
+    they are scored with a null activation, a stage and an action."""
     reasons = np.full(len(features), None, dtype=object)
     if "has_ordered" not in features.columns:
         reasons[:] = "has_ordered missing: cannot tell which models apply"

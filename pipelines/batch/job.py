@@ -6,7 +6,8 @@ writes it as `part-NNNNN.parquet` (memory stays bounded by the chunk size). The 
 inputs, model versions, finished parts with checksums and, at the end, the counts; a killed run
 resumes at the first unfinished part and a finished one is not redone unless `force=True`.
 Output rows equal member rows: members that cannot be scored keep a row (`scored` false) and are
-listed in `unscorable.parquet` with the reason.
+listed in `unscorable.parquet` with the reason. The columns do not depend on the models served:
+without the optional activation model the `activation` column is there, all null.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Summary:
     report: Path | None = None
     expected: dict[str, float | None] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    not_served: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
         """A few lines for the CLI and the demo."""
@@ -85,6 +87,7 @@ class Summary:
             f"  scored {self.scored:,}, unscorable {self.unscorable:,} (see {UNSCORABLE})",
             f"  actions: {sent}",
             f"  {expected_line(self.expected, self.models)}",
+            *(f"  not served: {name} ({why})" for name, why in self.not_served.items()),
             f"  output:   {self.out}",
         ]
         if self.report is not None:
@@ -157,7 +160,7 @@ def run(
     manifest, done = _open(out, inputs, as_of, engine, force, _parts_total(snapshot, settings))
     if manifest.status == mf.COMPLETE:
         return _summary(out, manifest, 0.0, already=True)
-    manifest.models = model_quality(bundle)
+    manifest.models, manifest.not_served = model_quality(bundle), bundle.not_served()
 
     def score(chunk: pd.DataFrame) -> pd.DataFrame:
         return score_chunk(chunk, when, bundle, decider, settings, reasons, reasons_for)
@@ -426,6 +429,7 @@ def _summary(
         report=report or _existing_report(out),
         expected=dict(manifest.outputs.get("expected", {})),
         models=dict(manifest.models),
+        not_served=dict(manifest.not_served),
     )
 
 

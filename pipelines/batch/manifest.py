@@ -40,8 +40,10 @@ class PartRecord:
 class Manifest:
     """Inputs (snapshot file and checksum, model versions, catalogue, settings), the part
     files written so far and, once complete, the totals and extra outputs. `models` holds the
-    quality recorded with each model version scored with (grade, notes, horizons in days): it
-    describes the inputs without deciding the rows, so it is not in the run key."""
+    quality recorded with each model version scored with (grade, notes, horizons in days) and
+    `not_served` the optional models the run scored without (name → why; their columns are
+    null): they describe the inputs without deciding the rows, so they are not in the run
+    key."""
 
     run_key: str
     as_of: str
@@ -53,6 +55,7 @@ class Manifest:
     counts: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    not_served: dict[str, str] = field(default_factory=dict)
 
     def finished(self, folder: Path) -> dict[str, PartRecord]:
         """Finished parts whose file is still there with the recorded checksum, by name."""

@@ -1,11 +1,12 @@
 """The HTML report of a batch run: one self-contained file, plots embedded as base64 PNG.
 
-Sections: the models and their recorded quality, expected orders, spend and CLV per stage with
-totals, stage distribution and migration (from the previous snapshot cutoff), score histograms,
-CLV deciles (of the expected CLV; of CLV p50 for a spend model without expected values),
-expected value and cost per action, and campaign list sizes once `memberscore campaign build`
-has run. Tables are computed by the pure functions below; figures
-are drawn with matplotlib's object API (no pyplot state); `write` does the reading and writing.
+Sections: the models and their recorded quality (the optional ones not served named in the
+header), expected orders, spend and CLV per stage with totals, stage distribution and migration
+(from the previous snapshot cutoff), score histograms, CLV deciles (of the expected CLV; of CLV
+p50 for a spend model without expected values), expected value and cost per action, and
+campaign list sizes once `memberscore campaign build` has run. Tables are computed by the pure
+functions below; figures are drawn with matplotlib's object API (no pyplot state); `write`
+does the reading and writing.
 """
 
 from __future__ import annotations
@@ -33,14 +34,15 @@ COLUMNS = [
     "member_id",
     "stage",
     "churn",
-    "activation",
     "clv_p50",
     "action_id",
     "expected_value",
     "unit_cost",
     "control_group",
 ]
-OPTIONAL = ["orders_mean", "spend_mean", "clv_mean", "p_alive"]  # runs of older releases lack them
+# Runs of older releases lack the means and p_alive, and activation when they were scored
+# without an activation model (the column is kept, null, since).
+OPTIONAL = ["activation", "orders_mean", "spend_mean", "clv_mean", "p_alive"]
 EXPECTED = {"orders_mean": "expected orders", "spend_mean": "expected spend",
             "clv_mean": "expected CLV"}  # fmt: skip
 QUALITY = ["version", "grade", "notes", "horizon_days", "label_horizon_days"]
@@ -152,7 +154,8 @@ def plot_stages(table: pd.DataFrame) -> Figure:
 
 
 def plot_histograms(scores: pd.DataFrame, currency: str) -> Figure:
-    """Histograms of churn probability, activation probability and CLV (`clv_column`)."""
+    """Histograms of churn probability, activation probability and CLV (`clv_column`); a
+    score without values (activation while no model is served) gets an empty panel saying so."""
     figure = _figure(10.0, 3.0)
     clv = clv_column(scores)
     panels = (
@@ -164,6 +167,8 @@ def plot_histograms(scores: pd.DataFrame, currency: str) -> Figure:
         axes = figure.add_subplot(1, 3, k + 1)
         values = scores[column].dropna().to_numpy() if column in scores else np.array([])
         axes.hist(values, bins=40, color="#55A868")
+        if not len(values):
+            axes.text(0.5, 0.5, "no scores", ha="center", va="center", transform=axes.transAxes)
         axes.set_xlabel(label)
         axes.set_ylabel("members" if k == 0 else "")
     figure.tight_layout()
@@ -262,6 +267,7 @@ def write(settings: Settings, out: Path) -> Path:
         "members": f"{manifest.counts.get('members', len(scores)):,}",
         "unscorable": f"{manifest.counts.get('unscorable', 0):,}",
         "models": _versions(manifest),
+        **_not_served(manifest),
         f"expected spend over {window}": _money(expected.loc["total", "spend_mean"], currency),
         f"expected CLV over {window}": _money(expected.loc["total", "clv_mean"], currency),
         "currency": currency,
@@ -282,6 +288,14 @@ def _versions(manifest: mf.Manifest) -> str:
             notes.append(f"labels {label} of {horizon or '?'} days")
         parts.append(f"{name} v{version}" + (f" ({', '.join(notes)})" if notes else ""))
     return ", ".join(parts)
+
+
+def _not_served(manifest: mf.Manifest) -> dict[str, str]:
+    """The header fact naming the optional models the run scored without, if any."""
+    if not manifest.not_served:
+        return {}
+    text = "; ".join(f"{name} ({why})" for name, why in manifest.not_served.items())
+    return {"not served (scores null)": text}
 
 
 def _money(value: Any, currency: str) -> str:

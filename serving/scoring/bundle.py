@@ -19,6 +19,13 @@ import numpy as np
 from memberscore.errors import ModelNotReady
 from serving.schemas import Grade
 
+# Models a bundle may lack, and why one is then not served. A programme where every member has
+# bought has no activation population (training's data gates refuse it): churn and clv are
+# enough to score it; members without orders then get no activation score (null).
+OPTIONAL_MODELS: Mapping[str, str] = MappingProxyType(
+    {"activation": "no champion; train activation when the programme has members without orders"}
+)
+
 
 class Predictor(Protocol):
     """A fitted model on a numeric matrix whose columns follow `ServedModel.feature_names`."""
@@ -85,7 +92,9 @@ class ServedModel:
 class ModelBundle:
     """Every served model, keyed by registry name (e.g. 'churn', 'activation', 'clv'), the
     uplift model of the next-best-action engine and the BTYD outlook (a
-    `features.btyd.outlook.BtydOutlook`: P(alive), next-order date) when they are registered."""
+    `features.btyd.outlook.BtydOutlook`: P(alive), next-order date) when they are registered.
+    A model of OPTIONAL_MODELS may be absent (`not_served` says so); its scores are then
+    null."""
 
     models: Mapping[str, ServedModel]
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -113,6 +122,10 @@ class ModelBundle:
     def get(self, name: str) -> ServedModel | None:
         """The model registered as `name`, or None when the registry has none."""
         return self.models.get(name)
+
+    def not_served(self) -> dict[str, str]:
+        """Name → why, for each model of OPTIONAL_MODELS this bundle lacks."""
+        return {name: why for name, why in OPTIONAL_MODELS.items() if name not in self.models}
 
 
 class BundleSource(Protocol):

@@ -7,13 +7,14 @@ frame of scores out), the score API straight from its feature rows (`encode_reco
 pandas). Rows are members (any index, usually member ids); features are as of their snapshot
 cutoff.
 
-Members who never ordered (`has_ordered` false or missing) get the activation probability only;
-members with orders get churn (every served horizon), expected orders, spend and CLV (expected
-values and p10/p50/p90), and, in `score_frame`, P(alive) from the BTYD outlook. The spend
-model's predictions are read by output name (`ServedModel.outputs`), so models with and without
-the expected values both serve. Reason codes are the
-feature names with the largest positive SHAP contributions of the churn model (members with
-orders) or the activation model (the others).
+Members who never ordered (`has_ordered` false or missing) get the activation probability only
+(NaN while the bundle serves no activation model, which is optional:
+`serving.scoring.bundle.OPTIONAL_MODELS`); members with orders get churn (every served
+horizon), expected orders, spend and CLV (expected values and p10/p50/p90), and, in
+`score_frame`, P(alive) from the BTYD outlook. The spend model's predictions are read by output
+name (`ServedModel.outputs`), so models with and without the expected values both serve.
+Reason codes are the feature names with the largest positive SHAP contributions of the churn
+model (members with orders) or the activation model (the others; none without one).
 """
 
 from __future__ import annotations
@@ -214,7 +215,8 @@ def score_columns(
     """Score columns of n members, from whether each has ordered and their encoded matrices.
 
     Columns: `insufficient_history` (no order yet); `churn_<h>d` per served churn horizon and
-    `churn` (the 'churn' model, default horizon), probabilities in [0, 1]; `activation`;
+    `churn` (the 'churn' model, default horizon), probabilities in [0, 1]; `activation`
+    (members without orders; all NaN while no activation model is served, which is optional);
     over the clv model's horizon: `orders_mean` (expected orders), `spend_mean` and
     `spend_p10/p50/p90` (expected and p10/p50/p90 undiscounted spend, currency), `clv_mean` and
     `clv_p10/p50/p90` (the same discounted at `settings.monthly_discount_rate`). Scores that
@@ -230,8 +232,11 @@ def score_columns(
         if model.ref.name == "churn":
             columns["churn"] = columns[column].copy()
     activation, clv = bundle.get("activation"), bundle.get("clv")
-    if activation is not None:
-        columns["activation"] = _on(others, n, _probabilities, activation, matrices)
+    columns["activation"] = (
+        np.full(n, np.nan)  # optional: the column stays, so batch output keeps one schema
+        if activation is None
+        else _on(others, n, _probabilities, activation, matrices)
+    )
     if clv is not None:
         columns |= spend_columns(_on(buyers, n, partial(spend_outputs, clv), clv, matrices))
         factor = discount_factor(clv.horizon_days, settings.monthly_discount_rate)

@@ -2,12 +2,14 @@
 `native` artifact of its run (LightGBM boosters + model.json via
 `training.models.persistence.load`), never through pyfunc.
 
-Served names: `churn`, `activation`, `clv` (all required), `churn_<h>d` for each other
-horizon in `settings.churn_horizons_days` that has a champion, `uplift` (the
-next-best-action engine's `decisions.uplift.UpliftModel`, from its pyfunc) and `btyd` (the BTYD
-outlook, `training.jobs.outlook`) when registered. Each reference carries the quality
-training tagged its version with (`quality_grade`, `quality_notes`, `horizon_days`,
-`label_horizon_days`; `serving.scoring.bundle.ModelQuality`).
+Served names: `churn` and `clv` (required), `activation` when it has a champion (optional:
+a programme where every member has bought has no activation population, so none can be
+trained; `serving.scoring.bundle.OPTIONAL_MODELS`), `churn_<h>d` for each other horizon in
+`settings.churn_horizons_days` that has a champion, `uplift` (the next-best-action engine's
+`decisions.uplift.UpliftModel`, from its pyfunc) and `btyd` (the BTYD outlook,
+`training.jobs.outlook`) when registered. Each reference carries the quality training tagged
+its version with (`quality_grade`, `quality_notes`, `horizon_days`, `label_horizon_days`;
+`serving.scoring.bundle.ModelQuality`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,15 @@ import numpy as np
 from memberscore.errors import ModelNotReady, StoreUnavailable
 from memberscore.settings import Settings
 from serving.schemas import Grade
-from serving.scoring.bundle import ModelBundle, ModelQuality, ModelRef, ServedModel
+from serving.scoring.bundle import (
+    OPTIONAL_MODELS,
+    ModelBundle,
+    ModelQuality,
+    ModelRef,
+    ServedModel,
+)
 
-REQUIRED = ("churn", "activation", "clv")
+REQUIRED = ("churn", "clv")
 UPLIFT = "uplift"
 OUTLOOK = "btyd"
 ALIAS = "champion"
@@ -76,13 +84,15 @@ class RegistrySource:
         self.alias = alias
 
     def names(self) -> list[str]:
-        """Registry names to serve: the required three, then the other churn horizons."""
+        """Registry names to serve: the required ones, the optional ones (activation), then
+        the other churn horizons, uplift and the BTYD outlook."""
         default = self.settings.churn_horizon_days
         extra = [f"churn_{h}d" for h in self.settings.churn_horizons_days if h != default]
-        return [*REQUIRED, *extra, UPLIFT, OUTLOOK]
+        return [*REQUIRED, *OPTIONAL_MODELS, *extra, UPLIFT, OUTLOOK]
 
     def versions(self) -> dict[str, Any]:
-        """Name → the ModelVersion holding the alias; ModelNotReady if a required one lacks it."""
+        """Name → the ModelVersion holding the alias, for the names that have one;
+        ModelNotReady if a required one (REQUIRED) lacks it."""
         from training import tracking
 
         with _registry_reachable(self.settings):

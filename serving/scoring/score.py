@@ -5,7 +5,8 @@ from `serving.scoring.frames.score_columns`, the core batch scoring shares, fed 
 encoded once per request straight from the feature rows (no frames for a few members). Members
 who never ordered get profile-only scores (activation, stage, tags) and
 `insufficient_history=True`; churn, expected orders, spend, CLV and the BTYD outlook need an
-order history and are left out for them.
+order history and are left out for them. Activation is optional: while no activation model is
+served it is null, as are the reasons of members without orders.
 """
 
 from __future__ import annotations
@@ -172,7 +173,8 @@ def _probability(value: float, model: ServedModel) -> HorizonProbability:
 def _activation(
     model: ServedModel | None, values: Mapping[str, Any], ordered: bool
 ) -> HorizonProbability | None:
-    """Activation likelihood, for members who never ordered only."""
+    """Activation likelihood, for members who never ordered only; None while no activation
+    model is served (it is optional)."""
     if model is None or ordered:
         return None
     return _probability(values["activation"], model)

@@ -166,3 +166,43 @@ def test_single_member_entry_point(catalogue: Catalogue) -> None:
         "blocked: reminder opted out of personalization"
     )
     assert decision.alternatives[0].reasons[-1].startswith("prior used: too little history")
+
+
+def test_a_member_without_orders_is_decided_without_an_activation_score() -> None:
+    """Given a member who never ordered and no activation score (no activation model: every
+    member of the programme has bought), the decision needs none: stage `registered` from
+    `has_ordered`, and the action with the best prior expected value among the shipped
+    catalogue's registered-stage actions."""
+    from decisions.catalogue import load_catalogue
+    from decisions.uplift import prior_only_model
+
+    shipped = load_catalogue()
+    features = {
+        "consent_marketing": True,
+        "consent_personalization": True,
+        "has_ordered": False,
+        "days_since_registration": 12,
+        "days_since_first_order": None,
+        "recency_days": None,
+        "frequency": 0,
+        "days_overdue": None,
+        "last_gap_days": None,
+        "distance_to_next_tier": 100.0,
+        "tier": "basic",
+    }
+
+    decision = next_best_action(
+        "n1",
+        features=features,
+        scores={"churn": None, "activation": None, "clv_mean": None, "p_alive": None},
+        contacts=NO_CONTACTS,
+        now=NOW,
+        catalogue=shipped,
+        uplift=prior_only_model(shipped),
+        settings=DecisionSettings(guardrails=POLICY),
+    )
+
+    assert decision.stage == "registered"
+    # priors: onboarding_recs 0.015 x 40 - 0.05 = +0.55 beats welcome_coupon 0.04 x 45 - 2
+    assert decision.action.action_id == "onboarding_recs", decision.reasons
+    assert decision.action.expected_value == pytest.approx(0.55)

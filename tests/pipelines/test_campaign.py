@@ -64,6 +64,29 @@ def test_lists_hold_each_action_with_a_marked_control_group(
     assert "No campaign built yet" not in (batch_run / REPORT).read_text()
 
 
+def test_lists_from_a_run_without_an_activation_model(
+    settings: Settings, snapshot: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Given a run scored without an activation model, lists are built and the report is
+    refreshed; members without orders listed carry their stage as the reason, with no driver
+    codes (no model to explain them)."""
+    path = snapshot_path(settings, CUTOFF)
+    path.parent.mkdir(parents=True)
+    snapshot.to_parquet(path, index=False)
+    out = tmp_path / "run"
+    bundle = FakeSource(clv=FakeSpendModel(), without=("activation",)).load()
+    batch.run(settings, CUTOFF, out, bundle=bundle, progress=False)
+
+    summary = campaign.build(settings, out, control_share=0.0)
+
+    files = sorted((out / campaign.FOLDER).glob("*.csv"))
+    lists = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    never = lists[lists["member_id"].str.startswith("n")]
+    assert summary.lists["members"].sum() == len(lists) > 0
+    assert len(never) and (never["reason"] == "registered (registered_no_order)").all()
+    assert "not served (scores null)" in (out / REPORT).read_text()
+
+
 def test_budget_limits_the_listed_cost(settings: Settings, batch_run: Path) -> None:
     summary = campaign.build(settings, batch_run, budget=1.0, control_share=0.0)
     assert 0 < summary.spent <= 1.0

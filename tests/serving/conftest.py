@@ -270,12 +270,14 @@ QUALITY = {
 class FakeSource:
     """The registry: current versions, bumped by `promote`; load builds a bundle of boosters
     (with `clv` instead of the trained spend model, e.g. a FakeSpendModel, and `outlook` as the
-    BTYD outlook when given)."""
+    BTYD outlook when given), without the models named in `without` (no champion: e.g.
+    `("activation",)`, a programme where every member has bought)."""
 
-    def __init__(self, clv: Any = None, outlook: Any = None) -> None:
+    def __init__(self, clv: Any = None, outlook: Any = None, without: Sequence[str] = ()) -> None:
         self.version = 1
         self.loads = 0
-        self._models = _MODELS if clv is None else _MODELS | {"clv": clv}
+        models = _MODELS if clv is None else _MODELS | {"clv": clv}
+        self._models = {name: m for name, m in models.items() if name not in without}
         self.outlook = outlook
 
     def promote(self) -> None:
@@ -293,6 +295,8 @@ class FakeSource:
         }
         models = {}
         for name, (horizon, service) in spec.items():
+            if name not in self._models:
+                continue
             ref = ModelRef(
                 name,
                 str(self.version),

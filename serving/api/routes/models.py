@@ -17,12 +17,14 @@ router = APIRouter(prefix="/v1", tags=["models"])
 
 @router.get("/models", response_model=ModelsOut, dependencies=[ReadAccess])
 def models(holder: HolderDep) -> ModelsOut:
-    """Names, versions, aliases, load times and recorded quality of the models in service."""
+    """Names, versions, aliases, load times and recorded quality of the models in service,
+    and the optional models not served (activation without a champion) with why."""
     bundle = holder.current if holder.loaded else None
     return ModelsOut(
         models=[] if bundle is None else served(bundle),
         bundle_loaded_at=bundle.loaded_at if bundle else None,
         last_error=holder.last_error,
+        not_served={} if bundle is None else bundle.not_served(),
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from features.btyd.outlook import outlook_from_params
@@ -192,3 +193,33 @@ def test_optional_columns_are_read_when_the_parts_hold_them(
     batch_world.run(batch_settings, tmp_path / "run")
     rows = mf.read_scores(tmp_path / "run", ["member_id"], optional=["p_alive", "not_written"])
     assert list(rows.columns) == ["member_id", "p_alive"]
+
+
+def test_a_run_without_an_activation_model_keeps_the_schema_with_null_activation(
+    batch_settings: Settings, tmp_path: Path
+) -> None:
+    """Given no activation champion (every member has bought), a batch run writes every row
+    with the columns and types of a run with one: activation null for everybody; members
+    without orders are scored (stage registered, an action chosen, no reason codes); the
+    manifest and the summary say activation was not served and why."""
+    batch_world.run(batch_settings, tmp_path / "full")
+    bundle = FakeSource(without=("activation",)).load()
+    out = tmp_path / "run"
+
+    summary = batch.run(batch_settings, CUTOFF, out, bundle=bundle, progress=False, report=False)
+
+    rows = mf.read_scores(out).set_index("member_id")
+    parts = [p for d in (tmp_path / "full", out) for p in sorted(d.glob(batch.PART_GLOB))]
+    schemas = {pq.read_schema(p).remove_metadata() for p in parts}
+    assert len(parts) == 10 and len(schemas) == 1, "every part of both runs: one schema"
+    assert summary.members == 45 and summary.unscorable == 1, "only m7 (has_ordered missing)"
+    assert rows["activation"].isna().all(), "no activation model: null, never invented"
+    never = rows.loc[rows["scored"] & rows["insufficient_history"]]
+    assert len(never) == 5 and (never["stage"] == "registered").all()
+    assert never["action_id"].notna().all() and never["reason_model"].isna().all()
+    manifest = mf.read(out)
+    assert manifest is not None and "activation" not in manifest.models
+    assert manifest.not_served == {
+        "activation": "no champion; train activation when the programme has members without orders"
+    }
+    assert "not served: activation (no champion;" in summary.describe(), summary.describe()

@@ -74,3 +74,23 @@ def test_report_shows_expected_totals_and_model_quality(
     assert "churn v1 (grade A)" in page and "activation v1," in page
     assert "Expected orders, spend and CLV" in page and "interval too narrow" in page
     assert "CLV deciles (CLV p50" not in page, "deciles of the expected CLV"
+
+
+def test_report_renders_a_run_without_activation(
+    settings: Settings, snapshot: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Given a run scored without an activation model, the report renders and its header
+    names activation as not served and why; so does a run of an older release whose parts
+    have no activation column at all."""
+    settings = batch_world.write_snapshot(settings, snapshot)
+    out = tmp_path / "run"
+    bundle = FakeSource(without=("activation",)).load()
+    batch.run(settings, CUTOFF, out, bundle=bundle, progress=False)
+
+    page = (out / report.REPORT).read_text()
+
+    assert "<b>not served (scores null)</b>: activation (no champion; train activation" in page
+    assert "activation v1" not in page and "Score distributions" in page
+    for part in out.glob(batch.PART_GLOB):  # as an older release wrote them
+        pd.read_parquet(part).drop(columns="activation").to_parquet(part, index=False)
+    assert "not served (scores null)" in report.write(settings, out).read_text()

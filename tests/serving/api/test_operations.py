@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.api.deps import get_model_holder
-from serving.scoring.bundle import ModelHolder
+from serving.scoring.bundle import OPTIONAL_MODELS, ModelHolder
+from tests.serving.conftest import FakeSource
 
 
 def test_store_down_makes_readyz_and_scoring_503_then_recovers(
@@ -74,6 +75,29 @@ def test_models_and_reload(
     assert notes["clv"] == "interval too narrow" and notes["activation"] is None
     assert unchanged["swapped"] is False and source.loads == 2, "no load when nothing changed"
     assert swapped == {"swapped": True, "models": {"churn": "2", "activation": "2", "clv": "2"}}
+
+
+def test_without_an_activation_champion_the_api_is_ready_and_says_activation_is_not_served(
+    client: TestClient, read_headers: dict[str, str]
+) -> None:
+    """Given no activation champion (every member has bought), /readyz is 200 and names
+    activation as not served, with why; /v1/models lists the others and says the same. With
+    every model served, `not_served` is empty in /v1/models and left out of /readyz."""
+    full = client.get("/v1/models", headers=read_headers).json()
+    holder = ModelHolder(FakeSource(without=("activation",)))
+    holder.refresh()
+    client.app.dependency_overrides[get_model_holder] = lambda: holder
+
+    ready = client.get("/readyz")
+    models = client.get("/v1/models", headers=read_headers).json()
+
+    why = "no champion; train activation when the programme has members without orders"
+    assert OPTIONAL_MODELS["activation"] == why
+    assert ready.status_code == 200, "activation is optional: ready without it"
+    assert ready.json() == {"status": "ok", "reasons": [], "not_served": {"activation": why}}
+    assert {m["name"] for m in models["models"]} == {"churn", "clv"}
+    assert models["not_served"] == {"activation": why}
+    assert full["not_served"] == {}, "every model served: nothing listed"
 
 
 def test_champion_swap_while_requests_run_fails_none(

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from memberscore.settings import Settings
+from serving.api.deps import get_model_holder
 from serving.schemas import MemberScores
 from serving.scoring.bundle import ModelBundle, ModelHolder
 from serving.scoring.frames import discount_factor
@@ -158,3 +159,32 @@ def test_a_spend_model_without_means_answers_null_means(
 
     assert body["orders_mean"] is None and body["spend"]["mean"] is None
     assert body["clv"]["mean"] is None and body["spend"]["p50"] > 0, "the interval is served"
+
+
+def test_without_an_activation_model_members_without_orders_get_null_activation(
+    client: TestClient, read_headers: dict[str, str]
+) -> None:
+    """Given a programme where every member has bought, so no activation champion exists, when
+    members with and without orders are scored (one and many), then each answer is 200: the
+    member without orders has activation null, no reasons (no model to explain), stage
+    registered; the buyer is scored as usual; activation is not among the served versions."""
+    holder = ModelHolder(FakeSource(without=("activation",)))
+    holder.refresh()
+    client.app.dependency_overrides[get_model_holder] = lambda: holder
+
+    one = client.get("/v1/members/n1/scores", headers=read_headers)
+    many = client.post("/v1/scores", json={"member_ids": ["n1", "m3"]}, headers=read_headers)
+    action = client.get("/v1/members/n1/next-best-action", headers=read_headers)
+
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert body["insufficient_history"] is True and body["activation"] is None
+    assert body["reasons"] == [], "no activation model: no reasons for a member without orders"
+    assert body["lifecycle"] == {"stage": "registered", "rule": "no_order_yet"}
+    assert body["model_versions"] == {"churn": "1", "clv": "1"}
+    assert many.status_code == 200, many.text
+    n1, m3 = many.json()["scores"]
+    assert n1 == body, "one member or many: the same answer"
+    assert m3["churn"] and m3["clv"] is not None and m3["activation"] is None
+    assert action.status_code == 200, action.text
+    assert action.json()["lifecycle"]["stage"] == "registered"

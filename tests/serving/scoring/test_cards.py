@@ -157,3 +157,32 @@ def test_card_key_follows_the_card_schema(
     key = card_key(holder.current, serving_settings)
     monkeypatch.setattr(cards, "card_schema", lambda: "an older schema")
     assert card_key(holder.current, serving_settings) != key
+
+
+def test_cards_published_without_an_activation_model_are_served_as_live(
+    client: TestClient,
+    reader: FakeReader,
+    serving_settings: Settings,
+    read_headers: dict[str, str],
+) -> None:
+    """Given no activation champion, the cards published for members with and without orders
+    hold a null activation (observed as None: the metrics skip it), are current under the bundle's
+    key, and the answers and decisions built on them equal live ones byte for byte."""
+    from serving.api.deps import get_model_holder
+
+    holder = ModelHolder(FakeSource(without=("activation",)))
+    holder.refresh()
+    client.app.dependency_overrides[get_model_holder] = lambda: holder
+    ids = {"member_ids": ["n1", "m3"]}
+    live = client.post("/v1/scores", json=ids, headers=read_headers).content
+    live_actions = client.post("/v1/next-best-action", json=ids, headers=read_headers).content
+
+    publish(reader, holder, serving_settings, ["n1", "m3"])
+
+    n1 = reader.cards["n1"]
+    assert json.loads(n1.card)["activation"] is None
+    assert json.loads(n1.observed)["activation"] is None
+    assert n1.current(card_key(holder.current, serving_settings))
+    assert client.post("/v1/scores", json=ids, headers=read_headers).content == live
+    actions = client.post("/v1/next-best-action", json=ids, headers=read_headers)
+    assert actions.content == live_actions

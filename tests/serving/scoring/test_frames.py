@@ -228,3 +228,21 @@ def test_score_frame_p_alive_is_the_served_outlook_of_each_buyer(settings: Setti
 def rfm_inputs(i: int) -> dict[str, float]:
     """The rfm columns BTYD needs beside `member_row(i)` (amounts in currency, days)."""
     return {"avg_order_value": 30.0 + i, "first_order_amount": 25.0 + 2 * i}
+
+
+def test_without_an_activation_model_the_activation_column_stays_all_nan(
+    snapshot: pd.DataFrame, settings: Settings
+) -> None:
+    """Given no activation model (optional), score_frame has the same columns as with one
+    (batch output keeps one schema): activation NaN for every member and no reason model for
+    members without orders; the buyers' scores do not change."""
+    features = snapshot.set_index("member_id")
+    full = score_frame(features, FakeSource().load(), settings, reasons=2)
+
+    table = score_frame(features, FakeSource(without=("activation",)).load(), settings, reasons=2)
+
+    assert list(table.columns) == list(full.columns), "one schema with or without activation"
+    assert table["activation"].isna().all()
+    never = table["insufficient_history"]
+    assert never.any() and table.loc[never, "reason_model"].isna().all()
+    pd.testing.assert_frame_equal(table.loc[~never], full.loc[~never], check_dtype=False)

@@ -185,10 +185,56 @@ def test_scores_and_hot_swap_from_the_registry(
 
 
 def test_missing_champion_is_model_not_ready(tmp_path: Path) -> None:
+    """Only the required models are named: activation is optional."""
     settings = Settings(mlflow_tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}")
 
-    with pytest.raises(ModelNotReady, match="no champion registered for churn, activation, clv"):
+    with pytest.raises(ModelNotReady, match=r"no champion registered for churn, clv: run"):
         RegistrySource(settings).fingerprint()
+
+
+def test_a_bundle_without_an_activation_champion_loads(
+    registry: Settings,
+    member_rows: dict[str, dict[str, Any]],
+    snapshot: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    """Given churn and clv champions but none for activation (a programme where every member
+    has bought), the bundle loads without it, says why it is not served, and scores a member
+    without orders with a null activation; batch scoring from the registry (what
+    `memberscore batch-score` runs) writes its rows and report."""
+    from pipelines.batch import job as batch
+    from pipelines.batch import manifest as mf
+    from serving.scoring.adapters import LibraryDomain
+    from serving.scoring.score import score
+    from serving.scoring.sources import MemberFeatures
+    from tests.pipelines.batch.world import write_snapshot
+    from tests.serving.conftest import CUTOFF
+
+    client = tracking.client(registry)
+    version = client.get_model_version_by_alias("activation", "champion").version
+    client.delete_registered_model_alias("activation", "champion")
+    settings = write_snapshot(registry, snapshot, data_dir=tmp_path / "data")
+    try:
+        bundle = RegistrySource(registry).load()
+        summary = batch.run(settings, CUTOFF, tmp_path / "batch", progress=False)
+    finally:
+        client.set_registered_model_alias("activation", "champion", version)
+
+    assert set(bundle.fingerprint) == {"churn", "clv"}, bundle.fingerprint
+    assert bundle.get("activation") is None
+    assert bundle.not_served() == {
+        "activation": "no champion; train activation when the programme has members without orders"
+    }
+    features = MemberFeatures(
+        {"n1": member_rows["n1"]}, {"n1": pd.Timestamp("2026-06-01", tz="UTC")}
+    )
+    domain = LibraryDomain(None, None, Settings().decisions, {})
+    card = score(["n1"], features, bundle, domain, Settings()).scores[0]
+    assert card.insufficient_history and card.activation is None and card.reasons == []
+    assert card.lifecycle.stage == "registered"
+    rows = mf.read_scores(summary.out)
+    assert len(rows) == 45 and rows["activation"].isna().all()
+    assert summary.report is not None and "not served" in summary.report.read_text()
 
 
 def test_the_real_lifespan_loads_champions_and_polls_for_new_ones(
