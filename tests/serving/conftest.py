@@ -202,7 +202,10 @@ def _trained(kind: str, seed: int) -> Any:
             "tier": pd.Series(rng.choice(TIERS, n), dtype="string"),
         }
     )
-    params = BoostParams(seed=seed, num_boost_round=8, num_leaves=4, min_data_in_leaf=10)
+    params = BoostParams(
+        seed=seed, num_boost_round=8, num_leaves=4, min_data_in_leaf=10, learning_rate=0.1,
+        lambda_l2=1.0,
+    )
     fit, calib = frame.iloc[:300], frame.iloc[300:]
     if kind == "spend":
         spend = frame["monetary"].to_numpy() * (rng.uniform(0, 1, n) < 0.6)

@@ -26,7 +26,7 @@ from training import tracking
 from training.core import backtest, dataset, gates, horizons, labels, plots
 from training.core.season import season
 from training.core.tasks import Task, default_horizon
-from training.models.boosting import BoostParams
+from training.models.boosting import BoostParams, prior_only
 from training.models.persistence import Model
 from training.models.prior import BtydPrior
 
@@ -232,6 +232,7 @@ def assess(
         folds=len(result.folds),
         smallest_class=min(gates.class_sizes(plan.task, values).values()),
         gates=data_gates(settings),
+        chosen=chosen_family(result),
     )
 
 
@@ -321,10 +322,21 @@ def final_prior(settings: Settings, plan: Plan, data: dataset.TrainingData) -> B
     return BtydPrior(outlook, days)
 
 
-def fit_final(settings: Settings, plan: Plan, data: dataset.TrainingData) -> Model:
-    """The production model: the latest labelable cutoff calibrates, the `train_cutoffs`
-    before it train; it scores with `final_prior`."""
-    model = backtest.fit(plan.task, data, plan.final_split(), plan.params)
+def chosen_family(result: backtest.BacktestResult) -> str:
+    """`btyd` when the BTYD forecast alone beats the LightGBM correction on the folds' primary
+    metric (the champion across families), else `lightgbm`."""
+    means = family_means(result)
+    return "btyd" if "btyd" in means and means["btyd"] > means["lightgbm"] else "lightgbm"
+
+
+def fit_final(
+    settings: Settings, plan: Plan, data: dataset.TrainingData, family: str = "lightgbm"
+) -> Model:
+    """The production model of `family`: the latest labelable cutoff calibrates, the
+    `train_cutoffs` before it train; it scores with `final_prior`. The `btyd` family is the
+    same estimator without splits (`prior_only`): the BTYD forecast, calibrated."""
+    params = plan.params if family == "lightgbm" else prior_only(plan.params)
+    model = backtest.fit(plan.task, data, plan.final_split(), params)
     return model.with_prior(final_prior(settings, plan, data))
 
 
@@ -364,8 +376,11 @@ def log(
         "feature_service": task.feature_service,
         "serving_outputs": list(model.outputs),
     }
-    families = {f"backtest_{k}_{task.primary_metric}": v for k, v in family_means(result).items()}
+    means = family_means(result)
+    families = {f"backtest_{k}_{task.primary_metric}": v for k, v in means.items()}
+    family = chosen_family(result)
     version_tags = {
+        "family": family,
         tracking.GRADE_TAG: grade.letter,
         tracking.NOTES_TAG: "; ".join(grade.notes) or "none",
         "horizon_days": str(plan.horizon_days),
@@ -397,7 +412,8 @@ def log(
             **version_tags,
         },
         metrics={f"backtest_{k}": v for k, v in {**result.mean, **(truth or {})}.items()}
-        | families,
+        | families
+        | {f"backtest_{task.primary_metric}": float(means[family])},
         figures=figures(task, model, result),
         tables={"backtest_folds": result.folds, "backtest_families": result.families},
         example=tracking.input_example(model, train_rows[list(model.encoding_.feature_names)]),
@@ -427,7 +443,13 @@ def train(
         f"final model: {len(split.train)} training cutoffs, calibrated on "
         f"{split.calibrate:%Y-%m-%d}, labels over {plan.label_days} d"
     )
-    model = fit_final(settings, plan, data)
+    family = chosen_family(result)
+    if family != "lightgbm":
+        progress(
+            f"the BTYD forecast alone beats the LightGBM correction on the folds: the "
+            f"registered {plan.task.name} model is the calibrated BTYD forecast"
+        )
+    model = fit_final(settings, plan, data, family)
     progress("logging to MLflow and registering the version")
     record = log(settings, plan, model, data, result, grade, compared)
     return TrainReport(record, result, plan.cutoffs, grade, compared)

@@ -9,7 +9,7 @@ stores them (`pandas_categorical`) and both paths give the same codes.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -23,17 +23,22 @@ class BoostParams:
     """LightGBM hyperparameters. `seed` comes from settings; `num_threads` is fixed so that
     runs are reproducible (with `deterministic` and row-wise histograms). `quantile_rows` caps
     the training rows of the spend model's quantile boosters (a seeded sample);
-    `stopping_rounds` is the patience of early stopping on a held-out cutoff."""
+    `stopping_rounds` is the patience of early stopping on a held-out cutoff.
+
+    The trees correct a BTYD forecast (`training.models.prior`), so they are kept small and
+    slow (15 leaves, 200 rows per leaf, L2 10, learning rate 0.03, early stopping): on the
+    CDNOW backtest folds (not its holdout) this raised the churn ROC AUC from 0.674 to 0.693
+    and the spend Gini from 0.611 to 0.621 over 31 leaves / 50 rows / L2 1 / rate 0.05."""
 
     seed: int = 42
-    num_boost_round: int = 300
-    learning_rate: float = 0.05
-    num_leaves: int = 31
-    min_data_in_leaf: int = 50
+    num_boost_round: int = 500
+    learning_rate: float = 0.03
+    num_leaves: int = 15
+    min_data_in_leaf: int = 200
     feature_fraction: float = 0.9
     bagging_fraction: float = 0.8
     bagging_freq: int = 1
-    lambda_l2: float = 1.0
+    lambda_l2: float = 10.0
     num_threads: int = 1
     quantile_rows: int = 100_000
     stopping_rounds: int = 30
@@ -149,6 +154,12 @@ def train_booster(
     )
     best = booster.best_iteration or booster.current_iteration()
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+
+
+def prior_only(params: BoostParams) -> BoostParams:
+    """Parameters under which a booster cannot split: one leaf, so the model is its offset
+    (the BTYD forecast) and what its calibration adds (the `btyd` family)."""
+    return replace(params, num_boost_round=1, min_data_in_leaf=2**31 - 1)
 
 
 def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
