@@ -203,7 +203,11 @@ def _trained(kind: str, seed: int) -> Any:
         }
     )
     params = BoostParams(
-        seed=seed, num_boost_round=8, num_leaves=4, min_data_in_leaf=10, learning_rate=0.1,
+        seed=seed,
+        num_boost_round=8,
+        num_leaves=4,
+        min_data_in_leaf=10,
+        learning_rate=0.1,
         lambda_l2=1.0,
     )
     fit, calib = frame.iloc[:300], frame.iloc[300:]
