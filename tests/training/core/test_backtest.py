@@ -114,3 +114,30 @@ def test_final_split_calibrates_on_the_latest_labelable_cutoff() -> None:
     end = cutoffs[3] + pd.Timedelta(days=H)
     split = backtest.final_split(cutoffs[::-1], end, H, train_cutoffs=2)
     assert split.calibrate == cutoffs[3] and split.train == tuple(cutoffs[1:3])
+
+
+def test_clv_backtest_totals_are_the_sums_of_spend_mean(programme, rfm) -> None:
+    """Given a clv backtest, each fold's forecast total is the sum of the members' spend_mean
+    (the column batch scoring writes) and its bias is that total against the actual one; the
+    expected orders are scored too."""
+    members, orders = programme
+    cutoffs = cutoffs_every(28, 10)
+    end = observed_until(orders)
+    frame = dataset.join_features(
+        dataset.entity_frame(TASKS["clv"], members, orders, cutoffs, H, end, 0.01),
+        rfm(members, orders, cutoffs),
+    )
+    data = dataset.training_data(TASKS["clv"], members, orders, frame, 0.01)
+    folds = backtest.plan_folds(
+        cutoffs, end, label_days=H, predict_days=H, folds=2, train_cutoffs=12
+    )
+    result = backtest.run(TASKS["clv"], data, folds, FAST)
+    model = backtest.fit(TASKS["clv"], data, folds[-1], FAST)
+    rows = data.rows([folds[-1].evaluate], H)
+    spend_mean = model.predict_frame(rows[data.feature_names], data.offsets(rows, H))["spend_mean"]
+    latest = result.predictions.loc[result.predictions["cutoff"] == folds[-1].evaluate]
+    assert latest["prediction"].sum() == pytest.approx(spend_mean.sum(), rel=1e-9)
+    fold = result.folds.iloc[-1]
+    actual = latest["actual"].sum()
+    assert fold["bias_pct"] == pytest.approx((spend_mean.sum() - actual) / actual * 100)
+    assert {"orders_mae", "orders_pearson", "coverage_p10_p90"} <= set(result.folds.columns)
