@@ -183,7 +183,8 @@ def format_steps(steps: list[Step]) -> str:
     lines = ["| step | command | s |", "|---|---|---|"]
     for step in steps:
         shown = "–" if step.seconds is None else f"{step.seconds:.1f}"
-        lines.append(f"| {step.name} | `memberscore {' '.join(step.args)}` | {shown} |")
+        command = f"`memberscore {' '.join(step.args)}`" if step.args else "(holdout scoring)"
+        lines.append(f"| {step.name} | {command} | {shown} |")
     return "\n".join(lines)
 
 
