@@ -190,7 +190,7 @@ class FakeDomain:
 
 def _trained(kind: str, seed: int) -> Any:
     """A tiny real `training.models` model on synthetic rows of FEATURES (tier as text):
-    churn-like / activation-like classifiers, or the hurdle spend model for clv."""
+    churn-like / activation-like classifiers, or the spend model for clv."""
     rng = np.random.default_rng(seed)
     n = 400
     frame = pd.DataFrame(
