@@ -109,11 +109,16 @@ def outlook_frame(
     first purchase's value) for the fallback when no Gamma-Gamma model was fitted.
     """
     frame = outlook.transactions.predict_frame(summary, horizon_weeks)
-    if outlook.spend is not None:
-        value = outlook.spend.conditional_expected_spend(summary)
-    else:
-        own = summary.get("first_value", summary["monetary"]).to_numpy(dtype=float)
-        value = np.where(summary["monetary"] > 0, summary["monetary"], own)
+    value = expected_order_value(outlook, summary)
     frame["expected_order_value"] = value
     frame["expected_spend"] = frame["expected_purchases"].to_numpy() * value
     return frame[list(OUTLOOK_COLUMNS)]
+
+
+def expected_order_value(outlook: BtydOutlook, summary: pd.DataFrame) -> np.ndarray:
+    """E[value of a future purchase] per customer: the Gamma-Gamma estimate, or without one
+    the customer's own mean repeat value (first purchase value when there is none)."""
+    if outlook.spend is not None:
+        return np.asarray(outlook.spend.conditional_expected_spend(summary), dtype=float)
+    own = summary.get("first_value", summary["monetary"]).to_numpy(dtype=float)
+    return np.where(summary["monetary"] > 0, summary["monetary"], own)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import logit
 
-from features.btyd.outlook import BtydOutlook, outlook_frame, outlook_from_params
+from features.btyd.outlook import BtydOutlook, expected_order_value, outlook_from_params
 from features.families.btyd import DAYS_PER_WEEK, INPUT_COLUMNS, btyd_inputs
 
 OFFSETS = ("no_purchase_logit", "orders_log", "spend_log")
@@ -44,14 +44,20 @@ class BtydPrior:
 
     def forecast(self, features: pd.DataFrame) -> pd.DataFrame:
         """p_alive, p_no_purchase, expected_purchases and expected_spend per row of `features`
-        (rfm columns `INPUT_COLUMNS`), on the positions of its rows."""
-        frame = features[list(INPUT_COLUMNS)].reset_index(drop=True)
-        summary = btyd_inputs(frame.astype(float))
-        out = pd.DataFrame(FALLBACK, index=frame.index, dtype=float)
+        (rfm columns `INPUT_COLUMNS`), on the positions of its rows. Plain arrays, no per-row
+        pandas work: serving calls it for every member it scores live."""
+        frame = features[list(INPUT_COLUMNS)].reset_index(drop=True).astype(float)
+        out = {name: np.full(len(frame), value) for name, value in FALLBACK.items()}
+        summary = btyd_inputs(frame)
         if not summary.empty:
-            found = outlook_frame(self.outlook, summary, self.horizon_days / DAYS_PER_WEEK)
-            out.loc[summary.index, list(FALLBACK)] = found[list(FALLBACK)].to_numpy()
-        return out
+            rows = summary.index.to_numpy(dtype=int)
+            model, weeks = self.outlook.transactions, self.horizon_days / DAYS_PER_WEEK
+            expected = model.conditional_expected_purchases(summary, weeks)
+            out["p_alive"][rows] = model.conditional_probability_alive(summary)
+            out["p_no_purchase"][rows] = model.probability_no_purchase(summary, weeks)
+            out["expected_purchases"][rows] = expected
+            out["expected_spend"][rows] = expected * expected_order_value(self.outlook, summary)
+        return pd.DataFrame(out)
 
     def offsets(self, features: pd.DataFrame) -> pd.DataFrame:
         """The `OFFSETS` columns per row of `features` (see the module docstring)."""
@@ -81,11 +87,14 @@ def from_document(document: dict[str, Any]) -> BtydPrior:
 def offsets_of(forecast: pd.DataFrame) -> pd.DataFrame:
     """Offsets (`OFFSETS`) of a forecast frame with p_no_purchase, expected_purchases and
     expected_spend columns."""
+    p_none = np.clip(forecast["p_no_purchase"].to_numpy(dtype=float), EPS, 1 - EPS)
+    orders = np.clip(forecast["expected_purchases"].to_numpy(dtype=float), EPS, None)
+    spend = np.clip(forecast["expected_spend"].to_numpy(dtype=float), EPS, None)
     return pd.DataFrame(
         {
-            "no_purchase_logit": logit(np.clip(forecast["p_no_purchase"], EPS, 1 - EPS)),
-            "orders_log": np.log(np.clip(forecast["expected_purchases"], EPS, None)),
-            "spend_log": np.log(np.clip(forecast["expected_spend"], EPS, None)),
+            "no_purchase_logit": logit(p_none),
+            "orders_log": np.log(orders),
+            "spend_log": np.log(spend),
         },
         index=forecast.index,
     )
