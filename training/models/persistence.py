@@ -13,7 +13,7 @@ import lightgbm as lgb
 
 from training.models import prior
 from training.models.boosting import BoostParams, Encoding
-from training.models.classifier import CLASSES, CalibratedClassifier, Calibrator
+from training.models.classifier import CLASSES, CalibratedClassifier, CalibrationMethod, Calibrator
 from training.models.spend import QUANTILE_STEMS, SpendModel
 
 META_FILE = "model.json"
@@ -105,10 +105,11 @@ def _spend(meta: dict[str, Any], booster: Boosters) -> SpendModel:
     return spend
 
 
-def new_model(kind: str, params: BoostParams) -> Model:
-    """An unfitted model for a task kind ('binary' or 'spend')."""
+def new_model(kind: str, params: BoostParams, calibration: CalibrationMethod = "isotonic") -> Model:
+    """An unfitted model for a task kind ('binary' or 'spend'); `calibration` is the
+    classifier's calibrator."""
     if kind == "binary":
-        return CalibratedClassifier(params)
+        return CalibratedClassifier(params, calibration=calibration)
     if kind == "spend":
         return SpendModel(params)
     raise ValueError(f"unknown model kind {kind!r}; expected 'binary' or 'spend'")

@@ -90,7 +90,7 @@ def test_backtest_trains_only_on_rows_whose_labels_end_before_evaluation(
             members, orders, cutoffs)
     )  # fmt: skip
     data = dataset.training_data(TASKS["churn"], members, orders, frame, 0.0)
-    monkeypatch.setattr(backtest, "new_model", lambda kind, params: Spy(params))
+    monkeypatch.setattr(backtest, "new_model", lambda kind, params, calibration: Spy(params))
     Spy.seen.clear()
     folds = backtest.plan_folds(
         cutoffs, end, label_days=H, predict_days=H, folds=2, train_cutoffs=12
