@@ -155,7 +155,9 @@ def make_plan(
     every_days: int | None = None,
     folds: int = DEFAULT_FOLDS,
 ) -> Plan:
-    """A plan with the settings' default horizon and seed unless given."""
+    """A plan with the settings' default horizon and seed unless given. Its cutoffs are the
+    ones the final model and the folds use, so a long series of snapshots costs no more
+    feature rows than the plan needs."""
     horizon = horizon_days or default_horizon(settings, task)
     end = labels.observed_until(orders)
     candidates = candidate_cutoffs(settings, orders, cutoffs, every_days)
@@ -176,9 +178,11 @@ def make_plan(
         train_cutoffs=MAX_TRAIN_CUTOFFS,
         min_train=MIN_TRAIN_CUTOFFS,
     )
-    shortest = min(chosen.label_days, chosen.folds[0].label_days)
-    used = backtest.labelable(candidates, end, shortest)
-    return Plan(task, chosen, tuple(used), end, BoostParams(seed=settings.seed))
+    final = backtest.final_split(candidates, end, chosen.label_days, MAX_TRAIN_CUTOFFS)
+    used = {*final.train, final.calibrate}
+    for fold in chosen.folds:
+        used |= {*fold.train, fold.calibrate, *([fold.evaluate] if fold.evaluate else [])}
+    return Plan(task, chosen, tuple(sorted(used)), end, BoostParams(seed=settings.seed))
 
 
 def build_data(

@@ -76,3 +76,15 @@ def test_churn_needs_repeat_buyers_before_a_cutoff(settings: Settings) -> None:
     weekly_snapshots(settings)
     with pytest.raises(NotEnoughHistory, match="fewer than 100 members had bought twice"):
         job.make_plan(settings, TASKS["churn"], ORDERS, horizon_days=90)
+
+
+def test_the_plan_keeps_only_the_cutoffs_it_uses(settings: Settings) -> None:
+    """Given a year of weekly snapshots, the plan's cutoffs are exactly those of the final
+    split and the folds (no feature rows are joined for the others)."""
+    weekly_snapshots(settings)
+    plan = job.make_plan(settings, TASKS["activation"], ORDERS, horizon_days=30)
+    split = plan.final_split()
+    used = {*split.train, split.calibrate}
+    for fold in plan.horizon.folds:
+        used |= {*fold.train, fold.calibrate, fold.evaluate}
+    assert set(plan.cutoffs) == used and len(plan.cutoffs) < len(job.snapshot_cutoffs(settings))
