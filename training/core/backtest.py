@@ -28,6 +28,7 @@ from training.core.labels import CUTOFF, MEMBER_ID, as_cutoff
 from training.core.tasks import Task
 from training.models.boosting import BoostParams
 from training.models.persistence import Model, new_model
+from training.models.prior import offsets_of
 from training.models.spend import SpendModel
 
 __all__ = ["NotEnoughHistory"]
@@ -149,7 +150,7 @@ def score(
     out["actual"] = target(task, rows)
     features = rows[list(model.encoding_.feature_names)]
     forecasts = data.forecasts(rows, days)
-    offset = data.offsets(rows, days)
+    offset = None if forecasts is None else offsets_of(forecasts["btyd"])
     if isinstance(model, SpendModel):
         predicted = model.predict_frame(features, offset)
         out["prediction"] = predicted["spend_mean"].to_numpy()

@@ -174,7 +174,9 @@ class SpendModel(RegressorMixin, BaseEstimator):
 
     def predict_matrix(self, matrix: np.ndarray, offset: pd.DataFrame | None = None) -> np.ndarray:
         """An (n, 5) array: orders_mean, spend_mean, p10, p50, p90 (`OUTPUTS`); the interval
-        sorted per row and floored at 0."""
+        sorted per row and floored at 0. The prior's offsets are computed once for both."""
+        if offset is None and self.prior_ is not None:
+            offset = self.offset(matrix)
         q = np.column_stack([b.predict(matrix, num_threads=1) for b in self.quantile_])
         q[:, 0] -= self.margin_
         q[:, 2] += self.margin_
