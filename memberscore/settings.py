@@ -9,6 +9,7 @@ directory. Read settings through `get_settings()`; nothing here runs at import t
 from __future__ import annotations
 
 import os
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -41,6 +42,12 @@ class ServingSettings(BaseModel):
         60.0, gt=0, description="Seconds between looks for a new champion in the registry."
     )
     max_body_bytes: int = Field(1_000_000, gt=0, description="Largest request body (bytes).")
+    store_timeout_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="Longest wait for the online store or the contact log in one request "
+        "(seconds); past it the request answers 503 and the worker stays free.",
+    )
 
 
 class Settings(BaseSettings):
@@ -72,6 +79,17 @@ class Settings(BaseSettings):
         "127.0.0.1:6379", description="host:port of the production online store."
     )
 
+    earliest_date: date = Field(
+        date(1970, 1, 1),
+        description="Dates before this day (orders, events, contacts, registrations) are "
+        "implausible: ingest quarantines them and the API refuses them.",
+    )
+    future_tolerance_days: int = Field(
+        1,
+        ge=0,
+        description="Dates more than this many days after the moment of ingest (or of the API "
+        "call) are implausible and refused the same way (days).",
+    )
     currency: str = Field("USD", description="ISO 4217 code; one currency per dataset.")
     seed: int = Field(42, description="Seed for simulation, sampling and model training.")
     chunk_rows: int = Field(200_000, gt=0, description="Rows per chunk when streaming inputs.")
