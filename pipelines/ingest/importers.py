@@ -5,8 +5,11 @@ price). DuckDB parses and aggregates the lines into canonical orders on disk, so
 millions of lines streams: amount = Σ|quantity × price|, items = Σ|quantity|, ordered_at = the
 first line time in UTC. Lines with a negative quantity, or of an order whose id starts with the
 cancel prefix, are returns (`is_return`, amount still positive); an order holding both kinds is
-split and its return part gets the id `<order>-return`. Lines without a customer id or with an
-unreadable time, quantity or price are quarantined with the reason.
+split and its return part gets the id `<order>-return`. Lines without a customer id, with an
+unreadable time, with a quantity beyond ±`MAX_QUANTITY` or a price that is not a finite number,
+or whose quantity × price overflows are quarantined with the reason. So are all lines of an order
+id used by several customers (in the export, or stored in the lake for another member) and of an
+order whose totals overflow. Every line is either aggregated or quarantined.
 
 Members who appear only through their purchases are derived (`is_derived`): registered at their
 first order, channel and region "unknown", the lowest tier, no consents. Members already in the
@@ -33,6 +36,9 @@ from pipelines.ingest.tables import IngestReport, check_currency, ingest_chunks,
 
 EXAMPLES = 5
 CDNOW_CURRENCY = "USD"
+# Largest |quantity| of a line and largest item total of an order: well inside the integers a
+# float64 holds exactly (2**53), so `items` stays exact through the contract's Int64 column.
+MAX_QUANTITY = 1e15
 
 
 @dataclass(frozen=True)
@@ -190,6 +196,10 @@ def _import_lines(
     check_currency(settings.lake_dir, contract.ORDERS, currency)
     con.execute(f"SET TimeZone = {_literal(mapping.timezone)}")
     con.execute(parse_sql(mapping))
+    stored = None
+    if lake.has_table(settings.lake_dir, contract.ORDERS):
+        stored = lake.glob(settings.lake_dir, contract.ORDERS)
+    con.execute(order_checks_sql(mapping, stored))
     run_id = new_run_id()
     rejected = _quarantine_lines(con, settings.quarantine_dir / "orderlines", source, run_id)
     con.execute(orders_sql(mapping))
@@ -263,7 +273,7 @@ def parse_sql(mapping: LineMapping) -> str:
     )
     SELECT _row, order_id, member_id, ordered_at, quantity, {amount} AS line_amount,
            coalesce(quantity < 0 OR starts_with(order_id, {prefix}), false) AS is_return,
-           NULLIF(concat_ws('; ', {_reasons(mapping)}), '') AS _reason
+           NULL::VARCHAR AS order_key, NULLIF(concat_ws('; ', {_reasons(mapping)}), '') AS _reason
     FROM typed
     """
 
@@ -284,8 +294,16 @@ def _reasons(mapping: LineMapping) -> str:
     names = {key: _literal(name) for key, name in _mapped(mapping).items()}
 
     def got(value: str) -> str:
-        return f"' (got ''' || coalesce({value}, '') || ''')'"
+        return f"' (got ''' || left(coalesce({value}, ''), 60) || ''')'"
 
+    overflow = "NULL"
+    if mapping.price:
+        overflow = (
+            f"CASE WHEN abs(quantity) <= {MAX_QUANTITY!r} AND isfinite(price) "
+            "AND NOT isfinite(quantity * price) "
+            f"THEN {names['quantity']} || ' × ' || {names['price']} || ': the line amount "
+            f"overflows' || ' (got ''' || q || ''' × ''' || p || ''')' END"
+        )
     rules = [
         f"CASE WHEN order_id IS NULL THEN {names['order']} || ': is required' END",
         f"CASE WHEN member_id IS NULL THEN {names['member']} || ': is required (a line "
@@ -294,25 +312,68 @@ def _reasons(mapping: LineMapping) -> str:
         f"': must be a timestamp' || {got('t')} END",
         f"CASE WHEN t IS NULL THEN {names['time']} || ': is required' END",
         f"CASE WHEN quantity IS NULL THEN {names['quantity']} || ': must be a number' "
+        f"|| {got('q')} WHEN NOT isfinite(quantity) OR abs(quantity) > {MAX_QUANTITY!r} "
+        f"THEN {names['quantity']} || ': must be a finite number within ±{MAX_QUANTITY:g}' "
         f"|| {got('q')} END",
         f"CASE WHEN price IS NULL THEN {names['price']} || ': must be a number' || {got('p')} "
-        f"WHEN price < 0 THEN {names['price']} || ': must be >= 0' || {got('p')} END",
+        f"WHEN NOT isfinite(price) THEN {names['price']} || ': must be a finite number' "
+        f"|| {got('p')} WHEN price < 0 THEN {names['price']} || ': must be >= 0' || {got('p')} END",
+        overflow,
     ]
     return ", ".join(rules)
+
+
+def order_checks_sql(mapping: LineMapping, stored_orders: str | None) -> str:
+    """SQL setting `order_key` of the usable lines of `parsed` (the order id, `<id>-return` for
+    the return part of a mixed order) and quarantining whole orders: an id of several customers,
+    an id the lake (Parquet glob `stored_orders`) holds for another member, totals that
+    overflow."""
+    order = _literal(mapping.order)
+    lake_join, lake_member = "", "NULL::VARCHAR"
+    if stored_orders is not None:
+        lake_join = (
+            "LEFT JOIN (SELECT order_id AS stored_id, any_value(member_id) AS lake_member "
+            f"FROM read_parquet({_literal(stored_orders)}) GROUP BY order_id) s "
+            "ON s.stored_id = t.order_key AND s.lake_member <> t.member_id"
+        )
+        lake_member = "s.lake_member"
+    return f"""
+    UPDATE parsed SET order_key = c.order_key, _reason = c._reason FROM (
+        WITH keyed AS (
+            SELECT _row, order_id, member_id, quantity, line_amount,
+                   CASE WHEN is_return AND min(is_return::INT) OVER o <> max(is_return::INT) OVER o
+                        THEN order_id || '-return' ELSE order_id END AS order_key,
+                   count(DISTINCT member_id) OVER o AS customers,
+                   min(member_id) OVER o AS first_member, max(member_id) OVER o AS last_member
+            FROM parsed WHERE _reason IS NULL WINDOW o AS (PARTITION BY order_id)
+        ), totals AS (
+            SELECT *, sum(abs(quantity)) OVER k AS items, sum(line_amount) OVER k AS amount
+            FROM keyed WINDOW k AS (PARTITION BY order_key)
+        )
+        SELECT _row, t.order_key, CASE
+            WHEN customers > 1 THEN {order} || ': order ''' || left(order_id, 60) || ''' has '
+                || customers || ' customers (e.g. ' || left(first_member, 60) || ', '
+                || left(last_member, 60) || '); an order id must belong to one customer'
+            WHEN {lake_member} IS NOT NULL THEN {order} || ': order '''
+                || left(t.order_key, 60) || ''' is already stored for member '''
+                || left({lake_member}, 60) || ''''
+            WHEN items > {MAX_QUANTITY!r} THEN {_literal(mapping.quantity)} || ': order '''
+                || left(t.order_key, 60) || ''' totals more than {MAX_QUANTITY:g} items'
+            WHEN NOT isfinite(amount) THEN {_literal(_mapped(mapping)["price"])} || ': order '''
+                || left(t.order_key, 60) || ''' amount overflows'
+            END AS _reason
+        FROM totals t {lake_join}
+    ) c WHERE parsed._row = c._row
+    """
 
 
 def orders_sql(mapping: LineMapping) -> str:
     """SQL creating `orders` (canonical columns) from the usable lines of `parsed`."""
     return f"""
     CREATE TABLE orders AS
-    WITH good AS (
-        SELECT *, min(is_return::INT) OVER (PARTITION BY order_id)
-                  <> max(is_return::INT) OVER (PARTITION BY order_id) AS mixed
-        FROM parsed WHERE _reason IS NULL
-    )
-    SELECT CASE WHEN is_return AND mixed THEN order_id || '-return' ELSE order_id END
-               AS order_id,
-           member_id, min(ordered_at) AS ordered_at, round(sum(line_amount), 6) AS amount,
+    WITH good AS (SELECT * EXCLUDE (order_id) FROM parsed WHERE _reason IS NULL)
+    SELECT order_key AS order_id, member_id, min(ordered_at) AS ordered_at,
+           round(sum(line_amount), 6) AS amount,
            0.0 AS discount, CAST(round(sum(abs(quantity))) AS BIGINT) AS items,
            {_literal(mapping.channel)} AS channel, NULL::VARCHAR AS coupon_id, is_return
     FROM good

@@ -12,7 +12,13 @@ from memberscore import lake
 from memberscore.contract import MEMBERS, ORDERS
 from memberscore.errors import ContractError
 from memberscore.settings import Settings
-from pipelines.ingest.importers import LineMapping, import_cdnow, import_orderlines, read_cdnow
+from pipelines.ingest.importers import (
+    ImportReport,
+    LineMapping,
+    import_cdnow,
+    import_orderlines,
+    read_cdnow,
+)
 from pipelines.ingest.tables import ingest
 
 CDNOW_SAMPLE = Path("/work/shared/data/cdnow/CDNOW_sample.txt")
@@ -225,3 +231,111 @@ def test_cdnow_sample_import_matches_the_published_counts(settings: Settings) ->
         pd.read_csv(CDNOW_SAMPLE, sep=r"\s+", header=None)[4].sum()
     ), "merging days keeps every dollar"
     assert lake.dataset_currency(settings.lake_dir) == "USD"
+
+
+def test_a_line_with_an_overflowing_quantity_is_quarantined_not_fatal(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 14 finding 7: one quantity of 1e308 aborted the whole file with a DuckDB error."""
+    # given the export with an absurd quantity, an infinite price and an overflowing product
+    rows = [
+        *LINES,
+        "489460,1,1e308,2010-12-03 09:00:00,1.00,16321",
+        "489461,2,1,2010-12-03 09:00:00,inf,16321",
+        "489462,3,1e14,2010-12-03 09:00:00,1e300,16321",
+    ]
+
+    # when it is imported
+    report = import_orderlines(settings, _lines(tmp_path, rows), RETAIL, currency="GBP")
+
+    # then those three lines are quarantined naming the field, the others stored as before
+    reasons = _reasons(report)
+    assert reasons["8"] == "Quantity: must be a finite number within ±1e+15 (got '1e308')"
+    assert reasons["9"] == "Price: must be a finite number (got 'inf')"
+    assert reasons["10"].startswith("Quantity × Price: the line amount overflows"), reasons
+    assert (report.lines, report.lines_quarantined) == (10, 5), "2 old rejects + 3 new"
+    assert sorted(_orders(settings).index) == ["489434", "489434-return", "489452", "C489449"]
+    assert len(reasons) == report.lines_quarantined, "every quarantined line is in the file"
+
+
+def test_an_order_whose_totals_overflow_is_quarantined_whole(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 14 finding 7: lines that pass alone but whose order total overflows."""
+    # given order 7 whose two lines sum to more than 1e15 items, order 8 to an infinite amount
+    rows = [
+        LINES[0],
+        "7,a,9e14,2010-12-03 09:00:00,1,1",
+        "7,b,9e14,2010-12-03 09:01:00,1,1",
+        "8,a,1,2010-12-03 09:00:00,1e308,2",
+        "8,b,1,2010-12-03 09:01:00,1e308,2",
+        "9,a,1,2010-12-03 09:00:00,1,3",
+    ]
+
+    # when imported
+    report = import_orderlines(settings, _lines(tmp_path, rows), RETAIL, currency="GBP")
+
+    # then every line of those orders is quarantined with the reason, order 9 is stored
+    assert _reasons(report) == {
+        "1": "Quantity: order '7' totals more than 1e+15 items",
+        "2": "Quantity: order '7' totals more than 1e+15 items",
+        "3": "Price: order '8' amount overflows",
+        "4": "Price: order '8' amount overflows",
+    }
+    assert list(_orders(settings).index) == ["9"] and report.orders_stored == 1
+
+
+def test_an_order_id_of_two_customers_is_quarantined_not_dropped(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 14 finding 7: an order id reused by a second customer dropped that customer's line
+    as a "duplicate"; now all lines of the shared id are quarantined with the reason."""
+    # given order 500 with lines of customers 1 and 2, and order 501 of customer 1
+    rows = [
+        LINES[0],
+        "500,a,1,2010-12-03 09:00:00,2.00,1",
+        "500,b,1,2010-12-03 09:00:00,3.00,2",
+        "501,a,1,2010-12-03 09:00:00,4.00,1",
+    ]
+
+    # when imported
+    report = import_orderlines(settings, _lines(tmp_path, rows), RETAIL, currency="GBP")
+
+    # then both lines of 500 are quarantined, nothing is counted as a duplicate, 501 is stored
+    reason = "Invoice: order '500' has 2 customers (e.g. 1, 2); an order id must belong to one "
+    assert _reasons(report) == {"1": reason + "customer", "2": reason + "customer"}
+    assert report.orders.duplicates == 0, "a shared id is not a duplicate"
+    assert list(_orders(settings).index) == ["501"]
+    assert (report.lines, report.lines_quarantined, report.orders.read) == (3, 2, 1)
+
+
+def test_an_order_id_stored_for_another_member_is_quarantined(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 14 finding 7: a later export reusing a stored order id for another customer."""
+    # given order 500 stored for customer 1
+    first = [LINES[0], "500,a,1,2010-12-03 09:00:00,2.00,1"]
+    import_orderlines(settings, _lines(tmp_path, first), RETAIL, currency="GBP")
+
+    # when a second export has 500 for customer 2 and again for customer 1
+    second = [LINES[0], "500,a,1,2010-12-04 09:00:00,2.00,2", "500,a,1,2010-12-03 09:00:00,2,1"]
+    report = import_orderlines(settings, _lines(tmp_path, second), RETAIL, currency="GBP")
+
+    # then the shared id is quarantined in the export; on its own, customer 2's line would be too
+    assert report.lines_quarantined == 2 and report.orders.read == 0
+    alone = [LINES[0], "500,a,1,2010-12-04 09:00:00,2.00,2"]
+    report = import_orderlines(settings, _lines(tmp_path, alone), RETAIL, currency="GBP")
+    assert _reasons(report) == {"1": "Invoice: order '500' is already stored for member '1'"}
+    assert _orders(settings).loc["500", "member_id"] == "1", "the stored order is untouched"
+    again = import_orderlines(settings, _lines(tmp_path, first), RETAIL, currency="GBP")
+    assert (again.lines_quarantined, again.orders.duplicates) == (0, 1), (
+        "the same member re-importing its order is still a plain duplicate"
+    )
+
+
+def _reasons(report: ImportReport) -> dict[str, str]:
+    """Quarantined line number -> reason, read from the quarantine file."""
+    if report.line_quarantine_file is None:
+        return {}
+    rejected = pd.read_csv(report.line_quarantine_file, dtype=str, keep_default_na=False)
+    return dict(zip(rejected["_row"], rejected["_reason"], strict=True))
