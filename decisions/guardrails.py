@@ -3,12 +3,14 @@
 Each (member, action) pair gets a block code (`OK` when the action may be sent). Codes are
 small integers so a batch of a million members stays a compact array; `BLOCK_TEXT` turns them
 into words. Contact counts come from the contact log passed in: only contacts actually sent
-(group "treatment") before `now` count.
+(group "treatment") before `now` count. A contact whose send time cannot be read (a stored row
+out of range or garbled) never counts and never stops a decision: it is skipped with a warning.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,6 +22,7 @@ from memberscore.decision_settings import GuardrailPolicy
 
 OK, CONTROL, NO_MARKETING, NO_PERSONALIZATION, COOLDOWN, ACTION_CAP, TOTAL_CAP = range(7)
 NOT_IN_STAGE, CONDITION = 7, 8
+LOG = logging.getLogger("memberscore.decisions")
 BLOCK_TEXT = {
     OK: "allowed",
     CONTROL: "member is in the persistent control group",
@@ -76,7 +79,7 @@ def contact_history(
     missing = {"member_id", "action_id", "sent_at", "group"} - set(contacts.columns)
     if missing:
         raise ValueError(f"contact log lacks column(s) {', '.join(sorted(missing))}")
-    sent_at = pd.DatetimeIndex(pd.to_datetime(contacts["sent_at"], utc=True))
+    sent_at = sent_times(contacts["sent_at"])
     counted = (contacts["group"] == "treatment").to_numpy() & (sent_at < now)
     sent = contacts[counted]
     rows = member_ids.get_indexer(pd.Index(sent["member_id"]))
@@ -94,6 +97,22 @@ def contact_history(
     inside = known & (age < periods[np.where(cols >= 0, cols, 0)])
     np.add.at(in_window, (rows[inside], cols[inside]), 1)
     return ContactHistory(days_since=days_since, in_cap_window=in_window, total_recent=total)
+
+
+def sent_times(values: pd.Series) -> pd.DatetimeIndex:
+    """Send times in UTC (zone-less ones read as UTC); NaT, so never counted, where a time
+    cannot be read or held (outside 1677-2262), with one warning per call."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values):
+        return pd.DatetimeIndex(pd.to_datetime(values, utc=True))
+    moments = pd.DatetimeIndex(pd.to_datetime(values, errors="coerce", utc=True, format="mixed"))
+    unreadable = int((moments.isna() & values.notna().to_numpy()).sum())
+    if unreadable:
+        LOG.warning(
+            "contact history: %d contact(s) with a sent_at that cannot be read or lies outside "
+            "1677-2262 skipped; correct them in the contact log",
+            unreadable,
+        )
+    return moments
 
 
 def guardrail_blocks(

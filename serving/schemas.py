@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 MAX_BATCH = 1000
 Grade = Literal["A", "B", "C", "D"]  # a model version's quality grade, A best
@@ -29,22 +29,66 @@ class MembersIn(_In):
     member_ids: list[MemberId] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+def _not_a_number(value: object) -> object:
+    """Refuse a number for a time (pydantic would read it as Unix seconds or milliseconds)."""
+    if isinstance(value, int | float):
+        raise ValueError("give an ISO 8601 time with a zone, e.g. 2026-06-02T10:00:00+02:00")
+    return value
+
+
+# A contact time: ISO 8601 text with a zone; its plausibility window is checked by the route.
+ZonedTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+ActionId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="An action id of the catalogue (decisions/actions.yaml).",
+    ),
+]
+Channel = Literal["email", "sms", "push", "app", "call", "mail"]
+Group = Literal["treatment", "control"]
+# A finite amount of the dataset currency: no booleans, no text, no inf / NaN / 1e309.
+Amount = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
+
+
 class ContactIn(_In):
     """An action sent to a member (or held back: group 'control')."""
 
     member_id: MemberId
-    action_id: Annotated[str, Field(min_length=1, max_length=128)]
-    channel: Literal["email", "sms", "push", "app", "call", "mail"]
-    group: Literal["treatment", "control"] = "treatment"
+    action_id: ActionId
+    channel: Channel
+    group: Group = "treatment"
     contact_id: MemberId | None = Field(None, description="Your id for it; generated if absent.")
-    sent_at: datetime | None = Field(None, description="When it was sent (default: now, UTC).")
+    sent_at: ZonedTime | None = Field(
+        None, description="When it was sent, with a zone (default: now, UTC)."
+    )
+
+
+class ContactPatch(_In):
+    """Corrections to a recorded contact: the fields given replace the stored ones."""
+
+    action_id: ActionId | None = None
+    channel: Channel | None = None
+    group: Group | None = None
+    sent_at: ZonedTime | None = None
+
+    @model_validator(mode="after")
+    def _something_to_correct(self) -> ContactPatch:
+        given = {name for name in self.model_fields_set if getattr(self, name) is not None}
+        if not given:
+            raise ValueError("give at least one of action_id, channel, group, sent_at")
+        return self
 
 
 class ResponseIn(_In):
     """A member's response to an earlier contact."""
 
-    responded_at: datetime | None = Field(None, description="When (default: now, UTC).")
-    value: float = Field(0.0, ge=0, description="Value of the response in the dataset currency.")
+    responded_at: ZonedTime | None = Field(
+        None, description="When, with a zone, not before the send (default: now, UTC)."
+    )
+    value: Amount = Field(0.0, description="Value of the response in the dataset currency.")
 
 
 # ---- score outputs ------------------------------------------------------------------------------
@@ -178,6 +222,19 @@ class ContactOut(_Out):
     member_id: str
     event: Literal["sent", "response"]
     at: datetime
+
+
+class ContactRecordOut(_Out):
+    """A contact as the log holds it, with its latest response (null without one); UTC."""
+
+    contact_id: str
+    member_id: str
+    action_id: str
+    channel: str
+    group: str
+    sent_at: datetime
+    responded_at: datetime | None
+    response_value: float | None
 
 
 class ModelOut(_Out):

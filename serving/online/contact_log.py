@@ -1,19 +1,32 @@
-"""The contact log: an append-only record of actions sent to members and their responses.
+"""The contact log: a record of actions sent to members and their responses.
 
 Guardrails read it for cooldowns. One SQL table behind one class: a SQLite file under
-`<data>/serving/` in the local profile, a PostgreSQL table in production. Rows are never updated:
-a response is a second row carrying the contact id, and `history` folds the two into the
-contract's `contacts` columns (contact_id, member_id, sent_at, action_id, channel, group,
-responded_at, response_value). All timestamps are UTC.
+`<data>/serving/` in the local profile, a PostgreSQL table in production. A response is a second
+row carrying the contact id, and `history` folds the two into the contract's `contacts` columns
+(contact_id, member_id, sent_at, action_id, channel, group, responded_at, response_value). All
+timestamps are UTC. Rows are appended; only an explicit correction (`correct`) rewrites a 'sent'
+row and `delete` removes a contact with its responses (the API's write-scope PATCH and DELETE).
+
+Reading never fails on a row stored badly before the API validated its input (a time pandas
+cannot hold, an infinite value): `history` skips it with a warning naming the contact id, so a
+decision is still made; `contact` returns it as stored, so it can be corrected.
+
+Every call is time-bound by `serving.store_timeout_seconds`: the connect timeout and
+`statement_timeout` in PostgreSQL, the busy timeout in SQLite. A database that does not answer in
+time gives StoreUnavailable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -23,6 +36,8 @@ from memberscore.errors import DataNotFound, MemberscoreError, StoreUnavailable
 from memberscore.settings import Settings, psycopg_url
 
 TABLE_NAME = "memberscore_contact_log"
+LOG = logging.getLogger("memberscore.serving.contact_log")
+CORRECTABLE = ("action_id", "channel", "group", "sent_at")
 
 
 class DuplicateContact(MemberscoreError):
@@ -30,7 +45,7 @@ class DuplicateContact(MemberscoreError):
 
 
 class UnknownContact(DataNotFound):
-    """A response names a contact id that was never recorded as sent."""
+    """A response, correction or deletion names a contact id that was never recorded as sent."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +69,18 @@ class Response:
     value: float
 
 
+@dataclass(frozen=True)
+class Contact:
+    """One contact as stored: its 'sent' row and its latest response (None without one).
+    Times are UTC; they are shown as stored, even when implausible."""
+
+    sent: Sent
+    responded_at: datetime | None
+    response_value: float | None
+
+
 def _table(metadata: sa.MetaData) -> sa.Table:
-    """The event table: one row per 'sent' or 'response' event, never updated."""
+    """The event table: one row per 'sent' or 'response' event."""
     return sa.Table(
         TABLE_NAME,
         metadata,
@@ -87,8 +112,13 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
+def _aware(moment: datetime | None) -> datetime | None:
+    """A stored (naive UTC) time as an aware UTC datetime."""
+    return None if moment is None else moment.replace(tzinfo=UTC)
+
+
 class ContactLog:
-    """Append-only contact log over a SQLAlchemy engine (SQLite or PostgreSQL)."""
+    """Contact log over a SQLAlchemy engine (SQLite or PostgreSQL)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
@@ -102,6 +132,7 @@ class ContactLog:
 
     def record_sent(self, sent: Sent) -> None:
         """Append a 'sent' event; raises DuplicateContact if the contact id is already there."""
+        _printable(contact_id=sent.contact_id, member_id=sent.member_id, action_id=sent.action_id)
         row = {
             "event": "sent",
             "contact_id": sent.contact_id,
@@ -124,7 +155,7 @@ class ContactLog:
         with _reachable(), self._engine.connect() as connection:
             member_id = connection.execute(query).scalar_one_or_none()
         if member_id is None:
-            raise UnknownContact(f"contact {response.contact_id} was never recorded as sent")
+            raise _unknown(response.contact_id)
         row = {
             "event": "response",
             "contact_id": response.contact_id,
@@ -135,8 +166,59 @@ class ContactLog:
         self._append(row)
         return str(member_id)
 
+    def contact(self, contact_id: str) -> Contact:
+        """The contact `contact_id` as stored; UnknownContact when it was never recorded."""
+        t = self._table
+        query = sa.select(t).where(t.c.contact_id == contact_id).order_by(t.c.seq)
+        with _reachable(), self._engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        sent = next((r for r in rows if r["event"] == "sent"), None)
+        if sent is None:
+            raise _unknown(contact_id)
+        latest = next((r for r in reversed(rows) if r["event"] == "response"), None)
+        return Contact(
+            sent=Sent(
+                contact_id=contact_id,
+                member_id=sent["member_id"],
+                action_id=sent["action_id"],
+                channel=sent["channel"],
+                group=sent["group"],
+                sent_at=_aware(sent["at"]),  # type: ignore[arg-type]
+            ),
+            responded_at=None if latest is None else _aware(latest["at"]),
+            response_value=None if latest is None else latest["response_value"],
+        )
+
+    def correct(self, contact_id: str, changes: Mapping[str, Any]) -> None:
+        """Rewrite fields of the 'sent' row of `contact_id` (any of CORRECTABLE; `sent_at` a
+        datetime); UnknownContact when it was never recorded."""
+        unknown = set(changes) - set(CORRECTABLE)
+        if unknown:
+            raise ValueError(f"only {', '.join(CORRECTABLE)} can be corrected, not {unknown}")
+        _printable(**{k: v for k, v in changes.items() if isinstance(v, str)})
+        values = {("at" if k == "sent_at" else k): v for k, v in changes.items()}
+        if "at" in values:
+            values["at"] = _naive_utc(values["at"])
+        t = self._table
+        statement = (
+            t.update().where(t.c.contact_id == contact_id, t.c.event == "sent").values(**values)
+        )
+        with _reachable(), self._engine.begin() as connection:
+            if connection.execute(statement).rowcount == 0:
+                raise _unknown(contact_id)
+
+    def delete(self, contact_id: str) -> None:
+        """Remove the contact `contact_id` and its responses; UnknownContact when unknown."""
+        t = self._table
+        sent = sa.select(t.c.seq).where(t.c.contact_id == contact_id, t.c.event == "sent")
+        with _reachable(), self._engine.begin() as connection:
+            if connection.execute(sent).first() is None:
+                raise _unknown(contact_id)
+            connection.execute(t.delete().where(t.c.contact_id == contact_id))
+
     def history(self, member_ids: Sequence[str]) -> pd.DataFrame:
-        """Contacts of these members in the contract's `contacts` columns, latest response kept."""
+        """Contacts of these members in the contract's `contacts` columns, latest response kept;
+        rows stored unreadably are skipped with a warning (see the module docstring)."""
         t = self._table
         query = sa.select(t).where(t.c.member_id.in_(list(member_ids))).order_by(t.c.seq)
         with _reachable(), self._engine.connect() as connection:
@@ -159,17 +241,36 @@ class ContactLog:
             connection.execute(self._table.insert().values(**row))
 
 
+def _printable(**ids: str) -> None:
+    """ValueError naming the field when an id holds a NUL or another control character, which
+    PostgreSQL cannot store and no id needs (the API refuses them with 422 before this)."""
+    for field, value in ids.items():
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError(f"{field} holds a NUL or control character; ids must be printable")
+
+
+def _unknown(contact_id: str) -> UnknownContact:
+    return UnknownContact(
+        f"contact {contact_id} was never recorded as sent: record it with POST /v1/contacts"
+    )
+
+
 @contextmanager
 def _reachable() -> Iterator[None]:
-    """Turn database connection failures into StoreUnavailable."""
+    """Turn database connection failures and timeouts into StoreUnavailable."""
     try:
         yield
-    except OperationalError as error:
-        raise StoreUnavailable("the contact log database cannot be reached") from error
+    except (OperationalError, sa.exc.TimeoutError) as error:
+        raise StoreUnavailable(
+            "the contact log database cannot be reached or did not answer in time; retry "
+            "later, and check the database if it persists"
+        ) from error
 
 
 def _fold(events: pd.DataFrame) -> pd.DataFrame:
-    """Join each 'sent' event with its latest 'response' event; contract column names and dtypes."""
+    """Join each 'sent' event with its latest 'response' event; contract column names and dtypes.
+    Contacts whose sent_at cannot be read are left out, responses that cannot be read are
+    dropped; both with a warning."""
     sent = events[events["event"] == "sent"].rename(columns={"at": "sent_at"})
     responses = (
         events[events["event"] == "response"]
@@ -178,9 +279,52 @@ def _fold(events: pd.DataFrame) -> pd.DataFrame:
     )
     frame = sent.drop(columns=["response_value"]).merge(responses, on="contact_id", how="left")
     for column in ("sent_at", "responded_at"):
-        frame[column] = pd.to_datetime(frame[column]).dt.tz_localize("UTC").astype(TIMESTAMP_DTYPE)  # type: ignore[call-overload]
-    frame["response_value"] = frame["response_value"].astype("float64")
+        frame[column] = _timestamps(frame[column])
+    frame["response_value"] = pd.to_numeric(frame["response_value"], errors="coerce")
+    frame = _without_unreadable(frame)
     return frame[CONTACTS.names].reset_index(drop=True)
+
+
+def _timestamps(values: pd.Series) -> pd.Series:
+    """Stored (naive UTC) times as the contract's timestamp dtype; NaT where pandas cannot hold
+    one (outside 1677-2262)."""
+    moments = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+    return moments.astype(TIMESTAMP_DTYPE)  # type: ignore[call-overload]
+
+
+def _without_unreadable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop contacts without a readable sent_at, and the response of a contact whose
+    responded_at or value is unreadable (a time out of range, a value not finite or negative)."""
+    no_sent = frame["sent_at"].isna()
+    if no_sent.any():
+        _warn("sent_at outside 1677-2262 or unreadable; contact skipped", frame[no_sent])
+        frame = frame[~no_sent]
+    value = frame["response_value"].to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore"):
+        amount = np.isnan(value) | (np.isfinite(value) & (value >= 0))
+    time_lost = frame["responded_at"].isna().to_numpy() & ~np.isnan(value)
+    bad = pd.Series(time_lost | ~amount, index=frame.index)
+    if bad.any():
+        _warn("response time unreadable or value not a finite amount; response ignored", frame[bad])
+        frame = frame.assign(
+            responded_at=frame["responded_at"].mask(bad),
+            response_value=frame["response_value"].mask(bad),
+        )
+    return frame
+
+
+def _warn(problem: str, rows: pd.DataFrame) -> None:
+    """One warning per read naming the contacts (never a member id) and the way to fix them."""
+    ids = ", ".join(map(str, rows["contact_id"].head(5)))
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    LOG.warning(
+        "contact log: %d stored contact(s) with %s (contact ids %s%s): correct them with "
+        "PATCH /v1/contacts/{contact_id} or remove them with DELETE",
+        len(rows),
+        problem,
+        ids,
+        more,
+    )
 
 
 def database_url(settings: Settings) -> str:
@@ -191,11 +335,31 @@ def database_url(settings: Settings) -> str:
 
 
 def open_contact_log(settings: Settings) -> ContactLog:
-    """Open (and create if needed) the contact log of the settings' profile."""
+    """Open (and create if needed) the contact log of the settings' profile, every call bound
+    by `serving.store_timeout_seconds`."""
     url = database_url(settings)
+    timeout = settings.serving.store_timeout_seconds
     if url.startswith("sqlite:///"):
         (settings.data_dir / "serving").mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        connect = {"check_same_thread": False, "timeout": timeout}  # timeout: busy wait (s)
+        engine = sa.create_engine(url, connect_args=connect)
     else:
-        engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 3})
+        # libpq counts whole seconds (at least 2); statement_timeout bounds every statement
+        # once connected, including the wait for a lock another session holds.
+        connect = {"connect_timeout": max(2, math.ceil(timeout))}
+        engine = sa.create_engine(
+            url, pool_pre_ping=True, pool_timeout=timeout, connect_args=connect
+        )
+        _bound_statements(engine, milliseconds=max(1, round(timeout * 1000)))
     return ContactLog(engine).create()
+
+
+def _bound_statements(engine: sa.Engine, milliseconds: int) -> None:
+    """Set `statement_timeout` on every new PostgreSQL connection of `engine` (a listener, so
+    options already in the URL, such as a search_path, stay as they are)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _set_timeout(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {int(milliseconds)}")
+        dbapi_connection.commit()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,14 @@ import pytest
 from decisions.catalogue import Catalogue
 from decisions.engine import DecisionBatch, next_best_action, next_best_actions
 from decisions.guardrails import contact_history
-from decisions.uplift import LEARNED, PRIOR, UpliftArrays, UpliftModel, catalogue_priors
+from decisions.uplift import (
+    LEARNED,
+    PRIOR,
+    UpliftArrays,
+    UpliftModel,
+    catalogue_priors,
+    prior_only_model,
+)
 from memberscore.decision_settings import DecisionSettings, GuardrailPolicy
 
 NOW = pd.Timestamp("2025-06-01", tz="UTC")
@@ -206,3 +215,52 @@ def test_a_member_without_orders_is_decided_without_an_activation_score() -> Non
     # priors: onboarding_recs 0.015 x 40 - 0.05 = +0.55 beats welcome_coupon 0.04 x 45 - 2
     assert decision.action.action_id == "onboarding_recs", decision.reasons
     assert decision.action.expected_value == pytest.approx(0.55)
+
+
+def test_single_member_decision_survives_a_poisoned_contact_log(catalogue: Catalogue) -> None:
+    """Issue 14 finding 3: contacts stored with sends outside 1677-2262 (object datetimes, as a
+    database returns them) still give the member a decision; the readable contact still
+    blocks its action by cooldown."""
+    log = pd.DataFrame(
+        {
+            "member_id": ["m9", "m9", "m9"],
+            "action_id": ["coupon", "reminder", "coupon"],
+            "sent_at": [
+                datetime(5138, 11, 16, tzinfo=UTC),
+                datetime(1, 1, 1, tzinfo=UTC),
+                (NOW - pd.Timedelta(days=2)).to_pydatetime(),
+            ],
+            "group": "treatment",
+            "response_value": [float("inf"), float("nan"), 0.0],
+        }
+    )
+    features = {
+        "consent_marketing": True,
+        "consent_personalization": True,
+        "x": 1.0,
+        "has_ordered": True,
+        "days_since_registration": 400,
+        "days_since_first_order": 300,
+        "recency_days": 20,
+        "frequency": 3,
+        "days_overdue": 0,
+        "last_gap_days": 40,
+    }
+
+    decision = next_best_action(
+        "m9",
+        features=features,
+        scores={"churn": 0.1},
+        contacts=log,
+        now=NOW,
+        catalogue=catalogue,
+        uplift=prior_only_model(catalogue),
+        settings=DecisionSettings(guardrails=POLICY),
+    )
+
+    # priors: reminder 0.01 x 50 - 1 = -0.5, not blocked (its only send is in year 1)
+    assert decision.action.action_id == "no_action"
+    assert decision.reasons[-1] == (
+        "no eligible action has positive expected value (best: reminder at -0.50 USD); "
+        "blocked: coupon in cooldown (sent 2 days ago, cooldown 14 days)"
+    ), "the readable send is a cooldown, the unreadable ones are skipped"

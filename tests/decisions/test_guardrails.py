@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pandas as pd
+import pytest
 
 from decisions.catalogue import Catalogue
 from decisions.guardrails import (
@@ -141,3 +144,33 @@ def test_control_group_is_stable_across_processes_and_orders() -> None:
     assert (control_group(ids[::-1], 0.2, "salt")[::-1] == here).all(), "order-independent"
     assert not (control_group(ids, 0.2, "pepper") == here).all(), "a new salt draws anew"
     assert control_group(ids, 0.3, "salt")[here].all(), "a larger share keeps everyone held out"
+
+
+def test_unreadable_send_times_are_skipped_with_a_warning(
+    catalogue: Catalogue, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14 finding 3: a contact log with sends in years 5138 and 1 (outside what pandas
+    holds), a garbled time and a zone-less one gives a history, not an OutOfBoundsDatetime:
+    the unreadable rows never count, the zone-less one counts as UTC."""
+    log = pd.DataFrame(
+        {
+            "member_id": ["jon", "jon", "jon", "kim"],
+            "action_id": ["coupon", "coupon", "reminder", "coupon"],
+            "sent_at": [
+                datetime(5138, 11, 16, tzinfo=UTC),
+                datetime(1, 1, 1),
+                "not a time",
+                (NOW - pd.Timedelta(days=3)).to_pydatetime().replace(tzinfo=None),
+            ],
+            "group": "treatment",
+        }
+    )
+    frame = members(jon=(True, True), kim=(True, True))
+
+    with caplog.at_level(logging.WARNING, logger="memberscore.decisions"):
+        codes = blocks(catalogue, frame, log)
+
+    assert codes.loc["jon", "coupon"] == OK, "unreadable sends are no cooldown"
+    assert codes.loc["jon", "reminder"] == OK
+    assert codes.loc["kim", "coupon"] == COOLDOWN, "a zone-less send 3 days ago is read as UTC"
+    assert "3 contact(s) with a sent_at that cannot be read" in caplog.text, caplog.text

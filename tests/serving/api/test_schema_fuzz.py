@@ -56,4 +56,4 @@ def test_no_request_gets_a_server_error(api_schema: schemathesis.schemas.BaseSch
             continue
         checked += 1
 
-    assert len(operations) == 11 and checked >= 16, "every operation, valid and invalid input"
+    assert len(operations) == 14 and checked >= 22, "every operation, valid and invalid input"
