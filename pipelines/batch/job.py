@@ -4,7 +4,9 @@
 `settings.chunk_rows` rows, scores each chunk with `pipelines.batch.chunk.score_chunk` and
 writes it as `part-NNNNN.parquet` (memory stays bounded by the chunk size). The manifest records
 inputs, model versions, finished parts with checksums and, at the end, the counts; a killed run
-resumes at the first unfinished part and a finished one is not redone unless `force=True`.
+resumes at the first unfinished part and a finished one is not redone unless `force=True`. Every
+rerun rechecks the checksums first: a part that is missing or changed is rescored and rewritten
+(a warning names it), so a damaged finished run is repaired; `verify(out)` only checks.
 Output rows equal member rows: members that cannot be scored keep a row (`scored` false) and are
 listed in `unscorable.parquet` with the reason. The columns do not depend on the models served:
 without the optional activation model the `activation` column is there, all null.
@@ -12,6 +14,7 @@ without the optional activation model the `activation` column is there, all null
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -23,7 +26,7 @@ from concurrent.futures import (
     as_completed,
     wait,
 )
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -50,11 +53,13 @@ ENGINES = ("local", "spark")
 UNSCORABLE = "unscorable.parquet"
 PART_GLOB = "part-*.parquet"
 EXPECTED = ("orders_mean", "spend_mean", "clv_mean")  # summed over the members in the manifest
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Summary:
-    """What a batch run did; `skipped` parts were finished by an earlier, interrupted run."""
+    """What a batch run did; `skipped` parts were finished by an earlier, interrupted run;
+    `repaired` files were found missing or changed (checksum) and written again."""
 
     out: Path
     as_of: date
@@ -70,11 +75,15 @@ class Summary:
     expected: dict[str, float | None] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     not_served: dict[str, str] = field(default_factory=dict)
+    repaired: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """A few lines for the CLI and the demo."""
         if self.already_complete:
-            head = f"batch {self.as_of} already complete in {self.out} (use --force to redo)"
+            head = (
+                f"batch {self.as_of} already complete in {self.out} ({self.parts} parts, "
+                "checksums verified; use --force to redo)"
+            )
         else:
             rate = self.members / self.seconds if self.seconds else 0.0
             head = (
@@ -88,6 +97,7 @@ class Summary:
             f"  actions: {sent}",
             f"  {expected_line(self.expected, self.models)}",
             *(f"  not served: {name} ({why})" for name, why in self.not_served.items()),
+            *(f"  repaired: {name} (missing or changed; written again)" for name in self.repaired),
             f"  output:   {self.out}",
         ]
         if self.report is not None:
@@ -157,7 +167,9 @@ def run(
         raise ContractError(f"reasons_for must be one of {', '.join(REASON_SCOPES)}")
     inputs = _inputs(settings, snapshot, bundle, decider, segments)
     inputs["reasons"] = {"count": reasons, "for": reasons_for}
-    manifest, done = _open(out, inputs, as_of, engine, force, _parts_total(snapshot, settings))
+    manifest, done, repaired = _open(
+        out, inputs, as_of, engine, force, _parts_total(snapshot, settings)
+    )
     if manifest.status == mf.COMPLETE:
         return _summary(out, manifest, 0.0, already=True)
     manifest.models, manifest.not_served = model_quality(bundle), bundle.not_served()
@@ -176,7 +188,51 @@ def run(
         mf.write(out, manifest)
     _finish(out, manifest)
     path = _report(settings, out) if report else None
-    return _summary(out, manifest, time.perf_counter() - started, skipped=len(done), report=path)
+    seconds = time.perf_counter() - started
+    summary = _summary(out, manifest, seconds, skipped=len(done), report=path)
+    return replace(summary, repaired=repaired)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The recheck of a batch run folder: its status, parts, and the damaged files (name →
+    what is wrong)."""
+
+    out: Path
+    status: str
+    parts: int
+    parts_total: int
+    damaged: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        """True when the run is complete and every recorded file has its checksum."""
+        return self.status == mf.COMPLETE and not self.damaged
+
+    def describe(self) -> str:
+        """One line when intact; otherwise what is wrong and the command that repairs it."""
+        if self.ok:
+            return f"batch run in {self.out}: complete, {self.parts} parts, checksums verified"
+        state = [f"{len(self.damaged)} damaged file(s)"] if self.damaged else []
+        if self.status != mf.COMPLETE:
+            state.insert(0, f"not finished ({self.parts} of {self.parts_total} parts recorded)")
+        return "\n".join(
+            [
+                f"batch run in {self.out}: {'; '.join(state)}",
+                *(f"  {problem}" for problem in self.damaged.values()),
+                "  rerun the same `memberscore batch-score` command without --verify: it "
+                "rescores only the missing or damaged parts",
+            ]
+        )
+
+
+def verify(out: Path) -> Verification:
+    """Recheck the run in `out` against its manifest without scoring anything."""
+    manifest = mf.read(out) if out.is_dir() else None
+    if manifest is None:
+        raise DataNotFound(f"no batch run in {out}; run `memberscore batch-score` first")
+    damaged = manifest.damage(out)
+    return Verification(out, manifest.status, len(manifest.parts), manifest.parts_total, damaged)
 
 
 def _records(
@@ -287,9 +343,10 @@ def _parts_total(snapshot: Path, settings: Settings) -> int:
 
 def _open(
     out: Path, inputs: dict[str, Any], as_of: date, engine: str, force: bool, total: int
-) -> tuple[mf.Manifest, dict[str, mf.PartRecord]]:
-    """The manifest to continue (same inputs, not forced) or a fresh one in a clean folder.
-    Refuses to mix runs: another run's folder needs `force`."""
+) -> tuple[mf.Manifest, dict[str, mf.PartRecord], tuple[str, ...]]:
+    """The manifest to continue (same inputs, not forced), its intact parts and the damaged
+    files to redo; or a fresh one in a clean folder. Refuses to mix runs: another run's folder
+    needs `force`. A complete run with damaged files is reopened (status running)."""
     key = mf.run_key(inputs)
     old = mf.read(out) if out.is_dir() else None
     if old is not None and not force:
@@ -298,15 +355,21 @@ def _open(
                 f"{out} holds a batch run with other inputs (run key {old.run_key}, now {key}); "
                 "pass --force to replace it or choose another --out"
             )
-        done = old.finished(out)
+        damaged = old.damage(out)
+        for problem in damaged.values():
+            logger.warning("batch run in %s: %s; writing it again", out, problem)
+        done = {p.file: p for p in old.parts if p.file not in damaged}
         old.parts = list(done.values())
-        return old, done
+        if damaged and old.status == mf.COMPLETE:
+            old.status = mf.RUNNING
+            mf.write(out, old)
+        return old, done, tuple(sorted(damaged))
     if out.exists() and (old is not None or any(out.glob(PART_GLOB))):
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = mf.Manifest(key, f"{as_of:%Y-%m-%d}", engine, inputs, total)
     mf.write(out, manifest)
-    return manifest, {}
+    return manifest, {}, ()
 
 
 def _frame(batch: pa.RecordBatch, segments: Sequence[str]) -> pd.DataFrame:
@@ -376,6 +439,7 @@ def _finish(out: Path, manifest: mf.Manifest) -> None:
     manifest.outputs = {
         "parts": sorted(p.file for p in manifest.parts if p.rows),
         "unscorable": UNSCORABLE,
+        mf.UNSCORABLE_SHA256: mf.sha256(out / UNSCORABLE),
         "stages": _counts(table["stage"]),
         "actions": _counts(table["action_id"]),
         "expected": expected_totals(table),

@@ -2,7 +2,9 @@
 
 `manifest.json` in the run folder is rewritten atomically after every part, so a run killed at
 any moment leaves a manifest that names only complete, checksummed part files. A rerun with the
-same inputs (`run_key`) skips those parts; other inputs in the same folder need `--force`.
+same inputs (`run_key`) skips those parts; other inputs in the same folder need `--force`. Every
+rerun, finished run or not, rechecks the recorded sha256 of each part (and of the unscorable
+list): `damage` names the files that are missing or changed, and the job redoes them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from memberscore.errors import DataNotFound
 MANIFEST = "manifest.json"
 RUNNING, COMPLETE = "running", "complete"
 EMPTY = "empty"  # checksum of a part with no rows: no file is written
+UNSCORABLE_SHA256 = "unscorable_sha256"  # key in `outputs` of the unscorable list's checksum
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,21 @@ class Manifest:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     not_served: dict[str, str] = field(default_factory=dict)
 
-    def finished(self, folder: Path) -> dict[str, PartRecord]:
-        """Finished parts whose file is still there with the recorded checksum, by name."""
-        return {
-            p.file: p
-            for p in self.parts
-            if p.sha256 == EMPTY
-            or ((folder / p.file).is_file() and sha256(folder / p.file) == p.sha256)
-        }
+    def damage(self, folder: Path) -> dict[str, str]:
+        """Recorded files of `folder` that are missing or no longer have their recorded sha256
+        (the parts; the unscorable list once complete), by name: what is wrong, in words."""
+        recorded = {p.file: p.sha256 for p in self.parts if p.sha256 != EMPTY}
+        if self.status == COMPLETE and UNSCORABLE_SHA256 in self.outputs:
+            recorded[self.outputs["unscorable"]] = self.outputs[UNSCORABLE_SHA256]
+        problems = {}
+        for name, expected in recorded.items():
+            if not (folder / name).is_file():
+                problems[name] = f"{name} is missing"
+            elif (actual := sha256(folder / name)) != expected:
+                problems[name] = (
+                    f"{name} has sha256 {actual[:12]}…, the manifest recorded {expected[:12]}…"
+                )
+        return problems
 
 
 def sha256(path: Path) -> str:

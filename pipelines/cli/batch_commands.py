@@ -48,19 +48,33 @@ def batch_score(
     catalogue: Annotated[
         Path | None, typer.Option(help="Action catalogue YAML (default: the shipped one).")
     ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            help="Only recheck the run's part checksums against its manifest; exit 1 if any "
+            "part is missing or changed (a rerun without --verify repairs it)."
+        ),
+    ] = False,
 ) -> None:
     """Score every member of a feature snapshot (three models, stage, reason codes, next-best
     action) into Parquet parts with a manifest and an HTML report. A killed run resumes where
-    it stopped; a finished run is not redone without --force.
+    it stopped; a finished run is not redone without --force, but its part checksums are
+    rechecked and a missing or changed part is rescored.
 
     Example: memberscore batch-score --as-of 2025-12-29 --segment at_risk --csv
     """
     from decisions.catalogue import load_catalogue
     from pipelines.batch import job as batch
 
+    settings = get_settings()
+    day = _day(as_of, "--as-of")
+    if verify:
+        checked = batch.verify(out or batch.default_out(settings, day))
+        typer.echo(checked.describe())
+        raise typer.Exit(0 if checked.ok else 1)
     summary = batch.run(
-        get_settings(),
-        _day(as_of, "--as-of"),
+        settings,
+        day,
         out,
         segments=segment or (),
         csv=csv,

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.btyd.outlook import outlook_from_params
-from memberscore.errors import ContractError
+from memberscore.errors import ContractError, DataNotFound
 from memberscore.settings import Settings
 from pipelines.batch import job as batch
 from pipelines.batch import manifest as mf
@@ -223,3 +223,95 @@ def test_a_run_without_an_activation_model_keeps_the_schema_with_null_activation
         "activation": "no champion; train activation when the programme has members without orders"
     }
     assert "not served: activation (no champion;" in summary.describe(), summary.describe()
+
+
+def _corrupt(path: Path) -> None:
+    """Overwrite 16 bytes in the middle of `path`, keeping its size (a bit-rotted copy)."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 16] = bytes(16)
+    path.write_bytes(bytes(data))
+
+
+def test_a_corrupted_part_of_a_finished_run_is_named_and_rescored_on_rerun(
+    batch_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14 finding 10: a finished run was "already complete" whatever its parts held; a
+    rerun now rechecks each part's sha256, names the damaged part and rescores it."""
+    # given a finished run whose part 2 is then corrupted in place
+    out = tmp_path / "run"
+    batch_world.run(batch_settings, out)
+    original = batch_world.checksums(out)
+    manifest_before = (out / mf.MANIFEST).read_text()
+    _corrupt(out / "part-00002.parquet")
+    untouched = (out / "part-00000.parquet").stat().st_mtime_ns
+
+    # when the same command runs again
+    with caplog.at_level("WARNING", logger="pipelines.batch.job"):
+        repaired = batch_world.run(batch_settings, out)
+
+    # then the damaged part is named, rescored alone, and the output is byte-identical again
+    assert not repaired.already_complete, "a damaged run is not 'already complete'"
+    assert repaired.repaired == ("part-00002.parquet",) and repaired.skipped == 4
+    assert "repaired: part-00002.parquet" in repaired.describe()
+    assert any("part-00002.parquet has sha256" in r.getMessage() for r in caplog.records), (
+        "a log line names the damaged part"
+    )
+    assert batch_world.checksums(out) == original, "the repaired parts equal the original ones"
+    assert (out / mf.MANIFEST).read_text() == manifest_before, "the manifest is the same"
+    assert (out / "part-00000.parquet").stat().st_mtime_ns == untouched, "intact parts stay"
+    again = batch_world.run(batch_settings, out)
+    assert again.already_complete and "checksums verified" in again.describe()
+
+
+def test_a_missing_part_or_unscorable_list_is_written_again(
+    batch_settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 14 finding 10: a deleted part and a changed unscorable list are redone too."""
+    # given a finished run with part 4 deleted and the unscorable list corrupted
+    out = tmp_path / "run"
+    batch_world.run(batch_settings, out)
+    original = batch_world.checksums(out)
+    (out / "part-00004.parquet").unlink()
+    _corrupt(out / batch.UNSCORABLE)
+
+    # when rerun
+    repaired = batch_world.run(batch_settings, out)
+
+    # then both are back, byte for byte
+    assert repaired.repaired == ("part-00004.parquet", batch.UNSCORABLE)
+    assert batch_world.checksums(out) == original
+
+
+def test_verify_checks_a_finished_run_without_scoring(
+    batch_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 finding 10: `batch-score --verify` names a damaged part and exits 1; it only
+    checks (the repair is a rerun)."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import build_app
+
+    # given a finished run
+    out = tmp_path / "run"
+    batch_world.run(batch_settings, out)
+    monkeypatch.setattr("pipelines.cli.batch_commands.get_settings", lambda: batch_settings)
+    command = ["batch-score", "--as-of", str(CUTOFF), "--out", str(out), "--verify"]
+
+    # when it is verified intact, then after corrupting part 1
+    intact = CliRunner().invoke(build_app(), command)
+    _corrupt(out / "part-00001.parquet")
+    damaged_bytes = (out / "part-00001.parquet").read_bytes()
+    damaged = CliRunner().invoke(build_app(), command)
+
+    # then the first passes, the second names the part, exits 1 and leaves the file as it was
+    assert intact.exit_code == 0 and "checksums verified" in intact.output, intact.output
+    assert damaged.exit_code == 1, damaged.output
+    assert "part-00001.parquet has sha256" in damaged.output, damaged.output
+    assert "rerun the same `memberscore batch-score` command" in damaged.output
+    assert (out / "part-00001.parquet").read_bytes() == damaged_bytes, "verify only checks"
+    assert not batch.verify(out).ok and batch.verify(tmp_path / "run").damaged.keys() == {
+        "part-00001.parquet"
+    }
+    missing = CliRunner().invoke(build_app(), [*command[:-2], str(tmp_path / "none"), "--verify"])
+    assert isinstance(missing.exception, DataNotFound), "no run there: a domain error (exit 2)"
