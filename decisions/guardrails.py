@@ -102,9 +102,12 @@ def contact_history(
 def sent_times(values: pd.Series) -> pd.DatetimeIndex:
     """Send times in UTC (zone-less ones read as UTC); NaT, so never counted, where a time
     cannot be read or held (outside 1677-2262), with one warning per call."""
-    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values):
+    try:  # the fast path: a clean column (datetimes, or text in one format)
         return pd.DatetimeIndex(pd.to_datetime(values, utc=True))
-    moments = pd.DatetimeIndex(pd.to_datetime(values, errors="coerce", utc=True, format="mixed"))
+    except (ValueError, TypeError, OverflowError):  # OutOfBoundsDatetime is a ValueError
+        moments = pd.DatetimeIndex(
+            pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+        )
     unreadable = int((moments.isna() & values.notna().to_numpy()).sum())
     if unreadable:
         LOG.warning(

@@ -288,7 +288,10 @@ def _fold(events: pd.DataFrame) -> pd.DataFrame:
 def _timestamps(values: pd.Series) -> pd.Series:
     """Stored (naive UTC) times as the contract's timestamp dtype; NaT where pandas cannot hold
     one (outside 1677-2262)."""
-    moments = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+    try:  # the fast path: every time in range
+        moments = pd.to_datetime(values, utc=True)
+    except (ValueError, TypeError, OverflowError):  # OutOfBoundsDatetime is a ValueError
+        moments = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
     return moments.astype(TIMESTAMP_DTYPE)  # type: ignore[call-overload]
 
 
