@@ -35,6 +35,7 @@ JOIN_KEY = "member_id"
 AS_OF = "as_of"
 EVENT_TIMESTAMP = "event_timestamp"
 MATERIALIZE_BATCH_ROWS = 100_000
+REDIS_TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,10 @@ def require_snapshots(settings: Settings) -> None:
         )
 
 
-def store_config(settings: Settings) -> dict[str, Any]:
-    """The content of feature_store.yaml for the settings' profile."""
+def store_config(settings: Settings, *, timeout_seconds: float | None = None) -> dict[str, Any]:
+    """The content of feature_store.yaml for the settings' profile. `timeout_seconds` (the
+    score API's `serving.store_timeout_seconds`) bounds each socket wait of the Redis client;
+    batch jobs leave it unset, as one bulk pipeline may take longer."""
     config: dict[str, Any] = {
         "project": settings.feast_project,
         "provider": "local",
@@ -98,7 +101,7 @@ def store_config(settings: Settings) -> dict[str, Any]:
         # the stored timestamps first; this halves the round trips.
         config["online_store"] = {
             "type": "redis",
-            "connection_string": settings.redis_url,
+            "connection_string": redis_connection_string(settings.redis_url, timeout_seconds),
             "skip_dedup": True,
         }
         return config
@@ -106,6 +109,17 @@ def store_config(settings: Settings) -> dict[str, Any]:
     config["registry"] = {"registry_type": "file", "path": str(folder / "registry.db")}
     config["online_store"] = {"type": "sqlite", "path": str(folder / "online.db")}
     return config
+
+
+def redis_connection_string(redis_url: str, timeout_seconds: float | None) -> str:
+    """Feast's `host:port[,key=value,...]` for `redis_url`, with redis-py's `socket_timeout`
+    and `socket_connect_timeout` (seconds) set to `timeout_seconds` where `redis_url` does not
+    set them itself. Feast's Redis store hands every `key=value` pair to `redis.Redis`."""
+    if timeout_seconds is None:
+        return redis_url
+    given = {part.split("=", 1)[0].strip() for part in redis_url.split(",") if "=" in part}
+    extra = [f"{key}={float(timeout_seconds)!r}" for key in REDIS_TIMEOUTS if key not in given]
+    return ",".join([redis_url, *extra])
 
 
 def feast_data_dir(settings: Settings) -> Path:
@@ -151,20 +165,47 @@ def reachable(settings: Settings) -> Iterator[None]:
         ) from error
 
 
-def feature_store(settings: Settings) -> FeatureStore:
+def feature_store(settings: Settings, *, timeout_seconds: float | None = None) -> FeatureStore:
     """Open the Feast store of the settings' profile.
 
     The config is built in memory from settings, not read back from feature_store.yaml, so
-    processes with different settings (data dirs, profiles) can share one repo folder.
+    processes with different settings (data dirs, profiles) can share one repo folder. With
+    `timeout_seconds` (the score API) no online-store wait lasts longer: see `bound_waits`.
     """
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
     if settings.profile == "local":
         feast_data_dir(settings).mkdir(parents=True, exist_ok=True)
-    config = RepoConfig(repo_path=settings.feast_repo, **store_config(settings))
+    config = RepoConfig(
+        repo_path=settings.feast_repo,
+        **store_config(settings, timeout_seconds=timeout_seconds),
+    )
     with reachable(settings):
-        return FeatureStore(repo_path=str(settings.feast_repo), config=config)
+        store = FeatureStore(repo_path=str(settings.feast_repo), config=config)
+    if timeout_seconds is not None:
+        bound_waits(store, timeout_seconds)
+    return store
+
+
+def bound_waits(store: FeatureStore, timeout_seconds: float) -> None:
+    """Make each wait of `store`'s online store end within `timeout_seconds`.
+
+    Redis: the socket timeouts are in the connection string (`redis_connection_string`);
+    here its client stops retrying (redis-py retries a timeout 3 times, with backoff up to
+    10 s). SQLite: the busy timeout, how long a read waits for a writer's lock (Python's
+    default is 5 s).
+    """
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    online = store._get_provider().online_store
+    kind = store.config.online_store.type
+    if kind == "redis":
+        online._get_client(store.config.online_store).set_retry(Retry(NoBackoff(), 0))
+    elif kind == "sqlite":
+        connection = online._get_conn(store.config)
+        connection.execute(f"PRAGMA busy_timeout = {max(1, round(timeout_seconds * 1000))}")
 
 
 def apply(settings: Settings, families: Any = None) -> list[str]:

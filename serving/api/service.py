@@ -1,6 +1,9 @@
 """Request-level orchestration: read features (and contacts), score, decide, record metrics.
 
-Routes call these; `scoring` and `published` hold the pure part.
+Routes call these; `scoring` and `published` hold the pure part. Store reads go through the
+`RequestContext` (off the event loop, within the request's store timeout: a hung store is a
+503, never a frozen worker); scoring and decisions, milliseconds of CPU, run in the thread
+pool.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
+import pandas as pd
 from starlette.concurrency import run_in_threadpool
 
 from memberscore.settings import Settings
@@ -24,11 +28,13 @@ from serving.schemas import (
 from serving.scoring.cards import card_key, observed_scores
 from serving.scoring.domain import Candidate, Decision
 from serving.scoring.score import flat_scores, score
+from serving.scoring.sources import MemberFeatures
 
 
-def score_members(member_ids: Sequence[str], context: RequestContext) -> ScoresOut:
-    """Live scores of `member_ids`, read from the online store; they feed the metrics."""
-    features = context.read(member_ids)
+def score_members(
+    member_ids: Sequence[str], features: MemberFeatures, context: RequestContext
+) -> ScoresOut:
+    """Live scores of `member_ids` from their online `features`; they feed the metrics."""
     result = score(member_ids, features, context.bundle, context.domain, context.settings)
     observe(map(observed_scores, result.scores), context.metrics)
     return result
@@ -47,37 +53,51 @@ async def scores_json(
 ) -> tuple[dict[str, str], list[str]]:
     """Score cards of `member_ids` as `MemberScores` JSON by member id (duplicates once, in
     request order) and the ids the store does not know: current published cards
-    (`serving.scoring.cards`) where there are, live scores for the others.
-
-    The cards are read on the event loop (two short online reads, cheaper than a hand-off to
-    a thread); live scoring, which costs milliseconds of CPU, runs in the thread pool."""
+    (`serving.scoring.cards`) where there are, live scores for the others; StoreUnavailable
+    when the online store does not answer in time."""
     ids = list(dict.fromkeys(member_ids))
-    cards = current_cards(ids, context)
+    cards = await current_cards(ids, context)
     live = [m for m in ids if m not in cards]
     not_found: list[str] = []
     if live:
-        result = await run_in_threadpool(score_members, live, context)
+        features = await context.features(live)
+        result = await run_in_threadpool(score_members, live, features, context)
         cards.update((card.member_id, card.model_dump_json()) for card in result.scores)
         not_found = result.not_found
     return {m: cards[m] for m in ids if m in cards}, not_found
 
 
-def current_cards(member_ids: Sequence[str], context: RequestContext) -> dict[str, str]:
+async def current_cards(member_ids: Sequence[str], context: RequestContext) -> dict[str, str]:
     """The current published cards among `member_ids` (JSON by member id); their scores feed
     the metrics."""
     key = card_key(context.bundle, context.settings)
-    current = {m: p for m, p in context.reader.published(member_ids).items() if p.current(key)}
+    published = await context.published(member_ids)
+    current = {m: p for m, p in published.items() if p.current(key)}
     observe((json.loads(p.observed) for p in current.values()), context.metrics)
     return {member_id: published.card for member_id, published in current.items()}
 
 
-def decide(member_ids: Sequence[str], context: RequestContext) -> NextBestActionsOut:
+async def decide(member_ids: Sequence[str], context: RequestContext) -> NextBestActionsOut:
     """Next-best action of each known member, with cooldowns read from the contact log. The
     scores it weighs come from current published cards where there are (as for the score
-    routes), else live."""
+    routes), else live. StoreUnavailable when the online store or the contact log does not
+    answer in time."""
     ids = list(dict.fromkeys(member_ids))
-    published = current_cards(ids, context)
-    features = context.read(ids)
+    published = await current_cards(ids, context)
+    features = await context.features(ids)
+    history = await context.history([m for m in ids if m in features.rows])
+    return await run_in_threadpool(_decisions, ids, published, features, history, context)
+
+
+def _decisions(
+    ids: list[str],
+    published: Mapping[str, str],
+    features: MemberFeatures,
+    history: pd.DataFrame,
+    context: RequestContext,
+) -> NextBestActionsOut:
+    """The decisions of `decide` once its reads are done: live scores where no current
+    published card is, then the domain's next-best action of every member with features."""
     live = [m for m in ids if m not in published]
     scored = score(live, features, context.bundle, context.domain, context.settings)
     observe(map(observed_scores, scored.scores), context.metrics)
@@ -85,7 +105,6 @@ def decide(member_ids: Sequence[str], context: RequestContext) -> NextBestAction
     for member_id, text in published.items():
         if member_id in features.rows:
             cards[member_id] = MemberScores.model_validate_json(text)
-    history = context.contacts.history([m for m in ids if m in cards])
     now = datetime.now(UTC)
     decisions = []
     for card in (cards[m] for m in ids if m in cards):

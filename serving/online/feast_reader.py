@@ -10,6 +10,12 @@ read the same way: their view, and the smallest feature view for the cutoff the 
 
 Like `get_online_features`, `online_read` returns the latest materialized values whatever their
 age (a view's TTL only flags them); `as_of` says how old they are.
+
+No read waits longer than `serving.store_timeout_seconds` on the store: the Redis client's
+socket timeouts and the SQLite busy timeout are set to it and the Redis client does not
+retry (`features.store.bound_waits`), and a read waiting its turn at the SQLite connection
+gives up after it. A hung store is then a `StoreUnavailable` within about that time, and
+the thread is free again.
 """
 
 from __future__ import annotations
@@ -18,13 +24,21 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from features.store import JOIN_KEY, applied_views, feature_store, published_view, reachable
+from features.store import (
+    JOIN_KEY,
+    applied_views,
+    feature_store,
+    published_view,
+    reachable,
+    redis_connection_string,
+)
 from memberscore.errors import StoreUnavailable
+from memberscore.redact import redact
 from memberscore.settings import Settings
 from serving.scoring.sources import MemberFeatures, PublishedCard
 
@@ -117,16 +131,17 @@ class FeastReader:
     """Online features through the open Feast store of `settings` (see the module docstring).
 
     One read of every feature view covers all services. In the production profile a ping
-    without retries goes first: the Redis client Feast builds retries with backoff for about
-    7 s before it gives up, and a request should fail fast instead. The local SQLite
-    connection is shared by the request threads, so its reads take a lock.
+    without retries goes first, so a Redis that is down fails the request at once instead
+    of in the middle of its reads. The local SQLite connection is shared by the request
+    threads, so its reads take a lock, waiting for it no longer than the store timeout.
     """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._timeout = settings.serving.store_timeout_seconds
         production = settings.profile == "production"
-        self._probe: Any = _redis_probe(settings.redis_url) if production else None
-        self._read_lock: Any = nullcontext() if production else threading.Lock()
+        self._probe: Any = _redis_probe(settings.redis_url, self._timeout) if production else None
+        self._read_lock: threading.Lock | None = None if production else threading.Lock()
         self._open_lock = threading.Lock()
         self._opened: _Opened | None = None
 
@@ -146,18 +161,35 @@ class FeastReader:
     ) -> list[ViewRead]:
         """One `online_read` of `member_ids` per view that `views` picks from the open store."""
         self._check_redis()
-        try:
-            with _sqlite_reachable(), reachable(self._settings):
-                opened = self._current()
-                keys = [_entity_key(m) for m in member_ids]
-                with self._read_lock:
+        keys = [_entity_key(m) for m in member_ids]
+        with self._turn():
+            try:
+                with _sqlite_reachable(), reachable(self._settings):
+                    opened = self._current()
                     return [
                         opened.online.online_read(opened.store.config, v, keys)
                         for v in views(opened)
                     ]
-        except StoreUnavailable:
-            self._opened = None  # the next request opens the store afresh
-            raise
+            except StoreUnavailable:
+                self._opened = None  # the next request opens the store afresh
+                raise
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This thread's turn at the shared SQLite connection (none needed for Redis);
+        StoreUnavailable after waiting the store timeout for it behind a read that hangs."""
+        if self._read_lock is None:
+            yield
+            return
+        if not self._read_lock.acquire(timeout=self._timeout):
+            raise StoreUnavailable(
+                f"the SQLite online store is busy: no read finished within {self._timeout:g} s"
+                " (serving.store_timeout_seconds); retry in a few seconds"
+            )
+        try:
+            yield
+        finally:
+            self._read_lock.release()
 
     def ping(self) -> None:
         """One online read of an id that does not exist: it only has to answer."""
@@ -173,7 +205,7 @@ class FeastReader:
             # None: never opened, or dropped meanwhile by a request the store failed; `opened`:
             # stale and no other thread has reopened it. Either way (re)open it here.
             if current is None or current is opened:
-                current = self._opened = _open(self._settings, current)
+                current = self._opened = _open(self._settings, current, self._timeout)
         return current
 
     def _check_redis(self) -> None:
@@ -186,14 +218,19 @@ class FeastReader:
             self._probe.ping()
         except redis.exceptions.RedisError as error:
             raise StoreUnavailable(
-                f"the Redis online store at {self._settings.redis_url} cannot be reached ({error})"
+                redact(
+                    f"the Redis online store at {self._settings.redis_url} cannot be reached "
+                    f"({error}); check that it runs and answers within {self._timeout:g} s "
+                    "(serving.store_timeout_seconds)"
+                )
             ) from error
 
 
-def _open(settings: Settings, previous: _Opened | None) -> _Opened:
-    """Open the store (first time) or refresh the previous one's registry; list its views."""
+def _open(settings: Settings, previous: _Opened | None, timeout_seconds: float) -> _Opened:
+    """Open the store (first time; its online waits bounded by `timeout_seconds`) or refresh
+    the previous one's registry; list its views."""
     if previous is None:
-        store = feature_store(settings)
+        store = feature_store(settings, timeout_seconds=timeout_seconds)
     else:
         store = previous.store
         store.refresh_registry()
@@ -220,17 +257,20 @@ def _sqlite_reachable() -> Iterator[None]:
         raise StoreUnavailable(f"the SQLite online store cannot be read ({error})") from error
 
 
-def _redis_probe(redis_url: str) -> Any:
-    """A Redis client for `host:port[,options]` that never retries and waits 1 s at most."""
+def _redis_probe(redis_url: str, timeout_seconds: float) -> Any:
+    """A Redis client for `host:port[,key=value,...]` as Feast reads it (password, db, ssl...)
+    that never retries and waits `timeout_seconds` at most on its socket."""
     import redis
+    from feast.infra.online_stores.redis import RedisOnlineStore
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    host, _, port = redis_url.split(",")[0].partition(":")
+    nodes, options = RedisOnlineStore._parse_connection_string(
+        redis_connection_string(redis_url, timeout_seconds)
+    )
     return redis.Redis(
-        host=host or "127.0.0.1",
-        port=int(port or 6379),
-        socket_connect_timeout=1,
-        socket_timeout=1,
+        host=nodes[0].get("host") or "127.0.0.1",
+        port=int(nodes[0].get("port") or 6379),
+        **options,
         retry=Retry(NoBackoff(), 0),
     )

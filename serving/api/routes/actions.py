@@ -22,11 +22,11 @@ router = APIRouter(prefix="/v1", tags=["next-best-action"], dependencies=[ReadAc
     response_class=ModelJSON,
     responses=ERROR_RESPONSES,
 )
-def member_next_best_action(
+async def member_next_best_action(
     member_id: Annotated[MemberId, Path()], context: ContextDep
 ) -> ModelJSON:
     """The action to send this member now, ranked alternatives, expected value and reasons."""
-    result = decide([member_id], context)
+    result = await decide([member_id], context)
     if not result.decisions:
         raise MemberNotFound(f"member {member_id} is not known to the feature store")
     return ModelJSON(result.decisions[0])
@@ -38,6 +38,6 @@ def member_next_best_action(
     response_class=ModelJSON,
     responses=ERROR_RESPONSES,
 )
-def batch_next_best_action(body: MembersIn, context: ContextDep) -> ModelJSON:
+async def batch_next_best_action(body: MembersIn, context: ContextDep) -> ModelJSON:
     """Next-best actions of up to 1,000 members; unknown ids are listed in `not_found`."""
-    return ModelJSON(decide(body.member_ids, context))
+    return ModelJSON(await decide(body.member_ids, context))

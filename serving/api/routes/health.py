@@ -13,8 +13,9 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health)
-def healthz() -> Health:
-    """The process is alive (says nothing about models or stores)."""
+async def healthz() -> Health:
+    """The process is alive (says nothing about models or stores). Answered on the event loop
+    from memory, so threads blocked on a hung store never delay it."""
     return Health(status="ok")
 
 

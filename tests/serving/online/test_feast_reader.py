@@ -85,7 +85,7 @@ def test_current_reopens_a_store_dropped_by_a_failed_request_meanwhile(
     reader._opened = stale
     previous: list[_Opened | None] = []
 
-    def fake_open(settings: Settings, before: _Opened | None) -> _Opened:
+    def fake_open(settings: Settings, before: _Opened | None, timeout: float) -> _Opened:
         previous.append(before)
         return fresh
 

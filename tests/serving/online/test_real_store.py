@@ -7,6 +7,8 @@ the real `features.store` through the serving adapter.
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 
 import pandas as pd
 import pytest
@@ -17,6 +19,7 @@ from memberscore.errors import StoreUnavailable
 from memberscore.settings import Settings
 from serving.api.deps import get_feature_reader
 from serving.online.feast_reader import FeastReader
+from tests.serving.api.test_store_timeouts import with_timeout
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +154,67 @@ def test_null_features_are_read_as_none(feast_settings: Settings, families: dict
     row = FeastReader(feast_settings).read(["n1"], ()).rows["n1"]
     assert set(row) == {f.name for features in families.values() for f in features}
     assert row["btyd_p_alive"] is None
+
+
+def test_a_locked_sqlite_store_is_503_within_the_store_timeout(feast_settings: Settings) -> None:
+    """Issue 14 finding 4 (local profile): while a writer holds the SQLite online store's lock,
+    a read gives up after `serving.store_timeout_seconds` (the busy timeout), not after
+    SQLite's default 5 s, and reads again once the lock is gone."""
+    timeout = 0.2
+    reader = FeastReader(with_timeout(feast_settings, timeout))
+    assert "m3" in reader.read(["m3"], ()).rows, "the store answers before the lock"
+
+    # Given another process holds the database's exclusive lock (as a long write would)
+    writer = sqlite3.connect(store.feast_data_dir(feast_settings) / "online.db")
+    writer.isolation_level = None
+    writer.execute("BEGIN EXCLUSIVE")
+    started = time.perf_counter()
+    try:
+        with pytest.raises(StoreUnavailable, match="database is locked"):
+            reader.read(["m3"], ())
+        elapsed = time.perf_counter() - started
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+    # Then the read gave up within the timeout, and the store answers again afterwards
+    assert elapsed < timeout + 1.0, f"a locked store answered after {elapsed:.2f} s"
+    assert "m3" in reader.read(["m3"], ()).rows, "reads recover once the lock is released"
+
+
+def test_a_read_waiting_behind_a_hung_sqlite_read_gives_up_in_time(
+    feast_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 finding 4 (local profile): the SQLite connection is shared, one read at a
+    time; a read queued behind one that hangs gives up after the store timeout instead of
+    waiting for it."""
+    timeout = 0.2
+    reader = FeastReader(with_timeout(feast_settings, timeout))
+    reader.read(["m3"], ())  # opens the store
+    opened = reader._opened
+    assert opened is not None
+    release, entered = threading.Event(), threading.Event()
+    real_read = opened.online.online_read
+
+    def hung_read(*args: object) -> object:
+        entered.set()
+        release.wait(5)
+        return real_read(*args)
+
+    # Given one read hangs inside the store
+    monkeypatch.setattr(opened.online, "online_read", hung_read)
+    first = threading.Thread(target=reader.read, args=(["m1"], ()))
+    first.start()
+    try:
+        assert entered.wait(5), "the first read reached the store"
+        # When a second read arrives
+        started = time.perf_counter()
+        with pytest.raises(StoreUnavailable, match="SQLite online store is busy"):
+            reader.read(["m3"], ())
+        elapsed = time.perf_counter() - started
+    finally:
+        release.set()
+        first.join(10)
+
+    # Then it gave up after about the timeout, not after the hung read
+    assert timeout * 0.9 <= elapsed < timeout + 1.0, f"the queued read waited {elapsed:.2f} s"
