@@ -16,6 +16,7 @@ import pandas as pd
 import typer
 
 from memberscore.contract import TABLES
+from memberscore.redact import redact
 from memberscore.settings import Settings
 
 DEMO_MEMBERS = 20_000
@@ -273,13 +274,15 @@ def _plain(value: object) -> str:
 
 
 def _mlflow_ui(settings: Settings) -> str:
-    return f"mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}"
+    return f"mlflow ui --backend-store-uri {redact(settings.mlflow_tracking_uri)}"
 
 
 def _where(settings: Settings) -> None:
     """Where the demo's outputs are."""
     data = settings.data_dir.resolve()
     typer.echo(f"Data:      {data}  (raw, lake, quarantine, truth, features, feast, outputs)")
-    typer.echo(f"Models:    {settings.mlflow_tracking_uri}  (browse: {_mlflow_ui(settings)})")
+    typer.echo(
+        f"Models:    {redact(settings.mlflow_tracking_uri)}  (browse: {_mlflow_ui(settings)})"
+    )
     typer.echo(f"Outputs:   {settings.outputs_dir.resolve()}")
     typer.echo("Next:      make serve  (README.md shows curl calls)")

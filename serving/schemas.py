@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 MAX_BATCH = 1000
 Grade = Literal["A", "B", "C", "D"]  # a model version's quality grade, A best
@@ -24,9 +33,21 @@ class _Out(BaseModel):
 
 
 class MembersIn(_In):
-    """Members to score or decide for, at most 1,000 per call."""
+    """Members to score or decide for, at most 1,000 per call, each id once."""
 
-    member_ids: list[MemberId] = Field(min_length=1, max_length=MAX_BATCH)
+    member_ids: list[MemberId] = Field(
+        min_length=1, max_length=MAX_BATCH, json_schema_extra={"uniqueItems": True}
+    )
+
+    @field_validator("member_ids")
+    @classmethod
+    def _each_once(cls, member_ids: list[str]) -> list[str]:
+        """Refuse a list naming a member twice (422 naming the ids), rather than merging."""
+        twice = [m for m, n in Counter(member_ids).items() if n > 1]
+        if twice:
+            more = f" and {len(twice) - 10} more" if len(twice) > 10 else ""
+            raise ValueError(f"duplicate member ids: {', '.join(twice[:10])}{more}; send each once")
+        return member_ids
 
 
 def _not_a_number(value: object) -> object:

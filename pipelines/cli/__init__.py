@@ -1,7 +1,8 @@
 """The `memberscore` command, the one composition root: each module here contributes the
 subcommands of one area (data, features, training, decisions, serving, batch). Heavy libraries
 (Feast, MLflow, LightGBM) are imported inside the commands so that `memberscore --help` stays
-fast. Domain errors become exit code 2 with a one-line message here."""
+fast. Domain errors become exit code 2 with a one-line message here; that message, log records
+and tracebacks are printed with URI passwords masked (`memberscore.redact`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import sys
 
 import typer
 
-from memberscore.console import quiet_libraries
+from memberscore.console import print_traceback, quiet_libraries, redact_output
 from memberscore.errors import MemberscoreError
+from memberscore.redact import redact
 
 
 def build_app() -> typer.Typer:
@@ -47,8 +49,12 @@ def build_app() -> typer.Typer:
 def main() -> None:
     """Entry point of the console script."""
     quiet_libraries()
+    redact_output()
     try:
         build_app()()
     except MemberscoreError as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {redact(error)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+    except Exception as error:  # a bug: the traceback Python would print, passwords masked
+        print_traceback(error)
+        sys.exit(1)

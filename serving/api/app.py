@@ -43,7 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.resources = None
     errors.install(app)
     for module in (health, scores, actions, contacts, models):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=errors.ANY_REQUEST)
     # Added last = outermost: the metrics see every answer, 413s included.
     app.add_middleware(BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)

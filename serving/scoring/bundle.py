@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from memberscore.errors import ModelNotReady
+from memberscore.redact import redact
 from serving.schemas import Grade
 
 # Models a bundle may lack, and why one is then not served. A programme where every member has
@@ -175,7 +176,7 @@ class ModelHolder:
                     return False
                 bundle = self._source.load()
             except Exception as error:
-                self.last_error = f"{type(error).__name__}: {error}"
+                self.last_error = f"{type(error).__name__}: {redact(error)}"
                 raise
             self._bundle = bundle  # one reference assignment: atomic for readers
             self.last_error = None

@@ -6,9 +6,11 @@ import logging
 
 import pytest
 
-from memberscore.redact import RedactingFilter, redact
+from memberscore.redact import RedactingFilter, frames_only, redact
 
 SECRET = "s3cr3t-PASSWORD"
+# Built, so that no source line a traceback shows holds it.
+MEMBER = f"member-{4700 + 11}"
 
 
 @pytest.mark.parametrize(
@@ -50,3 +52,40 @@ def test_filter_redacts_message_arguments_and_tracebacks() -> None:
     text = logging.Formatter().format(record)
     assert SECRET not in text, text
     assert "user:***@host" in text
+
+
+def _failing_lookup(member_id: str) -> None:
+    """Raise as a database driver does: the statement's parameters in the exception text."""
+    try:
+        raise KeyError(member_id)
+    except KeyError as error:
+        raise RuntimeError(f"SELECT * FROM contacts WHERE member_id = '{member_id}'") from error
+
+
+def test_frames_only_keeps_frames_and_types_but_no_message() -> None:
+    """Issue 14 finding 8: a traceback logged by the API holds no request data."""
+    # Given an exception whose message (and whose cause's) carries a member id
+    try:
+        _failing_lookup(MEMBER)
+    except RuntimeError as error:
+        text = frames_only(error)
+    # Then the frames and both exception types are there, the member id is not
+    assert MEMBER not in text, f"a member id reached the traceback:\n{text}"
+    assert "_failing_lookup" in text and "builtins.KeyError" in text, text
+    assert "builtins.RuntimeError" in text and "direct cause" in text, text
+
+
+def test_filter_without_messages_logs_frames_only() -> None:
+    """Issue 14 finding 8: `RedactingFilter(messages=False)` withholds exception messages."""
+    try:
+        _failing_lookup(MEMBER)
+    except RuntimeError:
+        import sys
+
+        record = logging.LogRecord(
+            "t", logging.ERROR, __file__, 1, "POST %s failed", ("/v1/scores",), sys.exc_info()
+        )
+    assert RedactingFilter(messages=False).filter(record)
+    text = logging.Formatter().format(record)
+    assert MEMBER not in text, text
+    assert "POST /v1/scores failed" in text and "_failing_lookup" in text, text

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from memberscore.errors import MemberNotFound
 from serving.api.deps import ContextDep, ReadAccess
-from serving.api.errors import ERROR_RESPONSES
+from serving.api.errors import BODY_RESPONSES, ERROR_RESPONSES
 from serving.api.responses import ModelJSON
 from serving.api.service import decide
 from serving.schemas import MemberId, MembersIn, NextBestActionOut, NextBestActionsOut
@@ -36,7 +36,7 @@ async def member_next_best_action(
     "/next-best-action",
     response_model=NextBestActionsOut,
     response_class=ModelJSON,
-    responses=ERROR_RESPONSES,
+    responses=BODY_RESPONSES,
 )
 async def batch_next_best_action(body: MembersIn, context: ContextDep) -> ModelJSON:
     """Next-best actions of up to 1,000 members; unknown ids are listed in `not_found`."""

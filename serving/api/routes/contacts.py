@@ -20,7 +20,7 @@ from decisions.catalogue import NO_ACTION, load_catalogue
 from memberscore.errors import MemberNotFound
 from memberscore.settings import Settings
 from serving.api.deps import ContactLogDep, FeaturesDep, SettingsDep, WriteAccess
-from serving.api.errors import ERROR_RESPONSES
+from serving.api.errors import BODY_RESPONSES, ERROR_RESPONSES, error_responses
 from serving.online.contact_log import Contact, Sent
 from serving.online.contact_log import Response as ContactResponse
 from serving.schemas import (
@@ -56,7 +56,7 @@ ActionIdsDep = Annotated[frozenset[str], Depends(get_action_ids)]
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ContactOut,
-    responses=ERROR_RESPONSES,
+    responses=BODY_RESPONSES | error_responses(404, 409),
 )
 def record_contact(
     body: ContactIn,
@@ -97,7 +97,7 @@ def read_contact(contact_id: ContactIdPath, log: ContactLogDep) -> ContactRecord
 @router.patch(
     "/{contact_id}",
     response_model=ContactRecordOut,
-    responses=ERROR_RESPONSES,
+    responses=ERROR_RESPONSES | BODY_RESPONSES,
 )
 def correct_contact(
     contact_id: ContactIdPath,
@@ -134,7 +134,7 @@ def delete_contact(contact_id: ContactIdPath, log: ContactLogDep) -> Response:
     "/{contact_id}/responses",
     status_code=status.HTTP_201_CREATED,
     response_model=ContactOut,
-    responses=ERROR_RESPONSES,
+    responses=ERROR_RESPONSES | BODY_RESPONSES,
 )
 def record_response(
     contact_id: ContactIdPath, body: ResponseIn, log: ContactLogDep, settings: SettingsDep

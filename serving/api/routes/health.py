@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import JSONResponse
 
 from memberscore.errors import MemberscoreError
+from memberscore.redact import redact
 from serving.api.deps import ContactLogDep, FeaturesDep, HolderDep, MetricsDep
 from serving.schemas import Health, Readiness
 
@@ -38,7 +39,7 @@ def readyz(holder: HolderDep, features: FeaturesDep, contacts: ContactLogDep) ->
         try:
             store.ping()
         except MemberscoreError as error:
-            reasons.append(f"{label} unavailable: {error}")
+            reasons.append(f"{label} unavailable: {redact(error)}")
     body = Readiness(
         status="unavailable" if reasons else "ok", reasons=reasons, not_served=not_served
     )

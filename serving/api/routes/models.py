@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter
 
 from serving.api.deps import HolderDep, MetricsDep, ReadAccess, WriteAccess
-from serving.api.errors import ERROR_RESPONSES
+from serving.api.errors import KEYED_RESPONSES
 from serving.api.reload import refresh
 from serving.schemas import ModelOut, ModelsOut, ReloadOut
 from serving.scoring.bundle import ModelBundle
@@ -15,7 +15,9 @@ from serving.scoring.bundle import ModelBundle
 router = APIRouter(prefix="/v1", tags=["models"])
 
 
-@router.get("/models", response_model=ModelsOut, dependencies=[ReadAccess])
+@router.get(
+    "/models", response_model=ModelsOut, dependencies=[ReadAccess], responses=KEYED_RESPONSES
+)
 def models(holder: HolderDep) -> ModelsOut:
     """Names, versions, aliases, load times and recorded quality of the models in service,
     and the optional models not served (activation without a champion) with why."""
@@ -54,7 +56,7 @@ def served(bundle: ModelBundle) -> list[ModelOut]:
     "/admin/reload",
     response_model=ReloadOut,
     dependencies=[WriteAccess],
-    responses=ERROR_RESPONSES,
+    responses=KEYED_RESPONSES,
 )
 async def reload(holder: HolderDep, metrics: MetricsDep) -> ReloadOut:
     """Look for new champions now and swap them in; requests in flight keep their models."""

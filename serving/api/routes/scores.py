@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from memberscore.errors import MemberNotFound
 from serving.api.deps import ContextDep, ReadAccess
-from serving.api.errors import ERROR_RESPONSES
+from serving.api.errors import BODY_RESPONSES, ERROR_RESPONSES
 from serving.api.service import scores_json
 from serving.schemas import MemberId, MemberScores, MembersIn, ScoresOut
 from serving.scoring.cards import scores_body
@@ -26,7 +26,7 @@ async def member_scores(member_id: Annotated[MemberId, Path()], context: Context
     return Response(cards[member_id], media_type="application/json")
 
 
-@router.post("/scores", response_model=ScoresOut, responses=ERROR_RESPONSES)
+@router.post("/scores", response_model=ScoresOut, responses=BODY_RESPONSES)
 async def batch_scores(body: MembersIn, context: ContextDep) -> Response:
     """Scores of up to 1,000 members; unknown ids are listed in `not_found`."""
     cards, not_found = await scores_json(body.member_ids, context)
