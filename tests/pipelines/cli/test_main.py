@@ -56,6 +56,7 @@ def test_main_prints_errors_and_tracebacks_with_the_password_masked(
     code: int,
 ) -> None:
     # Given a command failing with a message that holds a password URI
+    monkeypatch.setenv("MLFLOW_CONFIGURE_LOGGING", "false")  # main() sets it: undone after
     monkeypatch.setattr(cli, "build_app", _app_failing_with(error))
     monkeypatch.setattr(sys, "argv", ["memberscore"])
 
@@ -71,9 +72,10 @@ def test_main_prints_errors_and_tracebacks_with_the_password_masked(
 
 
 def test_log_records_of_any_library_are_redacted(
-    capsys: pytest.CaptureFixture[str], root_handlers: None
+    capsys: pytest.CaptureFixture[str], root_handlers: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the CLI's output set up (twice: one handler)
+    monkeypatch.setenv("MLFLOW_CONFIGURE_LOGGING", "false")
     redact_output()
     redact_output()
     redacting = [

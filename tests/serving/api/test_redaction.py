@@ -22,11 +22,12 @@ import sqlalchemy.exc
 import uvicorn
 from fastapi.testclient import TestClient
 
+from memberscore.errors import StoreUnavailable
 from memberscore.settings import Settings
 from serving.api.app import create_app
 from serving.api.deps import get_feature_reader
 from serving.api.logs import log_config
-from tests.serving.conftest import READ_KEY
+from tests.serving.conftest import READ_KEY, FakeReader
 
 PASSWORD = "PASSWORD"
 UNREACHABLE = f"postgresql+psycopg://user:{PASSWORD}@127.0.0.1:1/db"
@@ -115,6 +116,36 @@ def _readyz_after_a_load(client: TestClient, timeout_seconds: float = 30.0) -> h
 def _not_tried(readiness: str) -> bool:
     """True while /readyz says no load has been tried or finished yet."""
     return any(text in readiness for text in ("no load attempted yet", "load from the registry"))
+
+
+class DownWithItsPassword(FakeReader):
+    """An online store that is down, its error naming the connection string Feast was given
+    (Redis host, port and password)."""
+
+    def ping(self) -> None:
+        raise StoreUnavailable(
+            f"the Redis online store at 127.0.0.1:6379,password={PASSWORD} is down"
+        )
+
+
+def test_a_store_error_naming_a_password_is_answered_masked(
+    client: TestClient, member_rows: dict[str, dict[str, Any]], read_headers: dict[str, str]
+) -> None:
+    """Issue 14 finding 2: a domain error's text (a Feast Redis connection string with its
+    password) is masked in the 503 of a scoring call and in /readyz."""
+    # Given the online store down, its error naming the connection string
+    down = DownWithItsPassword(member_rows)
+    client.app.dependency_overrides[get_feature_reader] = lambda: down
+
+    # When a caller scores and asks for readiness
+    scores = client.get("/v1/members/m1/scores", headers=read_headers)
+    ready = client.get("/readyz")
+
+    # Then both say what is down, without the password
+    for name, answer in (("scores", scores), ("/readyz", ready)):
+        assert answer.status_code == 503, f"{name}: {answer.text}"
+        assert "127.0.0.1:6379,password=***" in answer.text, f"{name}: {answer.text}"
+        assert PASSWORD not in answer.text, f"{name} answered the password: {answer.text}"
 
 
 @pytest.mark.parametrize(
