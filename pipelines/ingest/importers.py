@@ -9,7 +9,9 @@ split and its return part gets the id `<order>-return`. Lines without a customer
 unreadable time, with a quantity beyond ±`MAX_QUANTITY` or a price that is not a finite number,
 or whose quantity × price overflows are quarantined with the reason. So are all lines of an order
 id used by several customers (in the export, or stored in the lake for another member) and of an
-order whose totals overflow. Every line is either aggregated or quarantined.
+order whose totals overflow, and CSV lines DuckDB cannot split into the header's fields or that
+are not UTF-8. Every line is either aggregated or quarantined; a file that cannot be read at all
+is a ContractError naming it.
 
 Members who appear only through their purchases are derived (`is_derived`): registered at their
 first order, channel and region "unknown", the lowest tier, no consents. Members already in the
@@ -122,14 +124,55 @@ def import_orderlines(
     path = readers.existing_file(path)
     if path.stat().st_size == 0:
         raise ContractError(f"{path} is empty; an order-lines export needs a header and lines")
-    reader = "read_parquet" if path.suffix.lower() in readers.PARQUET_SUFFIXES else "read_csv"
-    options = "" if reader == "read_parquet" else ", all_varchar = true, header = true"
+    parquet = path.suffix.lower() in readers.PARQUET_SUFFIXES
+    reader = "read_parquet" if parquet else "read_csv"
+    # malformed CSV lines (field count, encoding) go to DuckDB's reject_errors, not an error
+    options = "" if parquet else ", all_varchar = true, header = true, store_rejects = true"
     with _duckdb() as con:
-        con.execute(
-            "CREATE TABLE lines AS SELECT row_number() OVER () AS _row, * "
-            f"FROM {reader}({_literal(str(path))}{options})"
-        )
+        try:
+            con.execute(
+                "CREATE TABLE lines AS SELECT row_number() OVER () AS _row, * "
+                f"FROM {reader}({_literal(str(path))}{options})"
+            )
+        except duckdb.Error as error:
+            kind = "Parquet" if parquet else "CSV"
+            raise ContractError(
+                f"{path} cannot be read as {kind} ({str(error).splitlines()[0]}); export it again "
+                "as a complete Parquet file or a UTF-8 CSV with a header row"
+            ) from None
+        if not parquet:
+            _set_aside_malformed(con)
         return _import_lines(settings, con, str(path), mapping, currency)
+
+
+def _set_aside_malformed(con: duckdb.DuckDBPyConnection) -> None:
+    """Move the CSV lines DuckDB rejected into `malformed` (`_row`, `_reason`) and renumber
+    `lines` so that `_row` is each line's data row in the file again."""
+    got = "' (got ''' || left(csv_line, 80) || ''')'"
+    con.execute(
+        f"""CREATE TABLE malformed AS
+        SELECT line - 1 AS _row, string_agg(DISTINCT reason, '; ') AS _reason FROM (
+            SELECT line, {_MALFORMED} || {got} AS reason FROM reject_errors
+        ) GROUP BY line"""
+    )
+    # the r-th accepted line is data row r + (malformed rows before it)
+    con.execute(
+        """CREATE TABLE shift AS SELECT before, max(n) AS n FROM (
+            SELECT _row - row_number() OVER (ORDER BY _row) AS before,
+                   row_number() OVER (ORDER BY _row) AS n FROM malformed) GROUP BY before"""
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE lines AS SELECT l._row + coalesce(s.n, 0) AS _row, "
+        "l.* EXCLUDE (_row) FROM lines l ASOF LEFT JOIN shift s ON l._row > s.before"
+    )
+
+
+_MALFORMED = """CASE
+    WHEN error_type = 'TOO MANY COLUMNS' THEN 'line: has more fields than the header'
+    WHEN error_type = 'MISSING COLUMNS' THEN 'line: has fewer fields than the header'
+    WHEN error_type IN ('INVALID ENCODING', 'INVALID UNICODE') THEN coalesce(column_name, 'line')
+        || ': is not UTF-8 text; save the export as UTF-8'
+    ELSE 'line: ' || error_message END"""
 
 
 def import_cdnow(settings: Settings, path: Path | str) -> ImportReport:
@@ -155,7 +198,13 @@ def read_cdnow(path: Path) -> pd.DataFrame:
     the aggregation makes them one order (the purchase day the CDNOW literature counts); the
     master and the sample give the same ids to the same purchases.
     """
-    raw = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False)
+    try:
+        raw = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ContractError(
+            f"{path} cannot be read as the CDNOW log ({str(error).strip()}); use the original "
+            "CDNOW_master.txt or CDNOW_sample.txt"
+        ) from None
     if len(raw) and raw.iloc[0, 0] == "customer_id":
         raw = raw.iloc[1:].reset_index(drop=True)
     if raw.shape[1] == 5:
@@ -191,7 +240,9 @@ def _import_lines(
     mapping: LineMapping,
     currency: str,
 ) -> ImportReport:
-    """Parse, quarantine and aggregate the `lines` table, then ingest members and orders."""
+    """Parse, quarantine and aggregate the `lines` table (and the `malformed` lines set aside
+    while reading, if any), then ingest members and orders."""
+    con.execute("CREATE TABLE IF NOT EXISTS malformed (_row BIGINT, _reason VARCHAR)")
     check_mapping(mapping, _columns(con, "lines"))
     check_currency(settings.lake_dir, contract.ORDERS, currency)
     con.execute(f"SET TimeZone = {_literal(mapping.timezone)}")
@@ -219,7 +270,7 @@ def _import_lines(
         currency=currency,
         run_id=run_id,
     )
-    (lines,) = _one(con, "SELECT count(*) FROM lines")
+    (lines,) = _one(con, "SELECT (SELECT count(*) FROM lines) + (SELECT count(*) FROM malformed)")
     (returns,) = _one(con, "SELECT count(*) FROM orders WHERE is_return")
     return ImportReport(source, lines, *rejected, returns, members, orders)
 
@@ -324,46 +375,57 @@ def _reasons(mapping: LineMapping) -> str:
 
 
 def order_checks_sql(mapping: LineMapping, stored_orders: str | None) -> str:
-    """SQL setting `order_key` of the usable lines of `parsed` (the order id, `<id>-return` for
-    the return part of a mixed order) and quarantining whole orders: an id of several customers,
-    an id the lake (Parquet glob `stored_orders`) holds for another member, totals that
-    overflow."""
+    """SQL giving the usable lines of `parsed` their `order_key` (the order id, `<id>-return`
+    for the return part of a mixed order) and quarantining whole orders: an id of several
+    customers, an id the lake (Parquet glob `stored_orders`) holds for another member, totals
+    that overflow."""
     order = _literal(mapping.order)
     lake_join, lake_member = "", "NULL::VARCHAR"
     if stored_orders is not None:
         lake_join = (
-            "LEFT JOIN (SELECT order_id AS stored_id, any_value(member_id) AS lake_member "
-            f"FROM read_parquet({_literal(stored_orders)}) GROUP BY order_id) s "
-            "ON s.stored_id = t.order_key AND s.lake_member <> t.member_id"
+            "LEFT JOIN (SELECT order_id AS stored_id, member_id AS stored_member FROM "
+            f"read_parquet({_literal(stored_orders)})) s "
+            "ON s.stored_id = t.order_key AND s.stored_member <> t.member_id"
         )
-        lake_member = "s.lake_member"
+        lake_member = "s.stored_member"
     return f"""
-    UPDATE parsed SET order_key = c.order_key, _reason = c._reason FROM (
-        WITH keyed AS (
-            SELECT _row, order_id, member_id, quantity, line_amount,
-                   CASE WHEN is_return AND min(is_return::INT) OVER o <> max(is_return::INT) OVER o
-                        THEN order_id || '-return' ELSE order_id END AS order_key,
-                   count(DISTINCT member_id) OVER o AS customers,
-                   min(member_id) OVER o AS first_member, max(member_id) OVER o AS last_member
-            FROM parsed WHERE _reason IS NULL WINDOW o AS (PARTITION BY order_id)
-        ), totals AS (
-            SELECT *, sum(abs(quantity)) OVER k AS items, sum(line_amount) OVER k AS amount
-            FROM keyed WINDOW k AS (PARTITION BY order_key)
-        )
-        SELECT _row, t.order_key, CASE
-            WHEN customers > 1 THEN {order} || ': order ''' || left(order_id, 60) || ''' has '
-                || customers || ' customers (e.g. ' || left(first_member, 60) || ', '
-                || left(last_member, 60) || '); an order id must belong to one customer'
+    CREATE TABLE checked AS
+    WITH ids AS (
+        SELECT order_id, min(member_id) AS first_member,
+               max(member_id) AS last_member,
+               bool_or(is_return) AND NOT bool_and(is_return) AS mixed
+        FROM parsed WHERE _reason IS NULL GROUP BY order_id
+    ), keyed AS (
+        SELECT p.*, i.* EXCLUDE (order_id), CASE WHEN p.is_return AND i.mixed
+            THEN p.order_id || '-return' ELSE p.order_id END AS key
+        FROM parsed p JOIN ids i USING (order_id) WHERE p._reason IS NULL
+    ), totals AS (
+        SELECT key AS order_key, any_value(order_id) AS order_id,
+               any_value(member_id) AS member_id,
+               any_value(first_member) AS first_member, any_value(last_member) AS last_member,
+               sum(abs(quantity)) AS items, sum(line_amount) AS amount
+        FROM keyed GROUP BY key
+    ), verdicts AS (
+        SELECT t.order_key, CASE
+            WHEN t.first_member <> t.last_member THEN {order} || ': order '''
+                || left(t.order_id, 60) || ''' has lines of several customers (e.g. '
+                || left(t.first_member, 60) || ' and ' || left(t.last_member, 60)
+                || '); an order id must belong to one customer'
             WHEN {lake_member} IS NOT NULL THEN {order} || ': order '''
                 || left(t.order_key, 60) || ''' is already stored for member '''
                 || left({lake_member}, 60) || ''''
-            WHEN items > {MAX_QUANTITY!r} THEN {_literal(mapping.quantity)} || ': order '''
+            WHEN t.items > {MAX_QUANTITY!r} THEN {_literal(mapping.quantity)} || ': order '''
                 || left(t.order_key, 60) || ''' totals more than {MAX_QUANTITY:g} items'
-            WHEN NOT isfinite(amount) THEN {_literal(_mapped(mapping)["price"])} || ': order '''
+            WHEN NOT isfinite(t.amount) THEN {_literal(_mapped(mapping)["price"])} || ': order '''
                 || left(t.order_key, 60) || ''' amount overflows'
-            END AS _reason
+            END AS reason
         FROM totals t {lake_join}
-    ) c WHERE parsed._row = c._row
+    )
+    SELECT p.* EXCLUDE (order_key, _reason), k.key AS order_key,
+           coalesce(p._reason, v.reason) AS _reason
+    FROM parsed p LEFT JOIN keyed k USING (_row) LEFT JOIN verdicts v ON v.order_key = k.key;
+    DROP TABLE parsed;
+    ALTER TABLE checked RENAME TO parsed;
     """
 
 
@@ -384,20 +446,21 @@ def orders_sql(mapping: LineMapping) -> str:
 def _quarantine_lines(
     con: duckdb.DuckDBPyConnection, folder: Path, source: str, run_id: str
 ) -> tuple[int, Path | None, tuple[str, ...]]:
-    """Write unusable lines with their reasons to `<folder>/<run id>.csv`."""
-    (count,) = _one(con, "SELECT count(*) FROM parsed WHERE _reason IS NOT NULL")
+    """Write unusable lines (and malformed ones) with their reasons to `<folder>/<run id>.csv`."""
+    rejected = f"""SELECT l._row, p._reason, {_literal(source)} AS _source, l.* EXCLUDE (_row)
+        FROM lines l JOIN parsed p USING (_row) WHERE p._reason IS NOT NULL
+        UNION ALL BY NAME SELECT _row, _reason, {_literal(source)} AS _source FROM malformed"""
+    (count,) = _one(con, f"SELECT count(*) FROM ({rejected})")
     if not count:
         return 0, None, ()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run_id}.csv"
     con.execute(
-        f"""COPY (SELECT l._row, p._reason, {_literal(source)} AS _source, l.* EXCLUDE (_row)
-        FROM lines l JOIN parsed p USING (_row) WHERE p._reason IS NOT NULL ORDER BY l._row)
-        TO {_literal(str(path))} (HEADER, DELIMITER ',')"""
+        f"COPY (SELECT * FROM ({rejected}) ORDER BY _row) "
+        f"TO {_literal(str(path))} (HEADER, DELIMITER ',')"
     )
     examples = con.execute(
-        "SELECT _row, _reason FROM parsed WHERE _reason IS NOT NULL ORDER BY _row LIMIT ?",
-        [EXAMPLES],
+        f"SELECT _row, _reason FROM ({rejected}) ORDER BY _row LIMIT ?", [EXAMPLES]
     ).fetchall()
     return count, path, tuple(f"row {row}: {reason}" for row, reason in examples)
 

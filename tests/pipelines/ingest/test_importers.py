@@ -184,6 +184,17 @@ def test_read_cdnow_keeps_leading_zeros_and_names_orders_by_day(tmp_path: Path) 
     assert frame["_row"].tolist() == [1, 2], "_row still numbers the records (for quarantine)"
 
 
+def test_a_damaged_cdnow_file_is_one_error_naming_it(tmp_path: Path) -> None:
+    """Issue 14 finding 7: a CDNOW line with a fifth field or latin-1 bytes gave a traceback."""
+    path = tmp_path / "CDNOW_master.txt"
+    path.write_text(" 00001 19970101  1   11.77\n 00002 19970112  5   77.00 9\n")
+    with pytest.raises(ContractError, match=r"CDNOW_master\.txt cannot be read .*line 2"):
+        read_cdnow(path)
+    path.write_bytes(b" 0000\xe9 19970101  1   11.77\n")
+    with pytest.raises(ContractError, match="cannot be read as the CDNOW log"):
+        read_cdnow(path)
+
+
 def test_cdnow_records_of_one_customer_on_one_day_are_one_order(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -302,8 +313,11 @@ def test_an_order_id_of_two_customers_is_quarantined_not_dropped(
     report = import_orderlines(settings, _lines(tmp_path, rows), RETAIL, currency="GBP")
 
     # then both lines of 500 are quarantined, nothing is counted as a duplicate, 501 is stored
-    reason = "Invoice: order '500' has 2 customers (e.g. 1, 2); an order id must belong to one "
-    assert _reasons(report) == {"1": reason + "customer", "2": reason + "customer"}
+    reason = (
+        "Invoice: order '500' has lines of several customers (e.g. 1 and 2); an order id must "
+        "belong to one customer"
+    )
+    assert _reasons(report) == {"1": reason, "2": reason}
     assert report.orders.duplicates == 0, "a shared id is not a duplicate"
     assert list(_orders(settings).index) == ["501"]
     assert (report.lines, report.lines_quarantined, report.orders.read) == (3, 2, 1)
@@ -331,6 +345,49 @@ def test_an_order_id_stored_for_another_member_is_quarantined(
     assert (again.lines_quarantined, again.orders.duplicates) == (0, 1), (
         "the same member re-importing its order is still a plain duplicate"
     )
+
+
+def test_malformed_csv_lines_are_quarantined_with_their_data_row(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 14 finding 7: one bad line is quarantined instead of aborting the file — a line
+    with an extra or a missing field, or bytes that are not UTF-8."""
+    # given data rows 2 (extra field), 4 (missing field) and 5 (latin-1) among good ones
+    path = tmp_path / "lines.csv"
+    rows = [
+        LINES[0],
+        "600,a,1,2010-12-03 09:00:00,1.00,1",
+        "601,a,1,2010-12-03 09:00:00,1.00,1,EXTRA",
+        "602,a,1,2010-12-03 09:00:00,1.00,1",
+        "603,a,1,2010-12-03 09:00:00,1.00",
+        "604,caf\xe9,1,2010-12-03 09:00:00,1.00,1",
+        "605,a,1,yesterday,1.00,1",
+    ]
+    path.write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+
+    # when imported
+    report = import_orderlines(settings, path, RETAIL, currency="GBP")
+
+    # then those lines are quarantined with their data row, later rows keep theirs
+    reasons = _reasons(report)
+    assert reasons["2"].startswith("line: has more fields than the header (got '601,"), reasons
+    assert reasons["4"].startswith("line: has fewer fields than the header (got '603,"), reasons
+    assert reasons["5"].startswith("StockCode: is not UTF-8 text; save the export as UTF-8")
+    assert reasons["6"] == "InvoiceDate: must be a timestamp (got 'yesterday')", (
+        "rows after a malformed line keep their data row number"
+    )
+    assert (report.lines, report.lines_quarantined) == (6, 4)
+    assert sorted(_orders(settings).index) == ["600", "602"]
+
+
+def test_an_unreadable_parquet_export_is_one_error_naming_the_file(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 14 finding 7: a truncated Parquet export gave a DuckDB traceback."""
+    path = tmp_path / "lines.parquet"
+    path.write_bytes(b"PAR1 not really parquet PAR1")
+    with pytest.raises(ContractError, match=r"lines\.parquet cannot be read as Parquet .*again"):
+        import_orderlines(settings, path, RETAIL, currency="GBP")
 
 
 def _reasons(report: ImportReport) -> dict[str, str]:
