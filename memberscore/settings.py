@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         "postgres_url (through psycopg 3).",
     )
     mlflow_artifact_root: Path = Field(Path("mlruns/artifacts"))
+    mlflow_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Longest wait to connect to the MLflow tracking database (seconds, at "
+        "least 2 for PostgreSQL); an unreachable registry fails within it instead of MLflow's "
+        "own retries (about 100 s).",
+    )
     postgres_url: str = Field("postgresql://postgres@127.0.0.1:5432/test")
     redis_url: str = Field(
         "127.0.0.1:6379", description="host:port of the production online store."

@@ -309,7 +309,13 @@ class Health(_Out):
 
 
 class Readiness(Health):
-    """Readiness, and (only when there are) the optional models not served: ready without
-    them."""
+    """Readiness, and (only when there are) the optional models not served (ready without
+    them) and the error of a failed reload (ready: the loaded bundle serves)."""
 
     not_served: dict[str, str] | None = Field(None, description=NOT_SERVED)
+    last_error: str | None = Field(
+        None,
+        description="Why the latest model reload failed (e.g. a version refused as damaged, "
+        "naming model, version and file), while the bundle in service keeps serving; left out "
+        "when it succeeded.",
+    )

@@ -7,10 +7,18 @@ and as the plain `native` artifact (boosters + model.json) for fast serving. `tr
 alias `challenger` at the new version; `promote` moves `champion` to it only if it beats the
 champion on the task's primary backtest metric (tag `backtest_<metric>` on each version) and
 its quality grade (tag `quality_grade`, `training.core.gates`) is not D.
+
+Every registered version also carries `artifact_sha256` (CHECKSUM_TAG): the sha256 of each file
+of the folder serving loads (the `native` folder of a task model, the version's own artifacts
+otherwise), so a file damaged in the artifact store is refused at load. The registry database is
+reached within `mlflow_timeout_seconds` (`client`): an unreachable one fails fast instead of
+through MLflow's own connection retries (about 100 s).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -22,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from memberscore.errors import MemberscoreError, ModelNotReady
+from memberscore.errors import MemberscoreError, ModelNotReady, StoreUnavailable
+from memberscore.redact import redact
 from memberscore.settings import Settings
 from training.core.tasks import Task
 from training.models import persistence
@@ -36,10 +45,17 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 GRADE_TAG, NOTES_TAG = "quality_grade", "quality_notes"
 NATIVE_DIR = "native"
 MODEL_NAME = "model"
+CHECKSUM_TAG = "artifact_sha256"
+# Dialects whose drivers take a `connect_timeout` query parameter (seconds).
+TIMEOUT_DIALECTS = ("postgresql", "mysql")
 
 
 class PromotionRefused(MemberscoreError):
     """The challenger does not beat the champion, or a forced promotion lacks a reason."""
+
+
+class RegistryNotFound(ModelNotReady):
+    """The SQLite file the tracking URI names does not exist (a reader never creates it)."""
 
 
 @dataclass(frozen=True)
@@ -78,13 +94,102 @@ class Promotion:
         )
 
 
-def client(settings: Settings) -> MlflowClient:
-    """An MLflow client on the settings' tracking URI (also set for the fluent API)."""
+def client(settings: Settings, *, create: bool = True) -> MlflowClient:
+    """An MLflow client on the settings' tracking URI (also set for the fluent API), after
+    `require_store`: StoreUnavailable when the registry cannot be reached within
+    `mlflow_timeout_seconds`; RegistryNotFound (with `create` False, as serving and batch
+    scoring read) when a SQLite database file does not exist, rather than creating one."""
     import mlflow
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    return mlflow.MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    uri = tracking_uri(settings)
+    require_store(settings, uri, create=create)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.MlflowClient(uri, uri)
+
+
+def tracking_uri(settings: Settings) -> str:
+    """The settings' tracking URI, with `connect_timeout` (whole seconds, at least 2, as libpq
+    takes it) added for PostgreSQL and MySQL unless the URI sets one: without it a database
+    host that drops packets holds each connection attempt for minutes."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    uri = settings.mlflow_tracking_uri
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        return uri  # not a database URL (http, file): MLflow's own client handles it
+    if url.get_backend_name() not in TIMEOUT_DIALECTS or "connect_timeout" in url.query:
+        return uri
+    seconds = max(2, math.ceil(settings.mlflow_timeout_seconds))
+    bounded = url.update_query_dict({"connect_timeout": str(seconds)})
+    return bounded.render_as_string(hide_password=False)
+
+
+def require_store(settings: Settings, uri: str, *, create: bool) -> None:
+    """Raise unless the tracking store of `uri` answers: a SQLite file must exist (unless
+    `create`; else RegistryNotFound naming it), a database server must accept a connection
+    within its `connect_timeout` and a tracking server answer /health within
+    `mlflow_timeout_seconds` (else StoreUnavailable). Messages are redacted (no password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if uri.startswith(("http://", "https://")):
+        return _require_server(uri, settings.mlflow_timeout_seconds)
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        return
+    if url.get_backend_name() == "sqlite":
+        if not create and url.database not in (None, "", ":memory:"):
+            path = Path(str(url.database)).resolve()
+            if not path.is_file():
+                raise RegistryNotFound(
+                    f"the MLflow tracking database {path} does not exist: set "
+                    "MEMBERSCORE_MLFLOW_TRACKING_URI to the registry training wrote to, or run "
+                    "`memberscore train` to create it"
+                )
+        return
+    _require_database(uri)
+
+
+def _require_database(uri: str) -> None:
+    """One connection to the database of `uri` (its own connect_timeout bounds the wait)."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    try:
+        engine = sqlalchemy.create_engine(uri, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        finally:
+            engine.dispose()
+    except (sqlalchemy.exc.SQLAlchemyError, OSError) as error:
+        raise StoreUnavailable(
+            f"the MLflow registry database at {redact(uri)} cannot be reached: "
+            f"{redact(_first_line(error))}; check that it is running and reachable"
+        ) from error
+
+
+def _require_server(uri: str, timeout_seconds: float) -> None:
+    """The MLflow tracking server at `uri` answers /health within `timeout_seconds`."""
+    import requests
+
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_seconds).raise_for_status()
+    except requests.RequestException as error:
+        raise StoreUnavailable(
+            f"the MLflow tracking server at {redact(uri)} does not answer: "
+            f"{redact(_first_line(error))}; check that it is running and reachable"
+        ) from error
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of an error's message (drivers append hints and links below it)."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def experiment_id(settings: Settings, task_name: str) -> str:
@@ -196,10 +301,16 @@ def register_challenger(
     metric: str,
     value: float,
     tags: Mapping[str, str] | None = None,
+    *,
+    artifact_uri: str | None = None,
 ) -> RunRecord:
     """Tag a new version of `model_name` with the backtest `metric` it will be promoted on
-    (`primary_metric` names it) and `tags`, and point alias `challenger` at it."""
+    (`primary_metric` names it), `tags` and the checksums of `artifact_uri` (the folder
+    serving loads; default the version's own artifacts, `models:/<name>/<version>`), and
+    point alias `challenger` at it."""
     mlflow_client = client(settings)
+    uri = artifact_uri or f"models:/{model_name}/{version}"
+    record_checksums(mlflow_client, model_name, version, uri)
     mlflow_client.set_model_version_tag(model_name, version, metric, str(value))
     mlflow_client.set_model_version_tag(model_name, version, "primary_metric", metric)
     for key, text in (tags or {}).items():
@@ -238,9 +349,53 @@ def log_run(
             mlflow.log_text(table.to_csv(index=False), f"tables/{name}.csv")
         version = log_model(model, example, model_name, meta)
     key = f"backtest_{task.primary_metric}"
+    native = f"runs:/{run.info.run_id}/{NATIVE_DIR}"
     return register_challenger(
-        settings, run, model_name, version, key, metrics[key], version_tags or {}
+        settings,
+        run,
+        model_name,
+        version,
+        key,
+        metrics[key],
+        version_tags or {},
+        artifact_uri=native,
     )
+
+
+def record_checksums(
+    mlflow_client: MlflowClient, model_name: str, version: str, artifact_uri: str
+) -> dict[str, str]:
+    """Download `artifact_uri` as stored and tag the version with the sha256 of each of its
+    files (CHECKSUM_TAG, JSON: path in the folder → hex digest); returns them."""
+    import mlflow
+
+    uri = mlflow_client.tracking_uri
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = mlflow.artifacts.download_artifacts(
+            artifact_uri=artifact_uri, dst_path=tmp, tracking_uri=uri, registry_uri=uri
+        )
+        sums = persistence.checksums(Path(folder))
+    text = json.dumps(sums, sort_keys=True)
+    mlflow_client.set_model_version_tag(model_name, version, CHECKSUM_TAG, text)
+    return sums
+
+
+def recorded_checksums(version: ModelVersion) -> dict[str, str] | None:
+    """The checksums recorded with `version` (`record_checksums`), or None for a version
+    registered before they were; DamagedModel when the tag cannot be read."""
+    text = (getattr(version, "tags", None) or {}).get(CHECKSUM_TAG)
+    if text is None:
+        return None
+    try:
+        sums = json.loads(text)
+    except ValueError:
+        sums = None
+    if not isinstance(sums, dict) or not all(isinstance(v, str) for v in sums.values()):
+        raise persistence.DamagedModel(
+            f"{version.name} version {version.version}: its {CHECKSUM_TAG} tag cannot be read; "
+            "register a new version with `memberscore train`"
+        )
+    return {str(k): v for k, v in sums.items()}
 
 
 def aliased(mlflow_client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -318,14 +473,43 @@ def download_native(settings: Settings, model_name: str, alias: str, folder: Pat
     """
     import mlflow
 
-    version = aliased(client(settings), model_name, alias)
+    version = aliased(client(settings, create=False), model_name, alias)
     if version is None:
         raise ModelNotReady(f"no {model_name} model holds alias {alias!r}; train and promote one")
-    return Path(
+    path = Path(
         mlflow.artifacts.download_artifacts(
             run_id=version.run_id, artifact_path=NATIVE_DIR, dst_path=str(folder)
         )
     )
+    sums = recorded_checksums(version)
+    try:
+        if sums is not None:
+            persistence.verify(path, sums)
+    except persistence.DamagedModel as error:
+        raise refused(version, error, path, NATIVE_DIR) from error
+    return path
+
+
+def refused(
+    version: ModelVersion, error: persistence.DamagedModel, folder: Path, artifact: str
+) -> persistence.DamagedModel:
+    """`error` (a file of the downloaded `folder`, the version's `artifact`) as the refusal of
+    the version: model, version, file and what to do."""
+    name = f"{artifact}/" if error.path is None else f"{artifact}/{_inside(error.path, folder)}"
+    return persistence.DamagedModel(
+        f"{version.name} version {version.version} refused: {name} {redact(error)}. Register a "
+        f"good version (`memberscore train`, `memberscore promote {version.name}`) or point "
+        f"alias {CHAMPION} back at the previous one",
+        error.path,
+    )
+
+
+def _inside(path: Path, folder: Path) -> str:
+    """`path` relative to `folder` ('/'-separated), or its name when outside it."""
+    try:
+        return path.relative_to(folder).as_posix()
+    except ValueError:
+        return path.name
 
 
 def cutoff_text(cutoffs: Sequence[pd.Timestamp]) -> str:

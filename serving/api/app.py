@@ -1,4 +1,6 @@
-"""The FastAPI app: `create_app(settings)`. Models are loaded and stores opened in the lifespan.
+"""The FastAPI app: `create_app(settings)`. Stores are opened in the lifespan; models are loaded
+in the background (the reload poll's first tick), so the port listens at once and /readyz says
+503 with the reason until the first load succeeds (registry away, no champion, refused version).
 
 Run it with `memberscore serve`; OpenAPI docs at /docs.
 """
@@ -13,12 +15,13 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from memberscore.errors import MemberscoreError
+from memberscore.redact import redact
 from memberscore.settings import Settings
 from serving.api import errors
 from serving.api.metrics import Metrics
 from serving.api.middleware import BodySizeLimit, RequestMetrics
-from serving.api.reload import poll, refresh
-from serving.api.resources import open_resources
+from serving.api.reload import poll
+from serving.api.resources import Resources, open_resources
 from serving.api.routes import actions, contacts, health, models, scores
 
 LOG = logging.getLogger("memberscore.serving")
@@ -52,29 +55,35 @@ def create_app(settings: Settings) -> FastAPI:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the stores, load the champions, poll for new ones; close everything at the end."""
+    """Open the stores; in the background load the champions, poll for new ones and warm the
+    online store; close everything at the end. Nothing here waits on the registry."""
     settings: Settings = app.state.settings
     resources = await asyncio.to_thread(open_resources, settings)
-    try:
-        await asyncio.to_thread(refresh, resources.models, app.state.metrics)
-    except MemberscoreError as error:
-        LOG.warning("starting without models (/readyz says so): %s", error)
-    try:  # the first read imports Feast (seconds): pay it here, not in the first request
-        await asyncio.to_thread(resources.features.ping)
-    except MemberscoreError as error:
-        LOG.warning("online store not usable yet (/readyz says so): %s", error)
     app.state.resources = resources
-    task = asyncio.create_task(
-        poll(resources.models, app.state.metrics, settings.serving.model_poll_seconds)
+    tasks = (
+        asyncio.create_task(
+            poll(resources.models, app.state.metrics, settings.serving.model_poll_seconds)
+        ),
+        asyncio.create_task(_warm_up(resources)),
     )
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         app.state.resources = None
         resources.close()
+
+
+async def _warm_up(resources: Resources) -> None:
+    """The first online-store read imports Feast (seconds): paid here, not by a request."""
+    try:
+        await asyncio.to_thread(resources.features.ping)
+    except MemberscoreError as error:
+        LOG.warning("online store not usable yet (/readyz says so): %s", redact(error))
 
 
 def app_from_settings() -> FastAPI:

@@ -2,7 +2,8 @@
 
 A request takes `holder.current` once and keeps that bundle to the end, so a reload (by the
 background poll or `POST /v1/admin/reload`) never mixes two versions in one answer and never
-fails a request in flight: the old bundle lives on until its last request drops it.
+fails a request in flight: the old bundle lives on until its last request drops it. A load that
+fails (registry away, a version refused as damaged) changes nothing but `last_error`.
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ class ModelHolder:
         self._source = source
         self._bundle: ModelBundle | None = None
         self._lock = threading.Lock()
+        self._loading = False
         self.last_error: str | None = None
 
     @property
@@ -163,12 +165,19 @@ class ModelHolder:
         """True once a bundle has been loaded."""
         return self._bundle is not None
 
+    @property
+    def loading(self) -> bool:
+        """True while a refresh runs (at start-up: the first load, in the background)."""
+        return self._loading
+
     def refresh(self, *, force: bool = False) -> bool:
         """Load and swap in a new bundle if the source's versions changed; True if swapped.
 
-        On failure the current bundle stays and the error is kept in `last_error` and raised.
+        On failure the current bundle stays and the error is kept in `last_error` (redacted)
+        and raised.
         """
         with self._lock:
+            self._loading = True
             try:
                 current = self._bundle
                 if not force and current and self._source.fingerprint() == current.fingerprint:
@@ -178,6 +187,8 @@ class ModelHolder:
             except Exception as error:
                 self.last_error = f"{type(error).__name__}: {redact(error)}"
                 raise
+            finally:
+                self._loading = False
             self._bundle = bundle  # one reference assignment: atomic for readers
             self.last_error = None
             return True

@@ -10,6 +10,12 @@ trained; `serving.scoring.bundle.OPTIONAL_MODELS`), `churn_<h>d` for each other 
 `training.jobs.outlook`) when registered. Each reference carries the quality training tagged
 its version with (`quality_grade`, `quality_notes`, `horizon_days`, `label_horizon_days`;
 `serving.scoring.bundle.ModelQuality`).
+
+Nothing is served unchecked: each downloaded folder must match the checksums recorded at
+registration (`training.tracking.CHECKSUM_TAG`, when the version has them), and every booster is
+loaded once in a short child process (`training.models.persistence.probe`) before this process
+loads it, since LightGBM kills the process on a damaged file. A refused version raises
+`DamagedModel` naming model, version and file; a holder keeps the bundle it serves.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any, get_args
 import numpy as np
 
 from memberscore.errors import ModelNotReady, StoreUnavailable
+from memberscore.redact import redact
 from memberscore.settings import Settings
 from serving.schemas import Grade
 from serving.scoring.bundle import (
@@ -71,8 +78,10 @@ def _registry_reachable(settings: Settings) -> Iterator[None]:
         yield
     except (MlflowException, sqlalchemy.exc.OperationalError, OSError) as error:
         raise StoreUnavailable(
-            f"the MLflow registry at {settings.mlflow_tracking_uri} cannot be read "
-            f"({type(error).__name__})"
+            redact(
+                f"the MLflow registry at {settings.mlflow_tracking_uri} cannot be read "
+                f"({type(error).__name__})"
+            )
         ) from error
 
 
@@ -96,7 +105,7 @@ class RegistrySource:
         from training import tracking
 
         with _registry_reachable(self.settings):
-            client = tracking.client(self.settings)
+            client = tracking.client(self.settings, create=False)
             found = {name: tracking.aliased(client, name, self.alias) for name in self.names()}
         missing = [name for name in REQUIRED if found[name] is None]
         if missing:
@@ -111,60 +120,122 @@ class RegistrySource:
         return {name: str(v.version) for name, v in self.versions().items()}
 
     def load(self) -> ModelBundle:
-        """Download and load every champion into a new bundle."""
+        """Download, check and load every champion into a new bundle; DamagedModel when a
+        version's files fail their checksums or the booster probe."""
         versions = self.versions()
         uplift, outlook = versions.pop(UPLIFT, None), versions.pop(OUTLOOK, None)
         with tempfile.TemporaryDirectory(prefix="memberscore-models-") as tmp:
-            models = {
-                name: self._load(version, Path(tmp) / name) for name, version in versions.items()
-            }
-        return ModelBundle(
-            models,
-            uplift=None if uplift is None else self._load_uplift(uplift),
-            uplift_ref=self._ref(uplift),
-            outlook=None if outlook is None else self._load_outlook(outlook),
-            outlook_ref=self._ref(outlook),
-        )
+            root = Path(tmp)
+            folders = {name: self._download(v, root / name) for name, v in versions.items()}
+            _probe(versions, folders)
+            models = {name: self._load(versions[name], folders[name]) for name in versions}
+            return ModelBundle(
+                models,
+                uplift=None if uplift is None else self._load_uplift(uplift, root / UPLIFT),
+                uplift_ref=self._ref(uplift),
+                outlook=None if outlook is None else self._load_outlook(outlook, root / OUTLOOK),
+                outlook_ref=self._ref(outlook),
+            )
 
     def _ref(self, version: Any) -> ModelRef | None:
         """The registry reference of `version` (None for None)."""
         return None if version is None else version_ref(version, self.alias)
 
-    def _load_outlook(self, version: Any) -> Any:
-        """The BTYD outlook of this exact version."""
+    def _load_outlook(self, version: Any, folder: Path) -> Any:
+        """The BTYD outlook of this exact version, from its checked artifacts."""
+        import json
+
         from training.jobs import outlook as outlook_job
 
-        with _registry_reachable(self.settings):
-            return outlook_job.load_version(version.run_id)
+        uri = f"models:/{version.name}/{version.version}"
+        path = self._fetch(version, uri, folder, outlook_job.ARTIFACT_DIR)
+        try:
+            document = json.loads((path / outlook_job.ARTIFACT_FILE).read_text())
+            return outlook_job.outlook_from_document(document)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise _unreadable(version, outlook_job.ARTIFACT_FILE, error) from error
 
-    def _load_uplift(self, version: Any) -> Any:
-        """The UpliftModel inside the pyfunc of this exact version (not the moving alias)."""
+    def _load_uplift(self, version: Any, folder: Path) -> Any:
+        """The UpliftModel inside the pyfunc of this exact version (not the moving alias),
+        from its checked artifacts."""
         import mlflow
 
+        uri = f"models:/{version.name}/{version.version}"
+        path = self._fetch(version, uri, folder, "model")
         with _registry_reachable(self.settings):
-            uri = f"models:/{version.name}/{version.version}"
-            wrapper = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+            wrapper = mlflow.pyfunc.load_model(str(path)).unwrap_python_model()
         model = getattr(wrapper, "model", None)
         if model is None or not hasattr(model, "predict_arrays"):
             raise ModelNotReady(f"{version.name} version {version.version} is not an uplift model")
         return model
 
-    def _load(self, version: Any, folder: Path) -> ServedModel:
-        """One model version from the `native` folder of its run."""
+    def _download(self, version: Any, folder: Path) -> Path:
+        """The `native` folder of `version`'s run, downloaded into `folder` and checked."""
+        from training import tracking
+
+        uri = f"runs:/{version.run_id}/{tracking.NATIVE_DIR}"
+        return self._fetch(version, uri, folder, tracking.NATIVE_DIR)
+
+    def _fetch(self, version: Any, uri: str, folder: Path, artifact: str) -> Path:
+        """Artifacts `uri` of `version` in `folder`, checked against the checksums recorded at
+        registration when it has them; DamagedModel naming the file (as `artifact/<file>`)
+        otherwise."""
         import mlflow
 
         from training import tracking
-        from training.models import persistence as models
+        from training.models import persistence
 
         with _registry_reachable(self.settings):
-            path = Path(
-                mlflow.artifacts.download_artifacts(
-                    run_id=version.run_id, artifact_path=tracking.NATIVE_DIR, dst_path=str(folder)
-                )
-            )
-        return served_model(
-            models.load(path), models.read_meta(path), version_ref(version, self.alias)
+            path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
+        try:
+            sums = tracking.recorded_checksums(version)
+            if sums is not None:
+                persistence.verify(path, sums)
+        except persistence.DamagedModel as error:
+            raise tracking.refused(version, error, path, artifact) from error
+        return path
+
+    def _load(self, version: Any, path: Path) -> ServedModel:
+        """One model version from its downloaded, checked and probed `native` folder."""
+        from training.models import persistence as models
+
+        try:
+            model, meta = models.load(path), models.read_meta(path)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise _unreadable(version, models.META_FILE, error) from error
+        return served_model(model, meta, version_ref(version, self.alias))
+
+
+def _probe(versions: Mapping[str, Any], folders: Mapping[str, Path]) -> None:
+    """Every booster of `folders` loaded in a child process first (`persistence.probe`); the
+    version whose file fails is refused (DamagedModel naming model, version and file)."""
+    from training import tracking
+    from training.models import persistence
+
+    try:
+        persistence.probe(list(folders.values()))
+    except persistence.DamagedModel as error:
+        culprit = next(
+            (n for n, f in folders.items() if error.path and error.path.parent == f), None
         )
+        if culprit is None:
+            raise persistence.DamagedModel(
+                f"the boosters of {', '.join(versions)} {redact(error)}"
+            ) from error
+        folder = folders[culprit]
+        raise tracking.refused(versions[culprit], error, folder, tracking.NATIVE_DIR) from error
+
+
+def _unreadable(version: Any, file: str, error: Exception) -> ModelNotReady:
+    """A version whose checked files still do not load (e.g. one registered before
+    checksums, with a damaged JSON file): refused, naming model, version and file."""
+    from training.models import persistence
+
+    return persistence.DamagedModel(
+        f"{version.name} version {version.version} refused: {file} cannot be read "
+        f"({type(error).__name__}: {redact(error)[:200]}). Register a good version "
+        f"(`memberscore train`, `memberscore promote {version.name}`)"
+    )
 
 
 def version_ref(version: Any, alias: str) -> ModelRef:

@@ -72,6 +72,65 @@ def test_train_logs_a_pyfunc_returning_probabilities(
     assert str(settings.mlflow_artifact_root.resolve()) in run.info.artifact_uri
 
 
+def test_a_training_run_records_the_checksums_of_its_native_folder(
+    mlflow_settings: Settings, trained, tmp_path: Path
+) -> None:
+    """Issue 14 finding 1. The registered version carries the sha256 of every file of the
+    `native` folder serving loads (in the registry database, so damage to the artifact store
+    is caught); a file changed after registration is refused, naming model, version and file."""
+    import json
+
+    client = tracking.client(mlflow_settings)
+    version = client.get_model_version_by_alias("churn", tracking.CHALLENGER)
+    folder = tracking.download_native(mlflow_settings, "churn", tracking.CHALLENGER, tmp_path)
+
+    recorded = json.loads(version.tags[tracking.CHECKSUM_TAG])
+
+    assert recorded == persistence.checksums(folder), "the stored folder, file by file"
+    assert set(recorded) == {"booster.txt", "model.json"}
+    run = client.get_run(version.run_id)
+    stored = Path(run.info.artifact_uri.removeprefix("file://")) / tracking.NATIVE_DIR
+    (stored / "model.json").write_text("{}")
+    with pytest.raises(
+        persistence.DamagedModel, match=r"churn version 1 refused: native/model\.json"
+    ):
+        tracking.download_native(mlflow_settings, "churn", tracking.CHALLENGER, tmp_path / "again")
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        (
+            "postgresql+psycopg://ms:pw@db.internal/mlflow",
+            "postgresql+psycopg://ms:pw@db.internal/mlflow?connect_timeout=5",
+        ),
+        (
+            "postgresql+psycopg://ms:pw@db/mlflow?sslmode=require&connect_timeout=30",
+            "postgresql+psycopg://ms:pw@db/mlflow?sslmode=require&connect_timeout=30",
+        ),
+        ("sqlite:///mlruns/mlflow.db", "sqlite:///mlruns/mlflow.db"),
+        ("http://mlflow.internal:5000", "http://mlflow.internal:5000"),
+    ],
+)
+def test_the_tracking_uri_bounds_database_connections(uri: str, expected: str) -> None:
+    """Issue 14 finding 5. A PostgreSQL registry URI gets a connect_timeout (from
+    `mlflow_timeout_seconds`) unless it sets its own; other URIs are used as given."""
+    assert tracking.tracking_uri(Settings(mlflow_tracking_uri=uri)) == expected
+
+
+def test_training_may_create_the_sqlite_registry_but_readers_may_not(tmp_path: Path) -> None:
+    """Issue 14 finding 5. Training creates the SQLite database on first use; a reader
+    (`create=False`, as serving and batch scoring ask) gets an error naming the path."""
+    path = tmp_path / "new" / "mlflow.db"
+    settings = Settings(mlflow_tracking_uri=f"sqlite:///{path}")
+
+    with pytest.raises(tracking.RegistryNotFound, match=f"tracking database {path} does not"):
+        tracking.client(settings, create=False)
+    assert not path.exists()
+    tracking.client(settings).search_registered_models()
+    assert path.is_file(), "training creates it"
+
+
 def report_features(settings: Settings, tmp: Path) -> tuple[str, ...]:
     """The feature names of the challenger's native model."""
     return _native(settings, tmp / "names").encoding_.feature_names

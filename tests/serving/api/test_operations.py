@@ -4,14 +4,18 @@ champion swap while requests run."""
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
 
+from memberscore.settings import Settings
+from serving.api.app import create_app
 from serving.api.deps import get_model_holder
-from serving.scoring.bundle import OPTIONAL_MODELS, ModelHolder
+from serving.scoring.bundle import OPTIONAL_MODELS, ModelBundle, ModelHolder
 from tests.serving.conftest import FakeSource
+from training.models.persistence import DamagedModel
 
 
 def test_store_down_makes_readyz_and_scoring_503_then_recovers(
@@ -153,3 +157,74 @@ def test_logs_name_route_templates_not_members(
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert "GET /v1/members/{member_id}/scores 200" in text
     assert "m7" not in text and "m8" not in text and "ghost-9" not in text
+
+
+class DamagingSource(FakeSource):
+    """The fake registry, whose versions after the first are refused as damaged (what
+    `serving.scoring.registry` raises for a file that fails its checksum or the probe)."""
+
+    def load(self) -> ModelBundle:
+        if self.version > 1:
+            raise DamagedModel(
+                f"churn version {self.version} refused: native/booster.txt cannot be loaded by "
+                "LightGBM (the loader died of SIGSEGV)"
+            )
+        return super().load()
+
+
+def test_a_refused_version_is_named_while_the_old_bundle_keeps_serving(
+    client: TestClient, read_headers: dict[str, str], write_headers: dict[str, str]
+) -> None:
+    """Issue 14 finding 1. Given a bundle in service, when the new champion is refused as
+    damaged, the reload answers 503 naming model, version and file; /readyz stays 200 (the
+    old bundle serves) and names the refusal, as /v1/models does; scoring keeps version 1."""
+    source = DamagingSource()
+    holder = ModelHolder(source)
+    holder.refresh()
+    client.app.dependency_overrides[get_model_holder] = lambda: holder
+
+    source.promote()
+    reload = client.post("/v1/admin/reload", headers=write_headers)
+    ready = client.get("/readyz")
+    models = client.get("/v1/models", headers=read_headers).json()
+    scores = client.get("/v1/members/m1/scores", headers=read_headers)
+
+    refused = "churn version 2 refused: native/booster.txt cannot be loaded"
+    assert reload.status_code == 503 and refused in reload.json()["detail"], reload.text
+    assert ready.status_code == 200, "the old bundle serves: still ready"
+    assert refused in ready.json().get("last_error", ""), ready.json()
+    assert refused in (models["last_error"] or "") and {m["version"] for m in models["models"]} == {
+        "1"
+    }, models
+    assert scores.status_code == 200 and scores.json()["model_versions"]["churn"] == "1"
+
+
+def test_the_app_listens_at_once_while_the_registry_is_unreachable(
+    serving_settings: Settings,
+) -> None:
+    """Issue 14 finding 5. Given an MLflow PostgreSQL that refuses connections, the app starts
+    (the lifespan yields) within seconds instead of after MLflow's retries (about 100 s);
+    /healthz answers, /readyz is 503 naming the unreachable registry, without its password."""
+    uri = "postgresql+psycopg://ms:hunter2secret@127.0.0.1:1/mlflow"
+    settings = serving_settings.model_copy(update={"mlflow_tracking_uri": uri})
+    app = create_app(settings)
+
+    started = time.monotonic()
+    with TestClient(app) as client:
+        listening = time.monotonic() - started
+        health = client.get("/healthz")
+        deadline, reasons = time.monotonic() + 15, []
+        while time.monotonic() < deadline:
+            ready = client.get("/readyz")
+            reasons = ready.json()["reasons"]
+            if any("StoreUnavailable" in reason for reason in reasons):
+                break
+            time.sleep(0.1)
+
+    assert listening < 5, f"start-up waited {listening:.1f} s on the registry"
+    assert health.status_code == 200
+    assert ready.status_code == 503, ready.text
+    models = next((r for r in reasons if r.startswith("models not loaded: ")), "")
+    assert "the MLflow registry database at postgresql+psycopg://ms:***@127.0.0.1:1" in models
+    assert "cannot be reached" in models, reasons
+    assert "hunter2secret" not in ready.text, "no password in an open answer"

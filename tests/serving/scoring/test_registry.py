@@ -96,6 +96,19 @@ def materialized(registry: Settings, name: str, snapshot: pd.DataFrame, families
     return settings
 
 
+def ready(client: TestClient, seconds: float = 30.0) -> Any:
+    """The first 200 of /readyz within `seconds` (the app loads its models in the background),
+    or the last answer."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    answer = client.get("/readyz")
+    while answer.status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        answer = client.get("/readyz")
+    return answer
+
+
 @pytest.fixture(scope="module")
 def registry(
     tmp_path_factory: pytest.TempPathFactory, member_rows: dict[str, dict[str, Any]]
@@ -187,6 +200,7 @@ def test_scores_and_hot_swap_from_the_registry(
 def test_missing_champion_is_model_not_ready(tmp_path: Path) -> None:
     """Only the required models are named: activation is optional."""
     settings = Settings(mlflow_tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}")
+    tracking.client(settings).search_registered_models()  # training creates the database
 
     with pytest.raises(ModelNotReady, match=r"no champion registered for churn, clv: run"):
         RegistrySource(settings).fingerprint()
@@ -256,7 +270,7 @@ def test_the_real_lifespan_loads_champions_and_polls_for_new_ones(
     )
 
     with TestClient(create_app(settings)) as client:
-        assert client.get("/readyz").json() == {"status": "ok", "reasons": []}
+        assert ready(client).json() == {"status": "ok", "reasons": []}, "loads in the background"
         scores = client.get("/v1/members/m3/scores", headers=read_headers)
         new = register(settings, "clv", fit("clv", training_frame(member_rows, 3), 3))
         deadline = time.monotonic() + 10
