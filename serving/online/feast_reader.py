@@ -13,9 +13,8 @@ age (a view's TTL only flags them); `as_of` says how old they are.
 
 No read waits longer than `serving.store_timeout_seconds` on the store: the Redis client's
 socket timeouts and the SQLite busy timeout are set to it and the Redis client does not
-retry (`features.store.bound_waits`), and a read waiting its turn at the SQLite connection
-gives up after it. A hung store is then a `StoreUnavailable` within about that time, and
-the thread is free again.
+retry (`features.store.bound_waits`). A store that hangs is then a `StoreUnavailable` within
+about that time, and the thread is free again.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -133,7 +132,9 @@ class FeastReader:
     One read of every feature view covers all services. In the production profile a ping
     without retries goes first, so a Redis that is down fails the request at once instead
     of in the middle of its reads. The local SQLite connection is shared by the request
-    threads, so its reads take a lock, waiting for it no longer than the store timeout.
+    threads, so its reads take a lock. A read queued behind one that hangs waits for it:
+    the score API stops waiting at its store timeout (`serving.api.context`), and each read
+    in turn ends within the SQLite busy timeout.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -141,7 +142,7 @@ class FeastReader:
         self._timeout = settings.serving.store_timeout_seconds
         production = settings.profile == "production"
         self._probe: Any = _redis_probe(settings.redis_url, self._timeout) if production else None
-        self._read_lock: threading.Lock | None = None if production else threading.Lock()
+        self._read_lock: Any = nullcontext() if production else threading.Lock()
         self._open_lock = threading.Lock()
         self._opened: _Opened | None = None
 
@@ -161,35 +162,18 @@ class FeastReader:
     ) -> list[ViewRead]:
         """One `online_read` of `member_ids` per view that `views` picks from the open store."""
         self._check_redis()
-        keys = [_entity_key(m) for m in member_ids]
-        with self._turn():
-            try:
-                with _sqlite_reachable(), reachable(self._settings):
-                    opened = self._current()
+        try:
+            with _sqlite_reachable(), reachable(self._settings):
+                opened = self._current()
+                keys = [_entity_key(m) for m in member_ids]
+                with self._read_lock:
                     return [
                         opened.online.online_read(opened.store.config, v, keys)
                         for v in views(opened)
                     ]
-            except StoreUnavailable:
-                self._opened = None  # the next request opens the store afresh
-                raise
-
-    @contextmanager
-    def _turn(self) -> Iterator[None]:
-        """This thread's turn at the shared SQLite connection (none needed for Redis);
-        StoreUnavailable after waiting the store timeout for it behind a read that hangs."""
-        if self._read_lock is None:
-            yield
-            return
-        if not self._read_lock.acquire(timeout=self._timeout):
-            raise StoreUnavailable(
-                f"the SQLite online store is busy: no read finished within {self._timeout:g} s"
-                " (serving.store_timeout_seconds); retry in a few seconds"
-            )
-        try:
-            yield
-        finally:
-            self._read_lock.release()
+        except StoreUnavailable:
+            self._opened = None  # the next request opens the store afresh
+            raise
 
     def ping(self) -> None:
         """One online read of an id that does not exist: it only has to answer."""

@@ -7,7 +7,6 @@ the real `features.store` through the serving adapter.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 
 import pandas as pd
@@ -180,41 +179,3 @@ def test_a_locked_sqlite_store_is_503_within_the_store_timeout(feast_settings: S
     # Then the read gave up within the timeout, and the store answers again afterwards
     assert elapsed < timeout + 1.0, f"a locked store answered after {elapsed:.2f} s"
     assert "m3" in reader.read(["m3"], ()).rows, "reads recover once the lock is released"
-
-
-def test_a_read_waiting_behind_a_hung_sqlite_read_gives_up_in_time(
-    feast_settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Issue 14 finding 4 (local profile): the SQLite connection is shared, one read at a
-    time; a read queued behind one that hangs gives up after the store timeout instead of
-    waiting for it."""
-    timeout = 0.2
-    reader = FeastReader(with_timeout(feast_settings, timeout))
-    reader.read(["m3"], ())  # opens the store
-    opened = reader._opened
-    assert opened is not None
-    release, entered = threading.Event(), threading.Event()
-    real_read = opened.online.online_read
-
-    def hung_read(*args: object) -> object:
-        entered.set()
-        release.wait(5)
-        return real_read(*args)
-
-    # Given one read hangs inside the store
-    monkeypatch.setattr(opened.online, "online_read", hung_read)
-    first = threading.Thread(target=reader.read, args=(["m1"], ()))
-    first.start()
-    try:
-        assert entered.wait(5), "the first read reached the store"
-        # When a second read arrives
-        started = time.perf_counter()
-        with pytest.raises(StoreUnavailable, match="SQLite online store is busy"):
-            reader.read(["m3"], ())
-        elapsed = time.perf_counter() - started
-    finally:
-        release.set()
-        first.join(10)
-
-    # Then it gave up after about the timeout, not after the hung read
-    assert timeout * 0.9 <= elapsed < timeout + 1.0, f"the queued read waited {elapsed:.2f} s"
