@@ -199,7 +199,7 @@ def bound_waits(store: FeatureStore, timeout_seconds: float) -> None:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    online = store._get_provider().online_store
+    online: Any = store._get_provider().online_store  # Feast's Redis or SQLite store
     kind = store.config.online_store.type
     if kind == "redis":
         online._get_client(store.config.online_store).set_retry(Retry(NoBackoff(), 0))

@@ -104,3 +104,16 @@ def test_current_reopens_a_store_dropped_by_a_failed_request_meanwhile(
     assert current is fresh, "a store dropped meanwhile is opened again, never returned as None"
     assert previous == [None], "the dropped store is opened afresh, not refreshed"
     assert reader._opened is fresh, "the reopened store is kept for the next requests"
+
+
+def test_redis_probe_reads_the_options_of_the_url_and_waits_the_store_timeout() -> None:
+    """Issue 14 finding 4: the ping before each production read uses `redis_url`'s options
+    (password, db) as Feast does, waits at most `serving.store_timeout_seconds` on its socket
+    and never retries."""
+    probe = feast_online._redis_probe("10.0.0.7:6390,db=3,password=pw", 0.25)
+
+    options = probe.connection_pool.connection_kwargs
+    assert (options["host"], options["port"], options["db"]) == ("10.0.0.7", 6390, 3)
+    assert options["password"] == "pw", "a password-protected Redis must be pinged with it"
+    assert options["socket_timeout"] == options["socket_connect_timeout"] == 0.25
+    assert probe.get_retry().get_retries() == 0, "a ping that fails must fail at once"
