@@ -114,6 +114,10 @@ def _calls(member_ids: Sequence[str]) -> list[tuple[str, str, Any]]:
         ("POST", "/v1/next-best-action", {"member_ids": list(member_ids)}),
         ("POST", "/v1/contacts", contact),
         ("POST", f"/v1/contacts/{contact['contact_id']}/responses", {"value": 25.0}),
+        ("GET", f"/v1/contacts/{contact['contact_id']}", None),
+        # A mis-recorded contact is corrected, then (say, sent by mistake) deleted.
+        ("PATCH", f"/v1/contacts/{contact['contact_id']}", {"channel": "app"}),
+        ("DELETE", f"/v1/contacts/{contact['contact_id']}", None),
         ("POST", "/v1/admin/reload", None),
         ("GET", "/metrics", None),
     ]
@@ -122,7 +126,9 @@ def _calls(member_ids: Sequence[str]) -> list[tuple[str, str, Any]]:
 def _show(method: str, path: str, answer: httpx.Response) -> None:
     """Print one call and its answer; long answers are cut, Prometheus text to a few lines."""
     typer.secho(f"\n{method} {path} -> {answer.status_code}", bold=True)
-    if answer.headers.get("content-type", "").startswith("application/json"):
+    if not answer.content:
+        text = "(no content)"
+    elif answer.headers.get("content-type", "").startswith("application/json"):
         text = json.dumps(answer.json(), indent=1, default=str)
     else:
         lines = [line for line in answer.text.splitlines() if line.startswith("memberscore_")]
