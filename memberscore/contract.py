@@ -2,17 +2,21 @@
 
 Declarations only plus one pure function, `validate`, that turns a raw chunk (strings, or typed
 columns from Parquet) into canonical typed rows and rejected rows carrying the reason
-(field + rule). Timestamps are timezone-aware UTC, stored as `datetime64[us, UTC]`.
-docs/data-contract.md explains every field.
+(field + rule). Timestamps are timezone-aware UTC, stored as `datetime64[us, UTC]`; text may not
+hold control characters; a `DateWindow` bounds plausible timestamps. docs/data-contract.md
+explains every field.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from memberscore.errors import ContractError
 
@@ -147,7 +151,31 @@ TABLES: dict[str, Table] = {t.name: t for t in (MEMBERS, ORDERS, EVENTS, CONTACT
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
-_OFFSET = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
+# ISO 8601 shapes: a date, an optional time, then (for zoned values) Z or an offset. A date alone
+# never carries a zone: "2024-05-01" ends in "-01", which is not an offset.
+_DATE = r"\d{4}-\d{2}-\d{2}"
+_TIME = r"\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?"
+_ZONED = rf"^{_DATE}[T ]{_TIME}\s*(?:Z|[+-]\d{{2}}(?::?\d{{2}})?)$"
+_NAIVE = rf"^{_DATE}(?:[T ]{_TIME})?$"
+# C0 controls (NUL, tab, newline, ...), DEL and C1 controls: never part of an id or a label.
+_CONTROL = r"[\x00-\x1f\x7f-\x9f]"
+_CONTROL_RE = re.compile(_CONTROL)
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    """The plausible range of every timestamp (inclusive), both ends timezone-aware UTC.
+
+    Built by the caller from settings (`earliest_date`, now + `future_tolerance_days`), so that
+    `validate` stays pure.
+    """
+
+    earliest: pd.Timestamp
+    latest: pd.Timestamp
+
+    def describe(self) -> str:
+        """The window for reasons, e.g. "1970-01-01 to 2026-12-04 11:50 UTC"."""
+        return f"{self.earliest:%Y-%m-%d} to {self.latest:%Y-%m-%d %H:%M} UTC"
 
 
 @dataclass(frozen=True)
@@ -169,7 +197,13 @@ def table(name: str) -> Table:
 
 
 def check_columns(columns: list[str], spec: Table, *, ignore_unknown: bool = False) -> None:
-    """Raise a ContractError for missing required columns or (unless ignored) unknown ones."""
+    """Raise a ContractError for repeated, missing required or (unless ignored) unknown columns."""
+    repeated = sorted({str(c) for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise ContractError(
+            f"{spec.name}: column(s) {', '.join(repeated)} appear more than once in the header; "
+            "give every column one name"
+        )
     missing = [c for c in spec.required if c not in columns]
     if missing:
         raise ContractError(
@@ -190,15 +224,20 @@ def validate(
     spec: Table,
     *,
     first_row: int = 1,
+    rows: np.ndarray | None = None,
     assume_timezone: str | None = None,
     ignore_unknown: bool = False,
+    window: DateWindow | None = None,
 ) -> Validated:
     """Parse and check every row of `raw` against `spec`.
 
     `first_row` is the 1-based source row number of `raw`'s first row, kept in `_row` of rejected
-    rows so users can find them. Naive timestamps are rejected unless `assume_timezone` (an IANA
-    name such as "Europe/Berlin") says how to read them. Rejected rows keep their raw values as
-    text plus `_reason`, e.g. "amount: must be >= 0 (got '-5')"; several reasons join with "; ".
+    rows so users can find them; `rows`, when given, are the source row numbers of all rows
+    instead (a reader that set malformed lines aside knows them). Naive timestamps are rejected
+    unless `assume_timezone` (an IANA name such as "Europe/Berlin") says how to read them;
+    timestamps outside `window` are rejected as implausible (no bound when None). Rejected rows
+    keep their raw values as text plus `_reason`, e.g. "amount: must be >= 0 (got '-5')";
+    several reasons join with "; ".
     """
     check_columns(list(raw.columns), spec, ignore_unknown=ignore_unknown)
     raw = raw.reset_index(drop=True)
@@ -208,7 +247,7 @@ def validate(
         if col.name not in raw.columns:
             parsed[col.name] = _missing_column(col, len(raw))
             continue
-        values, problem = _parse(raw[col.name], col, assume_timezone)
+        values, problem = _parse(raw[col.name], col, assume_timezone, window)
         reasons = _append(reasons, problem)
         parsed[col.name] = values
     accepted_mask = reasons == ""
@@ -216,8 +255,9 @@ def validate(
     for col in spec.columns:
         if col.kind == "boolean":  # optional flags default to False; required ones have no NA left
             accepted[col.name] = accepted[col.name].fillna(False).astype(bool)
+    numbers = np.arange(first_row, first_row + len(raw)) if rows is None else np.asarray(rows)
     rejected = raw.loc[~accepted_mask].astype("string").copy()
-    rejected.insert(0, ROW, np.flatnonzero(~accepted_mask) + first_row)
+    rejected.insert(0, ROW, numbers[~accepted_mask])
     rejected[REASON] = reasons[~accepted_mask]
     return Validated(accepted=accepted, rejected=rejected.reset_index(drop=True))
 
@@ -250,6 +290,8 @@ _KIND_DTYPES: dict[Kind, ColumnDtype] = {
     "integer": "Int64",
     "boolean": "boolean",
 }
+# (mask of bad cells, rule they break) pairs a parser returns
+Rules = list[tuple[np.ndarray, str]]
 
 
 def _dtype(col: Column) -> ColumnDtype:
@@ -261,58 +303,115 @@ def _problem(mask: np.ndarray | pd.Series, raw: pd.Series, message: str) -> pd.S
     mask = np.asarray(mask, dtype=bool)
     out = pd.Series(pd.NA, index=raw.index, dtype="object")
     if mask.any():
-        got = raw[mask].astype("string").fillna("").str.slice(0, 60)
-        out[mask] = f"{raw.name}: {message} (got '" + got + "')"
+        out[mask] = f"{raw.name}: {message} (got '" + _shown(raw[mask]) + "')"
     return out
 
 
-def _blank(raw: pd.Series) -> pd.Series:
-    if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
-        return raw.isna() | (raw.astype("string").str.strip() == "")
-    return raw.isna()
+def _shown(raw: pd.Series) -> pd.Series:
+    """Values as printable text for a reason: at most 60 characters, control characters as \\xNN."""
+    text = raw.astype("string").fillna("").str.slice(0, 60)
+    return text.str.replace(_CONTROL, lambda m: f"\\x{ord(m.group()):02x}", regex=True)
 
 
-def _parse(raw: pd.Series, col: Column, assume_timezone: str | None) -> tuple[pd.Series, pd.Series]:
-    blank = _blank(raw).to_numpy()
-    parser = {
-        "id": _parse_text,
-        "text": _parse_text,
-        "category": _parse_text,
-        "timestamp": lambda r: _parse_timestamp(r, assume_timezone),
-        "number": _parse_number,
-        "integer": _parse_integer,
-        "boolean": _parse_boolean,
-    }[col.kind]
-    values, bad = parser(raw)
+def _is_text(raw: pd.Series) -> bool:
+    return raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype)
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """One raw column and, for text columns, its cells trimmed of surrounding whitespace (a
+    pandas view for parsing, an Arrow view for fast RE2 matching); both None otherwise."""
+
+    raw: pd.Series
+    text: pd.Series | None
+    arrow: pa.Array | None
+
+    @classmethod
+    def of(cls, raw: pd.Series) -> _Cells:
+        if not _is_text(raw):
+            return cls(raw, None, None)
+        try:
+            array = pa.array(raw, type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # objects that are not str (PostgreSQL)
+            array = pa.array(raw.astype("string"), type=pa.string(), from_pandas=True)
+        trimmed = pc.utf8_trim_whitespace(array)
+        text = trimmed.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+        return cls(raw, text.set_axis(raw.index), trimmed)
+
+    def blank(self) -> np.ndarray:
+        """True for missing cells and text cells holding only whitespace."""
+        if self.arrow is None:
+            return self.raw.isna().to_numpy()
+        return _bools(pc.or_kleene(pc.is_null(self.arrow), pc.equal(self.arrow, "")))
+
+    def matches(self, pattern: str) -> np.ndarray:
+        """True where the trimmed text contains `pattern` (False for non-text columns)."""
+        if self.arrow is None:
+            return np.zeros(len(self.raw), dtype=bool)
+        return _bools(pc.match_substring_regex(self.arrow, pattern))
+
+
+def _bools(array: pa.Array) -> np.ndarray:
+    return np.asarray(array.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _control_problem(mask: np.ndarray, raw: pd.Series) -> pd.Series:
+    """The reason "field: contains control character U+0000; ..." where `mask` is true (rare rows)."""
+    out = pd.Series(pd.NA, index=raw.index, dtype="object")
+    for i in np.flatnonzero(mask).tolist():
+        value = str(raw.iloc[i])
+        found = _CONTROL_RE.search(value.strip())
+        code = ord(found.group()) if found else 0
+        shown = _shown(pd.Series([value])).iloc[0]
+        out.iloc[i] = (
+            f"{raw.name}: contains control character U+{code:04X}; remove it (got '{shown}')"
+        )
+    return out
+
+
+def _parse(
+    raw: pd.Series, col: Column, assume_timezone: str | None, window: DateWindow | None
+) -> tuple[pd.Series, pd.Series]:
+    cells = _Cells.of(raw)
+    blank = cells.blank()
+    control = cells.matches(_CONTROL)  # a NUL would cut or merge ids further down
+    if col.kind == "timestamp":
+        values, rules = _parse_timestamp(cells, assume_timezone)
+    else:
+        values, bad = _PARSERS[col.kind](cells)
+        rules = [(bad, _format_rule(col))]
     problems = [
+        _control_problem(control, raw),
         _problem(blank, raw, "is required") if col.required else None,
-        _problem(~blank & bad, raw, _format_rule(col)),
+        *(_problem(~blank & mask, raw, message) for mask, message in rules),
     ]
-    ok = ~blank & ~bad
+    ok = ~blank & ~control
+    for mask, _ in rules:
+        ok &= ~mask
     if col.choices is not None:
         outside = ok & ~values.isin(col.choices).fillna(False).to_numpy()
         problems.append(_problem(outside, raw, "must be one of " + ", ".join(col.choices)))
     if col.minimum is not None:
-        problems.append(
-            _problem(
-                ok & (values < col.minimum).fillna(False).to_numpy(),
-                raw,
-                f"must be >= {col.minimum:g}",
-            )
-        )
+        below = ok & (values < col.minimum).fillna(False).to_numpy()
+        problems.append(_problem(below, raw, f"must be >= {col.minimum:g}"))
     if col.maximum is not None:
-        problems.append(
-            _problem(
-                ok & (values > col.maximum).fillna(False).to_numpy(),
-                raw,
-                f"must be <= {col.maximum:g}",
-            )
-        )
+        above = ok & (values > col.maximum).fillna(False).to_numpy()
+        problems.append(_problem(above, raw, f"must be <= {col.maximum:g}"))
+    if window is not None and col.kind == "timestamp":
+        outside = ok & ((values < window.earliest) | (values > window.latest)).to_numpy()
+        problems.append(_problem(outside, raw, _implausible(window)))
     combined = pd.Series(pd.NA, index=raw.index, dtype="object")
-    for p in problems:
+    for p in problems:  # the first problem of a cell wins: a NUL is not also "not a number"
         if p is not None:
             combined = combined.where(combined.notna(), p)
     return values.astype(_dtype(col)), combined
+
+
+def _implausible(window: DateWindow) -> str:
+    return (
+        f"implausible date, outside {window.describe()} "
+        "(settings earliest_date and future_tolerance_days)"
+    )
 
 
 def _format_rule(col: Column) -> str:
@@ -320,22 +419,23 @@ def _format_rule(col: Column) -> str:
         "id": "must be text",
         "text": "must be text",
         "category": "must be text",
-        "timestamp": "must be a timestamp with a timezone, e.g. 2024-05-01T10:00:00Z",
         "number": "must be a number",
         "integer": "must be a whole number",
         "boolean": "must be true or false",
     }[col.kind]
 
 
-def _parse_text(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
+def _parse_text(cells: _Cells) -> tuple[pd.Series, np.ndarray]:
+    raw = cells.raw
     if pd.api.types.is_float_dtype(raw.dtype):
         # ids read from Parquet as floats lose their meaning (1.0 vs "1"); refuse them
         return pd.Series(pd.NA, index=raw.index, dtype="string"), raw.notna().to_numpy()
-    text = raw.astype("string").str.strip()
+    text = cells.text if cells.text is not None else raw.astype("string").str.strip()
     return text.mask(text == ""), np.zeros(len(raw), dtype=bool)
 
 
-def _parse_number(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
+def _parse_number(cells: _Cells) -> tuple[pd.Series, np.ndarray]:
+    raw = cells.raw
     if pd.api.types.is_bool_dtype(raw.dtype):
         return raw.astype("float64"), np.ones(len(raw), dtype=bool)
     values = pd.to_numeric(raw, errors="coerce").astype("float64")
@@ -343,17 +443,19 @@ def _parse_number(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return values, bad
 
 
-def _parse_integer(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    values, bad = _parse_number(raw)
+def _parse_integer(cells: _Cells) -> tuple[pd.Series, np.ndarray]:
+    values, bad = _parse_number(cells)
     fractional = (values.notna() & (values.fillna(0) % 1 != 0)).to_numpy()
     bad = bad | fractional
     return values.where(~bad).round(), bad
 
 
-def _parse_boolean(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
+def _parse_boolean(cells: _Cells) -> tuple[pd.Series, np.ndarray]:
+    raw = cells.raw
     if pd.api.types.is_bool_dtype(raw.dtype):
         return raw.astype("boolean"), np.zeros(len(raw), dtype=bool)
-    text = raw.astype("string").str.strip().str.lower()
+    text = cells.text if cells.text is not None else raw.astype("string").str.strip()
+    text = text.str.lower()
     values = pd.Series(pd.NA, index=raw.index, dtype="boolean")
     values[text.isin(_TRUE).fillna(False)] = True
     values[text.isin(_FALSE).fillna(False)] = False
@@ -361,27 +463,61 @@ def _parse_boolean(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return values, bad
 
 
-def _parse_timestamp(raw: pd.Series, assume_timezone: str | None) -> tuple[pd.Series, np.ndarray]:
+_PARSERS = {
+    "id": _parse_text,
+    "text": _parse_text,
+    "category": _parse_text,
+    "number": _parse_number,
+    "integer": _parse_integer,
+    "boolean": _parse_boolean,
+}
+_NO_ZONE = (
+    "must be a timestamp with a timezone (add an offset such as Z or +02:00, "
+    "or pass --timezone to read it in a zone)"
+)
+_NOT_ISO = "must be a timestamp with a timezone, e.g. 2024-05-01T10:00:00Z"
+_INVALID = "not a valid date/time"
+
+
+def _parse_timestamp(cells: _Cells, assume_timezone: str | None) -> tuple[pd.Series, Rules]:
+    """UTC values and the rules broken: no zone, not ISO 8601, a date that does not exist (Feb 30,
+    or a year pandas cannot hold, outside 1677-2262), a local time skipped or repeated by DST."""
+    raw = cells.raw
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        return raw.dt.tz_convert("UTC"), np.zeros(len(raw), dtype=bool)
+        return raw.dt.tz_convert("UTC"), []
     if pd.api.types.is_datetime64_dtype(raw.dtype):
         if assume_timezone is None:
-            return pd.Series(pd.NaT, index=raw.index, dtype=TIMESTAMP_DTYPE), raw.notna().to_numpy()
-        return raw.dt.tz_localize(assume_timezone).dt.tz_convert("UTC"), np.zeros(len(raw), bool)
-    text = raw.astype("string").str.strip()
-    has_offset = text.str.contains(_OFFSET, regex=True).fillna(False).to_numpy()
+            nat = pd.Series(pd.NaT, index=raw.index, dtype=TIMESTAMP_DTYPE)
+            return nat, [(raw.notna().to_numpy(), _NO_ZONE)]
+        local = raw.dt.tz_localize(assume_timezone, ambiguous="NaT", nonexistent="NaT")
+        skipped = (local.isna() & raw.notna()).to_numpy()
+        return local.dt.tz_convert("UTC"), [(skipped, _daylight_saving(assume_timezone))]
+    if cells.text is None:  # neither text nor datetimes (numbers, say)
+        cells = _Cells.of(raw.astype("string"))
+    text = cells.text
+    assert text is not None
+    zoned, naive = cells.matches(_ZONED), cells.matches(_NAIVE)
     values = pd.Series(pd.NaT, index=raw.index, dtype=TIMESTAMP_DTYPE)
-    if has_offset.any():
-        values[has_offset] = pd.to_datetime(
-            text[has_offset], utc=True, errors="coerce", format="ISO8601"
+    if zoned.any():
+        values[zoned] = pd.to_datetime(
+            text[zoned], utc=True, errors="coerce", format="ISO8601"
         ).astype(TIMESTAMP_DTYPE)
-    naive = ~has_offset & text.notna().to_numpy()
+    skipped = np.zeros(len(raw), dtype=bool)
     if naive.any() and assume_timezone is not None:
         local = pd.to_datetime(text[naive], errors="coerce", format="ISO8601")
-        values[naive] = (
-            local.dt.tz_localize(assume_timezone, ambiguous="NaT", nonexistent="NaT")
-            .dt.tz_convert("UTC")
-            .astype(TIMESTAMP_DTYPE)
-        )
-    bad = (values.isna() & raw.notna()).to_numpy()
-    return values, bad
+        localized = local.dt.tz_localize(assume_timezone, ambiguous="NaT", nonexistent="NaT")
+        values[naive] = localized.dt.tz_convert("UTC").astype(TIMESTAMP_DTYPE)
+        skipped[naive] = (local.notna() & localized.isna()).to_numpy()
+    present = ~cells.blank()
+    unparsed = present & values.isna().to_numpy()
+    read_naive = naive if assume_timezone is not None else np.zeros(len(raw), dtype=bool)
+    return values, [
+        (present & ~zoned & ~naive, _NOT_ISO),
+        (naive & (assume_timezone is None), _NO_ZONE),
+        (unparsed & (zoned | read_naive) & ~skipped, _INVALID),
+        (skipped, _daylight_saving(assume_timezone)),
+    ]
+
+
+def _daylight_saving(zone: str | None) -> str:
+    return f"does not exist or occurs twice in {zone} (a daylight-saving change): give an offset"

@@ -51,7 +51,10 @@ def ingest(
     ] = None,
     timezone: Annotated[
         str | None,
-        typer.Option(help="IANA zone for timestamps without an offset (default: reject them)."),
+        typer.Option(
+            help="IANA zone (e.g. Europe/Berlin) to read timestamps without an offset in "
+            "(default: quarantine them)."
+        ),
     ] = None,
     currency: Annotated[
         str | None, typer.Option(help="Currency of amounts (default: settings.currency).")
@@ -63,7 +66,8 @@ def ingest(
     """Validate a canonical table and store its rows in the lake; rejected rows go to quarantine.
 
     Prints read = stored + quarantined + duplicates skipped. Re-ingesting a file stores nothing
-    twice.
+    twice; a run stores all its rows or none. An unreadable file (not UTF-8, no header, broken
+    Parquet) stops with exit code 2 and one line saying what to do.
 
     Example: memberscore ingest orders data/raw/orders.parquet
     """

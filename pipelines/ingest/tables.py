@@ -7,20 +7,27 @@ Every input row ends in exactly one bucket, so read = stored + quarantined + dup
 - stored: appended to the lake as `part-<run>-<chunk>` files.
 Only the primary keys (and, for orders, events and contacts, the member ids of the lake) are held
 in memory. Orders, events and contacts of members absent from the lake are stored and reported.
-Each run appends one JSON line to `<lake>/_ingest_log.jsonl`.
+
+A run commits whole or not at all: its parts are staged out of the readers' sight, then one JSON
+line naming them is appended to `<lake>/_ingest_log.jsonl` (the commit point), then they are
+moved into the table. A run that fails stages nothing lasting; one killed before its log line
+leaves staged parts that the next ingest deletes, one killed after it leaves parts the next
+ingest moves in. Ingests into one lake take turns (`lake.writing`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import secrets
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
@@ -30,7 +37,7 @@ from memberscore import contract, lake
 from memberscore.errors import ContractError
 from memberscore.settings import Settings
 from pipelines.ingest import readers
-from pipelines.ingest.quarantine import QuarantineWriter
+from pipelines.ingest.quarantine import PARTIAL, QuarantineWriter
 
 LOG_FILE = "_ingest_log.jsonl"
 LOG_EVERY_CHUNKS = 10
@@ -88,30 +95,38 @@ class _Run:
     quarantine: QuarantineWriter
     seen: set[str]
     members: set[str] | None
+    window: contract.DateWindow
     read: int = 0
     stored: int = 0
     duplicates: int = 0
     unknown: int = 0
     unknown_examples: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
 
     def add(self, chunk: readers.Chunk, number: int, *, timezone: str | None, loose: bool) -> None:
-        """Validate one chunk, quarantine its rejects, store its new rows."""
+        """Validate one chunk, quarantine its rejects, stage its new rows."""
         checked = contract.validate(
             chunk.frame,
             self.spec,
             first_row=chunk.first_row,
+            rows=chunk.rows,
             assume_timezone=timezone,
             ignore_unknown=loose,
+            window=self.window,
         )
-        self.read += len(chunk.frame)
-        self.quarantine.write(checked.rejected)
+        rejected = checked.rejected
+        if chunk.rejected is not None and not chunk.rejected.empty:  # malformed lines
+            rejected = pd.concat([rejected, chunk.rejected]).sort_values(contract.ROW)
+        self.read += len(chunk.frame) + (0 if chunk.rejected is None else len(chunk.rejected))
+        self.quarantine.write(rejected)
         keys = checked.accepted[self.spec.key].astype(str)
         repeated = duplicate_mask(keys, self.seen)
         fresh = checked.accepted.loc[~repeated]
         self.seen.update(keys[~repeated])
         self.duplicates += int(repeated.sum())
         part = f"{self.run_id}-{number:05d}"
-        self.stored += lake.write(fresh, self.spec, self.settings.lake_dir, part)
+        self.parts += lake.stage(fresh, self.spec, self.settings.lake_dir, self.run_id, part)
+        self.stored += len(fresh)
         if self.members is not None:
             self._note_unknown(fresh["member_id"].astype(str))
 
@@ -172,25 +187,101 @@ def ingest_chunks(
 ) -> IngestReport:
     """The ingest path shared by `ingest` and the importers: any iterator of raw chunks in."""
     started = time.perf_counter()
-    check_currency(settings.lake_dir, spec, currency)
+    check_timezone(assume_timezone)
     run_id = run_id or new_run_id()
-    run = _Run(
-        settings,
-        spec,
-        run_id,
-        QuarantineWriter(settings.quarantine_dir / spec.name / f"{run_id}.csv", source.name),
-        seen=set(lake.keys(settings.lake_dir, spec)),
-        members=_member_index(settings.lake_dir, spec),
-    )
-    with _progress(spec.name, source.total_rows) as bar:
+    with lake.writing(settings.lake_dir):
+        recover(settings)
+        check_currency(settings.lake_dir, spec, currency)
+        run = _Run(
+            settings,
+            spec,
+            run_id,
+            QuarantineWriter(settings.quarantine_dir / spec.name / f"{run_id}.csv", source.name),
+            seen=set(lake.keys(settings.lake_dir, spec)),
+            members=_member_index(settings.lake_dir, spec),
+            window=plausible_window(settings),
+        )
+        try:
+            _read_all(run, source, timezone=assume_timezone, loose=ignore_unknown)
+            report = _report(run, source.name, time.perf_counter() - started)
+            run.quarantine.finish()
+            _append_log(  # the commit point: from here on the run counts
+                settings.lake_dir,
+                report,
+                parts=run.parts,
+                currency=currency,
+                timezone=assume_timezone,
+            )
+        except BaseException:
+            lake.discard(settings.lake_dir, run_id, spec)
+            run.quarantine.discard()
+            raise
+        lake.publish(settings.lake_dir, run_id, spec)
+    return report
+
+
+def _read_all(run: _Run, source: readers.Source, *, timezone: str | None, loose: bool) -> None:
+    with _progress(run.spec.name, source.total_rows) as bar:
         for number, chunk in enumerate(source.chunks):
-            run.add(chunk, number, timezone=assume_timezone, loose=ignore_unknown)
+            run.add(chunk, number, timezone=timezone, loose=loose)
             bar.update(len(chunk.frame))
             if bar.disable and (number + 1) % LOG_EVERY_CHUNKS == 0:
-                logger.info("%s: %s rows read from %s", spec.name, f"{run.read:,}", source.name)
-    report = _report(run, source.name, time.perf_counter() - started)
-    _append_log(settings.lake_dir, report, currency=currency, timezone=assume_timezone)
-    return report
+                logger.info("%s: %s rows read from %s", run.spec.name, f"{run.read:,}", source.name)
+
+
+def plausible_window(settings: Settings, now: datetime | None = None) -> contract.DateWindow:
+    """Timestamps from `settings.earliest_date` (00:00 UTC) to `now` + `future_tolerance_days`."""
+    now = now or datetime.now(UTC)
+    return contract.DateWindow(
+        earliest=pd.Timestamp(settings.earliest_date, tz="UTC"),
+        latest=pd.Timestamp(now + timedelta(days=settings.future_tolerance_days)),
+    )
+
+
+def check_timezone(zone: str | None) -> None:
+    """Refuse a --timezone that is not an IANA zone name, before any row is read."""
+    if zone is None:
+        return
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ContractError(
+            f"unknown time zone {zone!r}; use an IANA name such as Europe/Berlin or UTC"
+        ) from None
+
+
+def recover(settings: Settings) -> None:
+    """Finish or undo runs a killed process left behind (call with `lake.writing` held): staged
+    parts of a run with a log line are published, the others deleted with their quarantine."""
+    committed = {(entry.get("run_id"), entry.get("table")) for entry in read_log(settings.lake_dir)}
+    for run_id, table in lake.pending(settings.lake_dir):
+        spec = contract.table(table)
+        if (run_id, table) in committed:
+            logger.info(
+                "completing ingest run %s (%s) that was stopped after its log line", run_id, table
+            )
+            lake.publish(settings.lake_dir, run_id, spec)
+        else:
+            logger.info(
+                "dropping the parts of ingest run %s (%s) that never finished", run_id, table
+            )
+            lake.discard(settings.lake_dir, run_id, spec)
+    for partial in settings.quarantine_dir.glob(f"*/*{PARTIAL}"):
+        partial.unlink(missing_ok=True)
+
+
+def read_log(lake_dir: Path) -> list[dict]:
+    """The entries of `_ingest_log.jsonl`; a line cut short by a killed write is skipped."""
+    path = lake_dir / LOG_FILE
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return [entry for entry in entries if isinstance(entry, dict)]
 
 
 def check_currency(lake_dir: Path, spec: contract.Table, currency: str) -> None:
@@ -238,10 +329,18 @@ def _report(run: _Run, source: str, seconds: float) -> IngestReport:
     )
 
 
-def _append_log(lake_dir: Path, report: IngestReport, **extra: str | None) -> None:
+def _append_log(lake_dir: Path, report: IngestReport, **extra: object) -> None:
     entry = asdict(report) | extra
     entry["quarantine_file"] = str(report.quarantine_file) if report.quarantine_file else None
     entry["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    line = json.dumps(entry) + "\n"
     lake_dir.mkdir(parents=True, exist_ok=True)
-    with (lake_dir / LOG_FILE).open("a", encoding="utf-8") as log:
-        log.write(json.dumps(entry) + "\n")
+    with (lake_dir / LOG_FILE).open("a+b") as log:  # "a": every write lands at the end
+        size = log.seek(0, os.SEEK_END)
+        if size:
+            log.seek(size - 1)
+            if log.read(1) != b"\n":
+                line = "\n" + line  # a killed writer left half a line: start a fresh one
+        log.write(line.encode("utf-8"))
+        log.flush()
+        os.fsync(log.fileno())

@@ -102,3 +102,78 @@ def test_missing_postgres_table_is_data_not_found(pg_url: str, pg_table: str) ->
     source = readers.open_source(pg_url, chunk_rows=2, pg_table=pg_table + "_missing")
     with pytest.raises(DataNotFound, match="not found"):
         next(source.chunks)
+
+
+def test_csv_cells_keep_nul_bytes(tmp_path: Path) -> None:
+    """Issue 14 finding 6: pandas' C parser cut 'm1\\x00x' to 'm1'; the validator must see it."""
+    path = tmp_path / "o.csv"
+    path.write_bytes(b"order_id,member_id\no1,m1\x00x\no2,m1\n")
+
+    (chunk,) = readers.open_source(str(path), chunk_rows=10).chunks
+
+    assert chunk.frame["member_id"].tolist() == ["m1\x00x", "m1"], "the NUL and what follows stay"
+
+
+def test_lines_with_a_wrong_field_count_are_set_aside_with_their_rows(tmp_path: Path) -> None:
+    """Issue 14 finding 6: a row with an extra field aborted the whole file with a traceback."""
+    # given 6 data rows: row 2 has an extra field, row 4 one field too few, row 5 a quoted comma
+    path = _csv(tmp_path / "o.csv", 'id,n\na,1\nb,2,x\nc,3\nd\n"e,e",5\nf,6\n')
+
+    # when read two rows at a time
+    chunks = list(readers.open_source(str(path), chunk_rows=2).chunks)
+
+    # then the good rows keep their source row numbers and the bad lines come with a reason
+    consecutive = [range(c.first_row, c.first_row + len(c.frame)) for c in chunks]
+    numbered = [
+        (c.rows if c.rows is not None else r, c.frame["id"])
+        for c, r in zip(chunks, consecutive, strict=True)
+    ]
+    good = [(int(r), i) for rows, ids in numbered for r, i in zip(rows, ids, strict=True)]
+    assert good == [(1, "a"), (3, "c"), (5, "e,e"), (6, "f")], "row numbers skip the bad lines"
+    bad = pd.concat([c.rejected for c in chunks if c.rejected is not None])
+    assert bad["_row"].tolist() == [2, 4], "each bad line is reported once, at its data row"
+    assert bad["_reason"].tolist() == [
+        "line has 3 fields where the header has 2; quote values that contain ',' (got 'b,2,x')",
+        "line has 1 fields where the header has 2 (got 'd')",
+    ]
+    assert bad["id"].tolist() == ["b", "d"], "the fields of a bad line are kept for the quarantine"
+
+
+def _parquet_bytes(tmp_path: Path) -> bytes:
+    path = tmp_path / "whole.parquet"
+    pd.DataFrame({"order_id": [f"o{i}" for i in range(5000)]}).to_parquet(path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("latin1.csv", "order_id,region\no1,München\n".encode("latin-1"), "is not UTF-8 text"),
+        ("blank.csv", b"  \n \t \n", "has no header: it holds only whitespace"),
+        ("empty.parquet", b"", "is not a readable Parquet file"),
+        ("garbage.parquet", b"not parquet at all\n" * 20, "is not a readable Parquet file"),
+        ("truncated.parquet", None, "is not a readable Parquet file"),
+    ],
+)
+def test_unreadable_files_are_one_contract_error_naming_the_file(
+    tmp_path: Path, name: str, content: bytes | None, message: str
+) -> None:
+    """Issue 14 finding 6: these files ended in tracebacks instead of a one-line error."""
+    path = tmp_path / name
+    path.write_bytes(content if content is not None else _parquet_bytes(tmp_path)[:-200])
+
+    with pytest.raises(ContractError) as caught:
+        list(readers.open_source(str(path), chunk_rows=2).chunks)
+
+    text = str(caught.value)
+    assert str(path) in text and message in text, text
+    assert "\n" not in text, "one line"
+
+
+def test_a_late_non_utf8_byte_names_the_rows_read_before_it(tmp_path: Path) -> None:
+    rows = "".join(f"o{i},north\n" for i in range(20_000))
+    path = tmp_path / "late.csv"
+    path.write_bytes(("order_id,region\n" + rows).encode() + "o,Köln\n".encode("latin-1"))
+
+    with pytest.raises(ContractError, match=r"is not UTF-8 text \(after data row [\d,]+\)"):
+        list(readers.open_source(str(path), chunk_rows=5_000).chunks)

@@ -295,3 +295,225 @@ def test_cli_missing_file_exits_2_with_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().count("\n") == 0, f"one line expected: {done.stderr!r}"
     assert "nope.csv does not exist" in done.stderr
+
+
+def test_a_nul_in_a_member_id_is_quarantined_not_truncated(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 14 finding 6: 'm1\\x00x' was read as 'm1', moving the order to member m1."""
+    # given an order whose member id holds a NUL byte, and a good order
+    path = tmp_path / "o.csv"
+    path.write_bytes(
+        f"{HEADER}\no1,m1\x00x,2024-05-01T10:00:00Z,10,0,1,online,false\n{GOOD[1]}\n".encode()
+    )
+
+    # when ingested
+    report = _ingest(settings, str(path))
+
+    # then it is quarantined naming the field, and nothing is stored for member m1
+    assert (report.stored, report.quarantined) == (1, 1), report.describe()
+    assert "member_id: contains control character U+0000" in report.rejected_examples[0]
+    stored = lake.read(settings.lake_dir, ORDERS)
+    assert stored["member_id"].tolist() == ["m2"], "no order may move to member m1"
+
+
+def test_cli_zone_less_times_are_quarantined_unless_timezone_is_given(
+    cli_env: Settings, tmp_path: Path
+) -> None:
+    """Issue 14 finding 6: a date without zone ('2024-05-01') was stored as UTC."""
+    from pipelines.cli import build_app
+
+    source = _file(tmp_path, ["o5,m1,2024-05-01,1,0,1,online,false"])
+    strict = CliRunner().invoke(build_app(), ["ingest", "orders", source])
+    assert strict.exit_code == 0, strict.output
+    assert "stored 0 + quarantined 1" in strict.output
+    assert "ordered_at: must be a timestamp with a timezone" in strict.output
+    assert "pass --timezone" in strict.output, "the reason says how to accept such times"
+
+    lenient = CliRunner().invoke(
+        build_app(), ["ingest", "orders", source, "--timezone", "America/New_York"]
+    )
+    assert lenient.exit_code == 0 and "stored 1 + quarantined 0" in lenient.output, lenient.output
+    stored = lake.read(cli_env.lake_dir, ORDERS)["ordered_at"].tolist()
+    assert stored == [pd.Timestamp("2024-05-01T04:00:00Z")], "midnight in New York (UTC-4)"
+
+
+def test_implausible_and_impossible_dates_are_quarantined_with_their_reasons(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 14 finding 6: 1900 and 2100 were stored; 0001, 9999 and Feb 30 were rejected as
+    lacking a timezone."""
+    # given orders dated 1900, 2100, 0001, 9999, Feb 30 and one good order
+    dates = {
+        "o1": "1900-01-01T00:00:00Z",
+        "o2": "2100-01-01T00:00:00Z",
+        "o3": "0001-01-01T00:00:00Z",
+        "o4": "9999-12-31T00:00:00Z",
+        "o5": "2024-02-30T00:00:00Z",
+    }
+    rows = [f"{key},m1,{when},1,0,1,online,false" for key, when in dates.items()]
+
+    # when ingested
+    report = _ingest(settings, _file(tmp_path, [*rows, GOOD[0]]))
+
+    # then only the good order is stored; the window and the impossible dates have distinct reasons
+    assert (report.read, report.stored, report.quarantined) == (6, 1, 5), report.describe()
+    assert report.quarantine_file is not None
+    reasons = pd.read_csv(report.quarantine_file, dtype=str).set_index("order_id")["_reason"]
+    for key in ("o1", "o2"):
+        assert reasons[key].startswith("ordered_at: implausible date, outside 1970-01-01 to "), (
+            f"{dates[key]} is a real date outside the plausible window: {reasons[key]}"
+        )
+    for key in ("o3", "o4", "o5"):
+        assert reasons[key] == f"ordered_at: not a valid date/time (got '{dates[key]}')"
+
+
+def test_a_line_with_an_extra_field_is_quarantined_and_the_rest_stored(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 14 finding 6: one row with an extra field aborted the file with a traceback."""
+    rows = [GOOD[0], "o7,m1,2024-05-01T10:00:00Z,1,0,1,online,false,surprise", *GOOD[1:]]
+    small = settings.model_copy(update={"chunk_rows": 2})
+
+    report = _ingest(small, _file(tmp_path, rows))
+
+    assert (report.read, report.stored, report.quarantined) == (4, 3, 1), report.describe()
+    assert _adds_up(report), "read = stored + quarantined + duplicates"
+    assert report.rejected_examples == (
+        "row 2: line has 9 fields where the header has 8; quote values that contain ',' "
+        "(got 'o7,m1,2024-05-01T10:00:00Z,1,0,1,online,false,surprise')",
+    )
+    assert report.quarantine_file is not None
+    quarantined = pd.read_csv(report.quarantine_file, dtype=str)
+    assert quarantined["order_id"].tolist() == ["o7"], "the bad line's fields are in quarantine"
+    assert sorted(lake.read(small.lake_dir, ORDERS)["order_id"]) == ["o1", "o2", "o3"]
+
+
+def _main_exit(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    from pipelines.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["memberscore", *args])
+    with pytest.raises(SystemExit) as done:
+        main()
+    return int(done.value.code or 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("latin1.csv", f"{HEADER}\no1,m\xfcller,2024-05-01T10:00:00Z,1,0,1,online,false\n"),
+        ("blank.csv", "   \n\t\n"),
+        ("empty.parquet", ""),
+        ("garbage.parquet", "PAR1 this is not parquet\n" * 10),
+        ("truncated.parquet", None),
+    ],
+)
+def test_cli_unreadable_file_exits_2_with_one_line_naming_it(
+    cli_env: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: str | None,
+) -> None:
+    """Issue 14 finding 6: these files ended in a traceback (exit 1)."""
+    # given an unreadable input
+    path = tmp_path / name
+    if content is None:
+        whole = tmp_path / "whole.parquet"
+        pd.read_csv(_file(tmp_path, GOOD), dtype=str).to_parquet(whole)
+        path.write_bytes(whole.read_bytes()[:-100])
+    else:
+        path.write_bytes(content.encode("latin-1"))
+
+    # when the CLI ingests it
+    code = _main_exit(monkeypatch, "ingest", "orders", str(path))
+
+    # then exit 2, one line naming the file and the next step, and nothing in the lake
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.count("\n") == 0 and str(path) in err, f"one line naming the file: {err!r}"
+    assert any(hint in err for hint in ("convert it", "give a CSV", "export it again")), err
+    assert not lake.has_table(cli_env.lake_dir, ORDERS)
+
+
+def test_a_failing_log_write_leaves_no_lake_rows(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 finding 6: the lake and the ingest log are committed together."""
+    from pipelines.ingest import tables
+
+    # given a log write that fails after every chunk was written
+    small = settings.model_copy(update={"chunk_rows": 1})
+    source = _file(tmp_path, [*GOOD, "o9,m1,bad,1,0,1,online,false"])
+
+    def broken_log(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tables, "_append_log", broken_log)
+        with pytest.raises(OSError, match="disk full"):
+            _ingest(small, source)
+
+    # then neither rows nor a quarantine file are left, and a rerun stores everything once
+    assert lake.read(small.lake_dir, ORDERS).empty, "rows without a log line must not be visible"
+    assert not list(small.quarantine_dir.rglob("*.csv*")), "no quarantine of a failed run"
+    again = _ingest(small, source)
+    assert (again.stored, again.quarantined, again.duplicates) == (3, 1, 0)
+    assert len(lake.read(small.lake_dir, ORDERS)) == 3
+
+
+_KILLED_INGEST = """
+import os, signal, sys
+from pathlib import Path
+from memberscore import lake
+from memberscore.settings import Settings
+from pipelines.ingest import tables
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if sys.argv[1] == "before-log":
+    tables._append_log = die
+else:
+    lake.publish = die
+settings = Settings(data_dir=Path(sys.argv[2]), chunk_rows=1)
+tables.ingest(settings, "orders", sys.argv[3], currency="USD")
+"""
+
+
+@pytest.mark.parametrize(("moment", "stored_by_rerun"), [("before-log", 3), ("after-log", 0)])
+def test_a_killed_ingest_leaves_both_or_neither(
+    settings: Settings, tmp_path: Path, moment: str, stored_by_rerun: int
+) -> None:
+    """Issue 14 finding 6: a killed ingest left 199,400 lake rows with no log line."""
+    # given an ingest process killed (SIGKILL) just before, or just after, its log line
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED_INGEST)
+    source = _file(tmp_path, GOOD)
+    root = Path(lake.__file__).parents[1]  # the child runs the code this test imported
+    done = subprocess.run(
+        [sys.executable, str(script), moment, str(settings.data_dir), source],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == -9, done.stderr
+
+    # then before the log line the lake shows no row; after it, the log has the run
+    log = settings.lake_dir / "_ingest_log.jsonl"
+    logged = log.read_text().splitlines() if log.exists() else []
+    assert len(logged) == (0 if moment == "before-log" else 1)
+    assert lake.read(settings.lake_dir, ORDERS).empty, "no lake rows the log does not name yet"
+
+    # when ingested again: the killed run is undone or completed, and every order is stored once
+    again = _ingest(settings, source)
+    assert again.stored == stored_by_rerun and again.stored + again.duplicates == 3
+    stored = lake.read(settings.lake_dir, ORDERS)["order_id"]
+    assert sorted(stored) == ["o1", "o2", "o3"], "every order exactly once"
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sum(e["stored"] for e in entries) == 3, "the log accounts for every stored row"
+    named = {part for e in entries for part in e["parts"]}
+    on_disk = {str(p.relative_to(settings.lake_dir)) for p in settings.lake_dir.rglob("*.parquet")}
+    assert on_disk == named, "every part in the lake is named by a log line, and nothing pends"
