@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,11 +124,18 @@ class ContactLog:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
         self._table = _table(sa.MetaData())
+        self._created = False
+        self._creating = threading.Lock()
 
     def create(self) -> ContactLog:
-        """Create the table if needed; returns self."""
-        with _reachable():
-            self._table.metadata.create_all(self._engine)
+        """Create the table if needed (once per process); returns self. StoreUnavailable while
+        the database is away: every call of the log tries again first, so a log opened during
+        an outage works once the database is back."""
+        if not self._created:
+            with self._creating, _reachable():
+                if not self._created:
+                    self._table.metadata.create_all(self._engine)
+                    self._created = True
         return self
 
     def record_sent(self, sent: Sent) -> None:
@@ -149,6 +157,7 @@ class ContactLog:
 
     def record_response(self, response: Response) -> str:
         """Append a 'response' event to a known contact; returns the contact's member id."""
+        self.create()
         query = sa.select(self._table.c.member_id).where(
             self._table.c.contact_id == response.contact_id, self._table.c.event == "sent"
         )
@@ -168,6 +177,7 @@ class ContactLog:
 
     def contact(self, contact_id: str) -> Contact:
         """The contact `contact_id` as stored; UnknownContact when it was never recorded."""
+        self.create()
         t = self._table
         query = sa.select(t).where(t.c.contact_id == contact_id).order_by(t.c.seq)
         with _reachable(), self._engine.connect() as connection:
@@ -192,6 +202,7 @@ class ContactLog:
     def correct(self, contact_id: str, changes: Mapping[str, Any]) -> None:
         """Rewrite fields of the 'sent' row of `contact_id` (any of CORRECTABLE; `sent_at` a
         datetime); UnknownContact when it was never recorded."""
+        self.create()
         unknown = set(changes) - set(CORRECTABLE)
         if unknown:
             raise ValueError(f"only {', '.join(CORRECTABLE)} can be corrected, not {unknown}")
@@ -209,6 +220,7 @@ class ContactLog:
 
     def delete(self, contact_id: str) -> None:
         """Remove the contact `contact_id` and its responses; UnknownContact when unknown."""
+        self.create()
         t = self._table
         sent = sa.select(t.c.seq).where(t.c.contact_id == contact_id, t.c.event == "sent")
         with _reachable(), self._engine.begin() as connection:
@@ -219,6 +231,7 @@ class ContactLog:
     def history(self, member_ids: Sequence[str]) -> pd.DataFrame:
         """Contacts of these members in the contract's `contacts` columns, latest response kept;
         rows stored unreadably are skipped with a warning (see the module docstring)."""
+        self.create()
         t = self._table
         query = sa.select(t).where(t.c.member_id.in_(list(member_ids))).order_by(t.c.seq)
         with _reachable(), self._engine.connect() as connection:
@@ -227,6 +240,7 @@ class ContactLog:
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
+        self.create()
         with _reachable(), self._engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
 
@@ -236,6 +250,7 @@ class ContactLog:
 
     def _append(self, row: dict[str, object]) -> None:
         """Insert one event row stamped with the time it was recorded."""
+        self.create()
         row = {**row, "recorded_at": _naive_utc(datetime.now(UTC))}
         with _reachable(), self._engine.begin() as connection:
             connection.execute(self._table.insert().values(**row))
@@ -339,7 +354,8 @@ def database_url(settings: Settings) -> str:
 
 def open_contact_log(settings: Settings) -> ContactLog:
     """Open (and create if needed) the contact log of the settings' profile, every call bound
-    by `serving.store_timeout_seconds`."""
+    by `serving.store_timeout_seconds`. A database that is away does not stop the opening:
+    its calls (and /readyz) answer StoreUnavailable until it is back."""
     url = database_url(settings)
     timeout = settings.serving.store_timeout_seconds
     if url.startswith("sqlite:///"):
@@ -354,7 +370,12 @@ def open_contact_log(settings: Settings) -> ContactLog:
             url, pool_pre_ping=True, pool_timeout=timeout, connect_args=connect
         )
         _bound_statements(engine, milliseconds=max(1, round(timeout * 1000)))
-    return ContactLog(engine).create()
+    log = ContactLog(engine)
+    try:
+        log.create()
+    except StoreUnavailable as error:  # the API starts not-ready rather than not at all
+        LOG.warning("contact log not reachable yet; its table is created on first use: %s", error)
+    return log
 
 
 def _bound_statements(engine: sa.Engine, milliseconds: int) -> None:

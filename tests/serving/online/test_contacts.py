@@ -6,12 +6,15 @@ import logging
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from memberscore.contract import CONTACTS
+from memberscore.errors import StoreUnavailable
 from memberscore.settings import Settings
 from serving.api.deps import get_contact_log, get_domain
 from serving.api.routes.contacts import get_action_ids
@@ -282,3 +285,39 @@ def test_locked_sqlite_log_gives_503_within_the_store_timeout(
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "5"
     assert waited < 3, f"answered after {waited:.1f} s; the busy timeout is 0.3 s"
+
+
+def test_a_log_opened_while_its_database_is_away_is_usable_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """Issue 14 finding 5: a contact log whose database cannot be opened does not stop the
+    opening (the API starts and says not-ready); its calls answer StoreUnavailable until the
+    database is there, and then create the table and work."""
+    # Given a SQLite log whose folder does not exist yet (the database cannot be opened)
+    folder = tmp_path / "not-yet"
+    log = ContactLog(sa.create_engine(f"sqlite:///{folder / 'contacts.sqlite'}"))
+    with pytest.raises(StoreUnavailable):
+        log.ping()
+    # When the database becomes reachable, then the next call creates the table and records
+    folder.mkdir()
+    log.ping()
+    log.record_sent(
+        Sent("c1", "m1", "winback_coupon", "email", "treatment", datetime(2026, 1, 1, tzinfo=UTC))
+    )
+    assert log.history(["m1"])["contact_id"].tolist() == ["c1"]
+
+
+def test_opening_a_production_log_whose_database_is_down_does_not_raise(
+    serving_settings: Settings,
+) -> None:
+    """Issue 14 finding 5: with the contact-log PostgreSQL down, `open_contact_log` returns
+    (the app starts not-ready) and the log answers StoreUnavailable within its timeout."""
+    down = serving_settings.model_copy(
+        update={"profile": "production", "postgres_url": "postgresql://postgres@127.0.0.1:1/test"}
+    )
+    started = time.monotonic()
+    log = open_contact_log(down)
+    with pytest.raises(StoreUnavailable):
+        log.ping()
+    log.close()
+    assert time.monotonic() - started < 10, "opening and pinging a down database took too long"
