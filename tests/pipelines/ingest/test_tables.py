@@ -517,3 +517,27 @@ def test_a_killed_ingest_leaves_both_or_neither(
     named = {part for e in entries for part in e["parts"]}
     on_disk = {str(p.relative_to(settings.lake_dir)) for p in settings.lake_dir.rglob("*.parquet")}
     assert on_disk == named, "every part in the lake is named by a log line, and nothing pends"
+
+
+def test_an_unknown_timezone_is_refused_before_reading(settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="unknown time zone 'Mars/Base'; use an IANA name"):
+        _ingest(settings, _file(tmp_path, GOOD), assume_timezone="Mars/Base")
+    assert not lake.has_table(settings.lake_dir, ORDERS)
+
+
+def test_a_log_line_cut_short_by_a_kill_does_not_swallow_the_next(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 14 finding 6: the log is the commit record, so a torn last line must stay harmless."""
+    from pipelines.ingest.tables import read_log
+
+    # given a log whose last line a killed writer left unfinished
+    settings.lake_dir.mkdir(parents=True)
+    (settings.lake_dir / "_ingest_log.jsonl").write_text('{"run_id": "x", "tab')
+
+    # when a run is logged after it
+    report = _ingest(settings, _file(tmp_path, GOOD))
+
+    # then the new entry is a line of its own and the torn one is skipped
+    entries = read_log(settings.lake_dir)
+    assert [e["run_id"] for e in entries] == [report.run_id], entries
