@@ -177,3 +177,28 @@ def test_a_late_non_utf8_byte_names_the_rows_read_before_it(tmp_path: Path) -> N
 
     with pytest.raises(ContractError, match=r"is not UTF-8 text \(after data row [\d,]+\)"):
         list(readers.open_source(str(path), chunk_rows=5_000).chunks)
+
+
+@pytest.mark.parametrize(("block_bytes", "chunk_rows"), [(64, 1), (100, 7), (1 << 20, 50)])
+def test_row_numbers_stay_right_across_blocks_and_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int, chunk_rows: int
+) -> None:
+    """Issue 14 finding 6: set-aside lines must not shift the row numbers of later rows."""
+    # given 300 rows where every 7th has an extra field, parsed in small blocks
+    bad_rows = [r for r in range(1, 301) if r % 7 == 0]
+    lines = [f"b{r},1,2" if r in bad_rows else f"g{r},{r}" for r in range(1, 301)]
+    path = _csv(tmp_path / "rows.csv", "\n".join(["id,n", *lines]) + "\n")
+    monkeypatch.setattr(readers, "CSV_BLOCK_BYTES", block_bytes)
+
+    # when read
+    chunks = list(readers.open_source(str(path), chunk_rows=chunk_rows).chunks)
+
+    # then every good row carries its own number and every bad line is reported once
+    for chunk in chunks:
+        consecutive = range(chunk.first_row, chunk.first_row + len(chunk.frame))
+        rows = chunk.rows if chunk.rows is not None else consecutive
+        expected = [f"g{r}" for r in rows]
+        assert chunk.frame["id"].tolist() == expected, "a row's number names its own line"
+    reported = [r for c in chunks if c.rejected is not None for r in c.rejected["_row"]]
+    assert reported == bad_rows
+    assert sum(len(c.frame) for c in chunks) == 300 - len(bad_rows)
