@@ -356,7 +356,7 @@ def _bools(array: pa.Array) -> np.ndarray:
 
 
 def _control_problem(mask: np.ndarray, raw: pd.Series) -> pd.Series:
-    """The reason "field: contains control character U+0000; ..." where `mask` is true (rare rows)."""
+    """The reason "field: contains control character U+0000; ..." where `mask` is true."""
     out = pd.Series(pd.NA, index=raw.index, dtype="object")
     for i in np.flatnonzero(mask).tolist():
         value = str(raw.iloc[i])
