@@ -30,6 +30,7 @@ from decisions.guardrails import (
     NOT_IN_STAGE,
     OK,
     ContactHistory,
+    action_channels,
     contact_history,
     guardrail_blocks,
 )
@@ -89,16 +90,16 @@ class DecisionBatch:
     chosen: np.ndarray
     control: np.ndarray
     drivers: pd.Series | None
+    channels: np.ndarray  # per member and action: the first channel not opted out, or None
 
     def to_frame(self) -> pd.DataFrame:
         """One row per member: action_id, channel, expected_value, stage, source, control_group."""
         ids = np.array(self.catalogue.ids, dtype=object)
-        channels = np.array([a.channels[0] if a.channels else None for a in self.catalogue.actions])
         rows = np.arange(len(self.chosen))
         return pd.DataFrame(
             {
                 "action_id": ids[self.chosen],
-                "channel": channels[self.chosen],
+                "channel": self.channels[rows, self.chosen],
                 "expected_value": self.expected_value[rows, self.chosen],
                 "stage": self.stages["stage"].to_numpy(),
                 "source": np.array(self.source, dtype=object)[self.chosen],
@@ -136,7 +137,7 @@ class DecisionBatch:
         action = self.catalogue.actions[j]
         return Option(
             action_id=action.id,
-            channel=action.channels[0] if action.channels else None,
+            channel=self.channels[i, j],
             expected_value=float(self.expected_value[i, j]),
             uplift_prob=float(self.uplift_prob[i, j]),
             uplift_value=float(self.uplift_value[i, j]),
@@ -268,6 +269,7 @@ def next_best_actions(
         chosen=chosen,
         control=(blocks == CONTROL).any(axis=1),
         drivers=drivers,
+        channels=action_channels(features, catalogue),
     )
 
 

@@ -1,5 +1,11 @@
 """Guardrails: consent, cooldowns, contact caps and the persistent random control group.
 
+Consent is the effective one: a snapshot's flags, overridden by the consent register's entry of
+a member who changed consent since (`effective_consent`), so an opt-out is honoured by the next
+decision. A member may also opt out of single channels (`channels_opted_out`, comma-separated):
+an action goes out on the first of its channels the member has not refused (`action_channels`),
+and is blocked when none is left.
+
 Each (member, action) pair gets a block code (`OK` when the action may be sent). Codes are
 small integers so a batch of a million members stays a compact array; `BLOCK_TEXT` turns them
 into words. Contact counts come from the contact log passed in: only contacts actually sent
@@ -21,7 +27,7 @@ from decisions.catalogue import NO_ACTION, Catalogue
 from memberscore.decision_settings import GuardrailPolicy
 
 OK, CONTROL, NO_MARKETING, NO_PERSONALIZATION, COOLDOWN, ACTION_CAP, TOTAL_CAP = range(7)
-NOT_IN_STAGE, CONDITION = 7, 8
+NOT_IN_STAGE, CONDITION, NO_CHANNEL = 7, 8, 9
 LOG = logging.getLogger("memberscore.decisions")
 BLOCK_TEXT = {
     OK: "allowed",
@@ -33,8 +39,77 @@ BLOCK_TEXT = {
     TOTAL_CAP: "contact cap across all actions reached",
     NOT_IN_STAGE: "not meant for this stage",
     CONDITION: "eligibility condition not met",
+    NO_CHANNEL: "opted out of every channel of this action",
 }
 CONSENT_COLUMNS = {"marketing": "consent_marketing", "personalization": "consent_personalization"}
+OPTED_OUT = "channels_opted_out"
+# A consent register's entries as decisions read them (`serving.online.consent`): changed_at is
+# UTC, channels_opted_out comma-separated channel names ("" for none).
+REGISTER_COLUMNS = ("member_id", *CONSENT_COLUMNS.values(), OPTED_OUT, "changed_at")
+
+
+def channel_text(channels: Iterable[str]) -> str:
+    """Channels as the register stores them: sorted, comma-separated, "" for none."""
+    return ",".join(sorted(set(channels)))
+
+
+def channel_list(text: object) -> tuple[str, ...]:
+    """The channels of a stored `channels_opted_out` text (None or "" for none)."""
+    if not isinstance(text, str) or not text:
+        return ()
+    return tuple(c for c in text.split(",") if c)
+
+
+def effective_consent(features: pd.DataFrame, register: pd.DataFrame | None) -> pd.DataFrame:
+    """`features` (indexed by member id) with the consent flags and `channels_opted_out` of the
+    members in `register` (REGISTER_COLUMNS) replaced by the register's.
+
+    The register holds each member's latest change, from the API and from ingest alike, and
+    ingest writes every change to the lake (which snapshots read) and to the register: so a
+    register entry is never older than the consent a snapshot knows and always wins. Members
+    without an entry keep their snapshot's flags and no channel opt-out.
+    """
+    out = features.copy()
+    for column in CONSENT_COLUMNS.values():
+        if column not in out.columns:
+            out[column] = pd.array([pd.NA] * len(out), dtype="boolean")
+    if OPTED_OUT not in out.columns:
+        out[OPTED_OUT] = ""
+    if register is None or register.empty:
+        return out
+    entries = register.drop_duplicates("member_id", keep="last").set_index("member_id")
+    rows = out.index.get_indexer(pd.Index(entries.index.astype(str)))
+    found = rows >= 0
+    if not found.any():
+        return out
+    at, entries = rows[found], entries.iloc[np.flatnonzero(found)]
+    for column in (*CONSENT_COLUMNS.values(), OPTED_OUT):
+        values = out[column].astype(object).to_numpy().copy()
+        values[at] = entries[column].astype(object).fillna("").to_numpy()
+        out[column] = values if column == OPTED_OUT else pd.array(values, dtype="boolean")
+    return out
+
+
+def action_channels(features: pd.DataFrame, catalogue: Catalogue) -> np.ndarray:
+    """Per member (rows) and catalogue action (columns): the first of the action's channels
+    the member has not opted out of (`channels_opted_out`), None when none is left or the
+    action has no channel (no_action)."""
+    n = len(features)
+    text = (
+        features[OPTED_OUT]
+        if OPTED_OUT in features.columns
+        else pd.Series("", index=features.index)
+    )
+    padded = "," + text.astype("string").fillna("") + ","
+    refused = {
+        c: padded.str.contains(f",{c},", regex=False).to_numpy(dtype=bool)
+        for c in {c for a in catalogue.actions for c in a.channels}
+    }
+    out = np.full((n, len(catalogue.ids)), None, dtype=object)
+    for j, action in enumerate(catalogue.actions):
+        for channel in reversed(action.channels):  # reversed: the first allowed one wins
+            out[~refused[channel], j] = channel
+    return out
 
 
 def control_group(member_ids: Iterable[str], share: float, salt: str) -> np.ndarray:
@@ -127,10 +202,11 @@ def guardrail_blocks(
     """Block code per member (rows of `features`, indexed by member id) and catalogue action.
 
     The first failing check wins, in this order: control group, marketing consent,
-    personalization consent, cooldown, the action's cap, the cap across actions. A missing
-    consent flag counts as no consent. no_action is never blocked.
+    personalization consent, every channel opted out, cooldown, the action's cap, the cap
+    across actions. A missing consent flag counts as no consent. no_action is never blocked.
     """
     n = len(features)
+    channels = action_channels(features, catalogue)
     consent = {kind: _flag(features, column) for kind, column in CONSENT_COLUMNS.items()}
     held_out = control_group(features.index, policy.control_share, policy.control_salt)
     over_total = history.total_recent >= policy.max_contacts
@@ -151,6 +227,7 @@ def guardrail_blocks(
                 if "personalization" in action.requires_consent
                 else None,
             ),
+            (NO_CHANNEL, (channels[:, j] == None) if action.channels else None),  # noqa: E711
             (COOLDOWN, history.days_since[:, j] < action.cooldown_days),
             (ACTION_CAP, history.in_cap_window[:, j] >= cap),
             (TOTAL_CAP, over_total),

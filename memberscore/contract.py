@@ -149,6 +149,26 @@ CONTACTS = Table(
 
 TABLES: dict[str, Table] = {t.name: t for t in (MEMBERS, ORDERS, EVENTS, CONTACTS)}
 
+# Consent changes a CRM exports (member updates): the latest change at or before a cutoff sets the
+# profile's consent flags; ingest also copies each member's latest change into the consent
+# register the decisions read (`serving.online.consent`). Not one of TABLES: snapshots read it
+# only for the consent flags. `change_id` may be left out: ingest derives it from member_id and
+# changed_at (`with_change_ids`), so the same change ingested twice is stored once.
+CONSENTS = Table(
+    "consents",
+    key="change_id",
+    time_column="changed_at",
+    columns=(
+        Column("change_id", "id", required=False),
+        Column("member_id", "id"),
+        Column("changed_at", "timestamp"),
+        Column("consent_marketing", "boolean"),
+        Column("consent_personalization", "boolean"),
+        *(Column(f"opted_out_{c}", "boolean", required=False) for c in CONTACT_CHANNELS),
+    ),
+)
+UPDATES: dict[str, Table] = {CONSENTS.name: CONSENTS}
+
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 # ISO 8601 shapes: a date, an optional time, then (for zoned values) Z or an offset. A date alone
@@ -189,11 +209,24 @@ class Validated:
 def table(name: str) -> Table:
     """The canonical table called `name`, or a ContractError listing the valid names."""
     try:
-        return TABLES[name]
+        return (TABLES | UPDATES)[name]
     except KeyError:
         raise ContractError(
-            f"unknown table {name!r}; expected one of {', '.join(TABLES)}"
+            f"unknown table {name!r}; expected one of {', '.join(TABLES | UPDATES)}"
         ) from None
+
+
+def with_change_ids(spec: Table, accepted: pd.DataFrame) -> pd.DataFrame:
+    """`accepted` rows of CONSENTS with `change_id` filled where the input left it out:
+    "<member_id>@<changed_at, ISO UTC>"; rows of other tables unchanged."""
+    if spec.name != CONSENTS.name or accepted.empty:
+        return accepted
+    derived = (
+        accepted["member_id"].astype("string")
+        + "@"
+        + accepted["changed_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").astype("string")
+    )
+    return accepted.assign(change_id=accepted["change_id"].fillna(derived))
 
 
 def check_columns(columns: list[str], spec: Table, *, ignore_unknown: bool = False) -> None:

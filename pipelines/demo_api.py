@@ -104,6 +104,11 @@ def _calls(member_ids: Sequence[str]) -> list[tuple[str, str, Any]]:
     first = member_ids[0]
     contact = {"member_id": first, "action_id": "benefit_reminder", "channel": "email"}
     contact["contact_id"] = f"demo-{first}"
+    opt_out = {
+        "consent_marketing": True,
+        "consent_personalization": False,
+        "channels_opted_out": ["sms"],
+    }
     return [
         ("GET", "/healthz", None),
         ("GET", "/readyz", None),
@@ -118,6 +123,11 @@ def _calls(member_ids: Sequence[str]) -> list[tuple[str, str, Any]]:
         # A mis-recorded contact is corrected, then (say, sent by mistake) deleted.
         ("PATCH", f"/v1/contacts/{contact['contact_id']}", {"channel": "app"}),
         ("DELETE", f"/v1/contacts/{contact['contact_id']}", None),
+        # The last member turns personalisation off and refuses SMS: the next decision is
+        # generic and never on SMS.
+        ("PUT", f"/v1/members/{member_ids[-1]}/consent", opt_out),
+        ("GET", f"/v1/members/{member_ids[-1]}/consent", None),
+        ("GET", f"/v1/members/{member_ids[-1]}/next-best-action", None),
         ("POST", "/v1/admin/reload", None),
         ("GET", "/metrics", None),
     ]

@@ -103,6 +103,25 @@ class ContactPatch(_In):
         return self
 
 
+class ConsentIn(_In):
+    """A member's consent as of `changed_at`: it replaces the earlier one in every decision
+    from the next on (personalisation off: only generic actions; marketing withdrawn: no
+    marketing action; no contact on a channel opted out of)."""
+
+    consent_marketing: bool = Field(description="The member accepts marketing contacts.")
+    consent_personalization: bool = Field(
+        description="The member accepts personalised recommendations (false: only generic ones)."
+    )
+    channels_opted_out: list[Channel] = Field(
+        default_factory=list,
+        max_length=6,
+        description="Channels never to contact the member on, whatever the flags.",
+    )
+    changed_at: ZonedTime | None = Field(
+        None, description="When the member changed it, with a zone (default: now, UTC)."
+    )
+
+
 class ResponseIn(_In):
     """A member's response to an earlier contact."""
 
@@ -319,3 +338,15 @@ class Readiness(Health):
         "naming model, version and file), while the bundle in service keeps serving; left out "
         "when it succeeded.",
     )
+
+
+class ConsentOut(_Out):
+    """A member's effective consent: the latest change the register holds (`source` 'api' or
+    'ingest'), or `source` 'snapshot' with the feature store's flags when none was made."""
+
+    member_id: str
+    consent_marketing: bool | None
+    consent_personalization: bool | None
+    channels_opted_out: list[Channel]
+    changed_at: datetime | None
+    source: Literal["api", "ingest", "snapshot"]

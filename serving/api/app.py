@@ -22,14 +22,15 @@ from serving.api.metrics import Metrics
 from serving.api.middleware import BodySizeLimit, RequestMetrics
 from serving.api.reload import poll
 from serving.api.resources import Resources, open_resources
-from serving.api.routes import actions, contacts, health, models, scores
+from serving.api.routes import actions, consent, contacts, health, models, scores
 
 LOG = logging.getLogger("memberscore.serving")
 
 DESCRIPTION = """Scores, lifecycle stage, reasons and next-best action of programme members.
 
 Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`: the `read` scope serves
-scores, actions and models; `write` also records contacts and reloads models."""
+scores, actions, models and consent; `write` also records contacts and consent changes and
+reloads models."""
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -45,7 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.resources = None
     errors.install(app)
-    for module in (health, scores, actions, contacts, models):
+    for module in (health, scores, actions, contacts, consent, models):
         app.include_router(module.router, responses=errors.ANY_REQUEST)
     # Added last = outermost: the metrics see every answer, 413s included.
     app.add_middleware(BodySizeLimit, max_bytes=settings.serving.max_body_bytes)

@@ -26,11 +26,12 @@ import pandas as pd
 
 from memberscore.errors import StoreUnavailable
 from serving.api.metrics import Metrics
+from serving.online.consent import ConsentRegister
 from serving.online.contact_log import ContactLog
 from serving.scoring.context import ScoringContext
 from serving.scoring.sources import MemberFeatures, PublishedCard
 
-Store = Literal["online store", "contact log"]
+Store = Literal["online store", "contact log", "consent register"]
 STORE_THREADS = 8  # per store and process: reads in flight at once before they queue
 
 T = TypeVar("T")
@@ -46,8 +47,8 @@ def store_pool(store: Store) -> ThreadPoolExecutor:
 @dataclass(frozen=True)
 class RequestContext(ScoringContext):
     """A `ScoringContext` (bundle taken once per request, online store, domain rules, settings)
-    plus the contact log the next-best action reads cooldowns from and the metrics the served
-    scores feed.
+    plus the contact log the next-best action reads cooldowns from, the consent register it
+    reads members' latest consent from, and the metrics the served scores feed.
 
     `started` (`time.monotonic()` seconds, when the context was built) starts the request's
     store budget: all its store reads together wait at most `serving.store_timeout_seconds`.
@@ -55,6 +56,7 @@ class RequestContext(ScoringContext):
 
     contacts: ContactLog
     metrics: Metrics
+    consent_register: ConsentRegister
     started: float = field(default_factory=time.monotonic)
 
     async def features(self, member_ids: Sequence[str]) -> MemberFeatures:
@@ -68,6 +70,11 @@ class RequestContext(ScoringContext):
     async def history(self, member_ids: Sequence[str]) -> pd.DataFrame:
         """Contact history of `member_ids` (`ContactLog.history`), read off the event loop."""
         return await self._store("contact log", self.contacts.history, member_ids)
+
+    async def consents(self, member_ids: Sequence[str]) -> pd.DataFrame:
+        """Consent register entries of `member_ids` (`ConsentRegister.entries`), read off the
+        event loop within the same budget."""
+        return await self._store("consent register", self.consent_register.entries, member_ids)
 
     async def _store(
         self, store: Store, read: Callable[[Sequence[str]], T], ids: Sequence[str]

@@ -22,6 +22,7 @@ from serving.api.context import RequestContext
 from serving.api.metrics import Metrics
 from serving.api.resources import Resources
 from serving.api.security import Scope, granted_scopes
+from serving.online.consent import ConsentRegister, register_beside
 from serving.online.contact_log import ContactLog
 from serving.scoring.bundle import ModelBundle, ModelHolder
 from serving.scoring.domain import Domain
@@ -80,6 +81,14 @@ ContactLogDep = Annotated[ContactLog, Depends(get_contact_log)]
 DomainDep = Annotated[Domain, Depends(get_domain)]
 
 
+async def get_consent_register(contacts: ContactLogDep) -> ConsentRegister:
+    """Members' latest consent changes, in the contact log's database."""
+    return register_beside(contacts)
+
+
+ConsentDep = Annotated[ConsentRegister, Depends(get_consent_register)]
+
+
 async def get_bundle(holder: HolderDep) -> ModelBundle:
     """The bundle this request is scored with, taken once (a reload never changes it)."""
     return holder.current
@@ -95,6 +104,7 @@ async def get_request_context(
     settings: SettingsDep,
     contacts: ContactLogDep,
     metrics: MetricsDep,
+    consents: ConsentDep,
 ) -> RequestContext:
     """What the score and next-best-action routes hand to `serving.api.service`, gathered once
     per request (the overrides of the dependencies above apply)."""
@@ -105,6 +115,7 @@ async def get_request_context(
         settings=settings,
         contacts=contacts,
         metrics=metrics,
+        consent_register=consents,
     )
 
 

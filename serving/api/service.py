@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 from starlette.concurrency import run_in_threadpool
 
+from decisions.guardrails import effective_consent
 from memberscore.settings import Settings
 from serving.api.context import RequestContext
 from serving.api.metrics import Metrics
@@ -85,8 +87,10 @@ async def decide(member_ids: Sequence[str], context: RequestContext) -> NextBest
     ids = list(dict.fromkeys(member_ids))
     published = await current_cards(ids, context)
     features = await context.features(ids)
-    history = await context.history([m for m in ids if m in features.rows])
-    return await run_in_threadpool(_decisions, ids, published, features, history, context)
+    known = [m for m in ids if m in features.rows]
+    history = await context.history(known)
+    consents = await context.consents(known)  # an opt-out counts from the next decision on
+    return await run_in_threadpool(_decisions, ids, published, features, history, consents, context)
 
 
 def _decisions(
@@ -94,10 +98,12 @@ def _decisions(
     published: Mapping[str, str],
     features: MemberFeatures,
     history: pd.DataFrame,
+    consents: pd.DataFrame,
     context: RequestContext,
 ) -> NextBestActionsOut:
     """The decisions of `decide` once its reads are done: live scores where no current
-    published card is, then the domain's next-best action of every member with features."""
+    published card is, then the domain's next-best action of every member with features,
+    under the consent the register holds for members who changed it."""
     live = [m for m in ids if m not in published]
     scored = score(live, features, context.bundle, context.domain, context.settings)
     observe(map(observed_scores, scored.scores), context.metrics)
@@ -106,11 +112,12 @@ def _decisions(
         if member_id in features.rows:
             cards[member_id] = MemberScores.model_validate_json(text)
     now = datetime.now(UTC)
+    rows = _with_consent(features.rows, consents)
     decisions = []
     for card in (cards[m] for m in ids if m in cards):
         decision = context.domain.next_best_action(
             card.member_id,
-            features=features.rows[card.member_id],
+            features=rows[card.member_id],
             scores=flat_scores(card),
             contacts=history[history["member_id"] == card.member_id],
             now=now,
@@ -118,6 +125,20 @@ def _decisions(
         )
         decisions.append(_decision_out(card, decision, context.settings))
     return NextBestActionsOut(decisions=decisions, not_found=[m for m in ids if m not in cards])
+
+
+def _with_consent(
+    rows: Mapping[str, Mapping[str, Any]], consents: pd.DataFrame
+) -> Mapping[str, Mapping[str, Any]]:
+    """Feature rows with the register's consent of the members in `consents`
+    (`decisions.guardrails.effective_consent`); the others as they are."""
+    changed = [m for m in consents["member_id"].astype(str) if m in rows]
+    if not changed:
+        return rows
+    frame = pd.DataFrame.from_dict({m: dict(rows[m]) for m in changed}, orient="index")
+    merged = effective_consent(frame, consents).astype(object)
+    merged = merged.where(merged.notna(), None)
+    return {**rows, **{m: merged.loc[m].to_dict() for m in changed}}
 
 
 def _decision_out(card: MemberScores, decision: Decision, settings: Settings) -> NextBestActionOut:

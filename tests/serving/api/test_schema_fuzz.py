@@ -56,4 +56,7 @@ def test_no_request_gets_a_server_error(api_schema: schemathesis.schemas.BaseSch
             continue
         checked += 1
 
-    assert len(operations) == 14 and checked >= 22, "every operation, valid and invalid input"
+    declared = sum(len(methods) for methods in api_schema.raw_schema["paths"].values())
+    assert len(operations) == declared >= 14 and checked >= 22, (
+        "every operation, valid and invalid input"
+    )

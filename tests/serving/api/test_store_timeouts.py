@@ -23,7 +23,14 @@ from fastapi import FastAPI
 
 from memberscore.settings import Settings
 from serving.api.app import create_app
-from serving.api.deps import get_contact_log, get_domain, get_feature_reader, get_model_holder
+from serving.api.deps import (
+    get_consent_register,
+    get_contact_log,
+    get_domain,
+    get_feature_reader,
+    get_model_holder,
+)
+from serving.online.consent import register_beside
 from serving.online.contact_log import ContactLog
 from serving.scoring.bundle import ModelHolder
 from serving.scoring.sources import FeatureReader, MemberFeatures, PublishedCard
@@ -105,6 +112,7 @@ def timed_app(
         get_feature_reader: lambda: reader,
         get_model_holder: lambda: holder,
         get_contact_log: lambda: contacts,
+        get_consent_register: lambda: register_beside(getattr(contacts, "inner", contacts)),
         get_domain: FakeDomain,
     }
     return app
