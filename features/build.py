@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from features.catalog import PANDAS_DTYPES
 from features.store import AS_OF, JOIN_KEY, snapshot_path
 from memberscore import lake
-from memberscore.contract import MEMBERS, ORDERS, TABLES, TIMESTAMP_DTYPE, empty
+from memberscore.contract import CONSENTS, MEMBERS, ORDERS, TABLES, TIMESTAMP_DTYPE, empty
 from memberscore.errors import ContractError
 from memberscore.settings import Settings
 
@@ -51,14 +51,15 @@ def cutoffs(as_of: date, start: date | None = None, every_days: int = 7) -> list
 
 
 def open_lake(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """DuckDB with one view per canonical table over the lake; absent tables are empty."""
+    """DuckDB with one view per canonical table (and the consent changes) over the lake;
+    absent tables are empty."""
     import duckdb
 
     lake.require(settings.lake_dir, MEMBERS)
     lake.require(settings.lake_dir, ORDERS)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    for name, spec in TABLES.items():
+    for name, spec in (TABLES | {CONSENTS.name: CONSENTS}).items():
         if lake.has_table(settings.lake_dir, spec):
             path = lake.glob(settings.lake_dir, spec).replace("'", "''")
             columns = ", ".join(f'"{c}"' for c in spec.names)  # not the month= partition key

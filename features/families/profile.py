@@ -6,6 +6,10 @@ at export time and would leak the future into past snapshots. A growth value bel
 threshold (e.g. net refunds) still holds the lowest tier.
 
 Age is the cutoff's year minus `birth_year` (years; the birthday itself is unknown).
+
+Consent flags are the members row's (given at registration) unless the member changed them: then
+the latest consent change (the `consents` table) with `changed_at` at or before the cutoff sets
+both flags. A change after the cutoff never reaches an earlier snapshot.
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ SELECT CAST(member_id AS VARCHAR) AS member_id,
     coalesce(is_derived, false) AS is_derived
 FROM members WHERE registered_at < $as_of
 """
+_CONSENTS_SQL = """
+SELECT CAST(member_id AS VARCHAR) AS member_id, changed_at, change_id,
+    consent_marketing, consent_personalization
+FROM consents WHERE changed_at <= $as_of
+"""
+CONSENT_FLAGS = ("consent_marketing", "consent_personalization")
 
 
 def age_band(age_years: pd.Series) -> pd.Series:
@@ -77,13 +87,38 @@ def tier_of(growth_value: pd.Series, thresholds: Sequence[tuple[str, float]]) ->
     )
 
 
+def consent_as_of(
+    members: pd.DataFrame, changes: pd.DataFrame | None, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """`members` with the consent flags of each member's latest change (member_id,
+    changed_at, change_id and the flags) at or before `as_of`; members without one keep theirs."""
+    if changes is None or changes.empty:
+        return members
+    changes = changes[pd.to_datetime(changes["changed_at"], utc=True) <= as_of]
+    latest = (
+        changes.sort_values(["changed_at", "change_id"])
+        .drop_duplicates("member_id", keep="last")
+        .set_index("member_id")
+    )
+    out = members.copy()
+    at = out["member_id"].map(latest["consent_marketing"]).notna().to_numpy()
+    for flag in CONSENT_FLAGS:
+        changed = out.loc[at, "member_id"].map(latest[flag]).astype(bool)
+        out[flag] = out[flag].astype("boolean")
+        out.loc[at, flag] = changed.to_numpy()
+    return out
+
+
 def profile_features(
     members: pd.DataFrame,
     orders: pd.DataFrame,
     as_of: pd.Timestamp,
     tier_thresholds: Sequence[tuple[str, float]],
+    consents: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The catalog's `profile` family from member rows and `order_stats` (the population)."""
+    """The catalog's `profile` family from member rows and `order_stats` (the population);
+    `consents` are consent changes (`consent_as_of`), None when there are none."""
+    members = consent_as_of(members, consents, as_of)
     x = orders[["member_id", "monetary_365d"]].merge(
         members, on="member_id", how="left", validate="1:1"
     )
@@ -101,7 +136,18 @@ def compute_profile(
     tier_thresholds: Sequence[tuple[str, float]],
     orders: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The `profile` family as of `as_of`; `orders` is `order_stats(con, as_of)` if at hand."""
+    """The `profile` family as of `as_of`; `orders` is `order_stats(con, as_of)` if at hand.
+    Consent changes are read from the `consents` relation when `con` has one."""
     orders = order_stats(con, as_of) if orders is None else orders
     members = query(con, _MEMBERS_SQL, window_params(as_of, ()))
-    return profile_features(members, orders, as_of, tier_thresholds)
+    consents = None
+    if _has_relation(con, "consents"):
+        consents = query(con, _CONSENTS_SQL, window_params(as_of, ()))
+    return profile_features(members, orders, as_of, tier_thresholds, consents)
+
+
+def _has_relation(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+    ).fetchone()
+    return bool(found and found[0])

@@ -7,6 +7,8 @@ Every input row ends in exactly one bucket, so read = stored + quarantined + dup
 - stored: appended to the lake as `part-<run>-<chunk>` files.
 Only the primary keys (and, for orders, events and contacts, the member ids of the lake) are held
 in memory. Orders, events and contacts of members absent from the lake are stored and reported.
+Consent changes (`consents`) are also copied, each member's latest, into the consent register
+the decisions read (`pipelines.ingest.consents`), so the next decision honours them.
 
 A run commits whole or not at all: its parts are staged out of the readers' sight, then one JSON
 line naming them is appended to `<lake>/_ingest_log.jsonl` (the commit point), then they are
@@ -119,9 +121,10 @@ class _Run:
             rejected = pd.concat([rejected, chunk.rejected]).sort_values(contract.ROW)
         self.read += len(chunk.frame) + (0 if chunk.rejected is None else len(chunk.rejected))
         self.quarantine.write(rejected)
-        keys = checked.accepted[self.spec.key].astype(str)
+        accepted = contract.with_change_ids(self.spec, checked.accepted)
+        keys = accepted[self.spec.key].astype(str)
         repeated = duplicate_mask(keys, self.seen)
-        fresh = checked.accepted.loc[~repeated]
+        fresh = accepted.loc[~repeated]
         self.seen.update(keys[~repeated])
         self.duplicates += int(repeated.sum())
         part = f"{self.run_id}-{number:05d}"
@@ -217,6 +220,10 @@ def ingest_chunks(
             run.quarantine.discard()
             raise
         lake.publish(settings.lake_dir, run_id, spec)
+    if spec.name == contract.CONSENTS.name:  # decisions read the register, not the lake
+        from pipelines.ingest.consents import sync_register
+
+        sync_register(settings)
     return report
 
 
@@ -287,11 +294,12 @@ def read_log(lake_dir: Path) -> list[dict]:
 def check_currency(lake_dir: Path, spec: contract.Table, currency: str) -> None:
     """Refuse a malformed currency code or one that differs from the lake's; record it.
 
-    Members carry no amounts, so ingesting them neither checks nor records a currency.
+    Members and consent changes carry no amounts: ingesting them neither checks nor records a
+    currency.
     """
     if not re.fullmatch(r"[A-Z]{3}", currency):
         raise ContractError(f"currency {currency!r} is not an ISO 4217 code such as USD or EUR")
-    if spec.name != contract.MEMBERS.name:
+    if spec.name not in (contract.MEMBERS.name, contract.CONSENTS.name):
         lake.record_currency(lake_dir, currency)
 
 

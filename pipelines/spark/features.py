@@ -35,7 +35,7 @@ from features.snapshot import (
 )
 from features.store import snapshot_path
 from memberscore import lake
-from memberscore.contract import MEMBERS, ORDERS, TABLES, TIMESTAMP_DTYPE, Table, empty
+from memberscore.contract import CONSENTS, MEMBERS, ORDERS, TABLES, TIMESTAMP_DTYPE, Table, empty
 from memberscore.settings import Settings
 from pipelines.spark.collect import write_parquet
 from pipelines.spark.session import spark_schema, spark_session
@@ -130,10 +130,14 @@ def split_tables(part: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def member_part(
-    as_of: pd.Timestamp, tier_thresholds: tuple[tuple[str, float], ...]
+    as_of: pd.Timestamp,
+    tier_thresholds: tuple[tuple[str, float], ...],
+    consents: pd.DataFrame | None = None,
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The mapInPandas function computing `member_features` of one partition's members (it
-    gathers the partition's batches first: a member's rows may span batches)."""
+    gathers the partition's batches first: a member's rows may span batches). `consents`,
+    the lake's consent changes (a small table, shipped whole to every partition), set the
+    profile's consent flags as the local engine's do."""
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         part = pd.concat(list(batches), ignore_index=True)
@@ -143,6 +147,8 @@ def member_part(
         del part
         with duckdb.connect() as con:
             register_frames(con, **tables)
+            if consents is not None:
+                con.register("consents", consents)
             yield member_features(con, as_of, tier_thresholds=tier_thresholds)
 
     return run
@@ -167,7 +173,8 @@ def snapshot_frame(spark: SparkSession, settings: Settings, day: date) -> DataFr
     as_of = pd.Timestamp(day, tz="UTC")
     tables = {name: lake_table(spark, settings, spec) for name, spec in TABLES.items()}
     union = co_partitioned(tables, settings.spark_shuffle_partitions)
-    compute = member_part(as_of, tuple(settings.tier_thresholds))
+    consents = lake.read(settings.lake_dir, CONSENTS)  # empty while none was ingested
+    compute = member_part(as_of, tuple(settings.tier_thresholds), consents)
     members = union.mapInPandas(compute, spark_schema(member_columns())).persist()
     population = members.select(JOIN_KEY, *INPUT_COLUMNS).toPandas()
     # In member order, as the local engine holds them: model fits sum floats in row order.
