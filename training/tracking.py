@@ -8,6 +8,10 @@ alias `challenger` at the new version; `promote` moves `champion` to it only if 
 champion on the task's primary backtest metric (tag `backtest_<metric>` on each version) and
 its quality grade (tag `quality_grade`, `training.core.gates`) is not D.
 
+No member's data is logged: figures and tables are aggregates, and the pyfunc's input example
+is one synthetic row (`typical_row`: medians and most frequent levels, no ids; left out when a
+member's row happens to equal it), the signature built from the training columns.
+
 Every registered version also carries `artifact_sha256` (CHECKSUM_TAG): the sha256 of each file
 of the folder serving loads (the `native` folder of a task model, the version's own artifacts
 otherwise), so a file damaged in the artifact store is refused at load. The registry database is
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mlflow import ActiveRun, MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+    from mlflow.models.signature import ModelSignature
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 GRADE_TAG, NOTES_TAG = "quality_grade", "quality_notes"
@@ -228,10 +233,74 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in names]
 
 
-def input_example(model: persistence.Model, features: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
-    """A few rows of raw features as the pyfunc receives them: floats and text."""
-    frame = model.encoding_.frame(features.head(rows))
+def pyfunc_input(model: persistence.Model, features: pd.DataFrame) -> pd.DataFrame:
+    """Rows of raw features as the pyfunc receives them: floats and text (None when missing)."""
+    frame = model.encoding_.frame(features)
     return text_as_objects(frame, model.encoding_.categories).reset_index(drop=True)
+
+
+def typical_row(frame: pd.DataFrame, text: Iterable[str]) -> pd.DataFrame:
+    """One synthetic row with the columns and types of `frame`: the most frequent level of
+    each `text` (or other non-numeric) column, None when all are missing; False for booleans;
+    the median of each other column, rounded when all its values are whole numbers (counts
+    stay counts) and NaN when all are missing. Column-wise medians keep orderings that hold
+    row by row (recency never above the days since the first order)."""
+    names = {n for n in text if n in frame.columns}
+    row: dict[str, Any] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if name in names or not pd.api.types.is_numeric_dtype(column):
+            names.add(name)
+            counts = column.dropna().astype(str).value_counts(sort=False)
+            row[name] = min(counts[counts == counts.max()].index) if len(counts) else None
+        elif pd.api.types.is_bool_dtype(column):
+            row[name] = False
+        else:
+            values = column.dropna().astype(float)
+            median = float(values.median()) if len(values) else float("nan")
+            whole = not values.empty and bool((values == values.round()).all())
+            row[name] = float(round(median)) if whole else median
+    example = pd.DataFrame({n: [v] for n, v in row.items()}, index=[0], columns=frame.columns)
+    for name in frame.columns:
+        if name not in names:
+            example[name] = example[name].astype(frame[name].dtype)
+    return text_as_objects(example, [n for n in frame.columns if n in names])
+
+
+def holds_row(frame: pd.DataFrame, row: pd.DataFrame) -> bool:
+    """Whether some row of `frame` equals the one row of `row` in every column (missing
+    values equal missing values)."""
+    same = np.ones(len(frame), dtype=bool)
+    for name in row.columns:
+        value, column = row[name].iloc[0], frame[name]
+        if pd.isna(value):
+            same &= column.isna().to_numpy()
+        else:
+            same &= (column == value).fillna(False).to_numpy(dtype=bool)
+    return bool(same.any())
+
+
+def signature(
+    example: pd.DataFrame, output: pd.DataFrame, optional: Iterable[str] = ()
+) -> ModelSignature:
+    """The pyfunc signature inferred from the synthetic `example` and its `output`, with the
+    columns `optional` (those with missing values in training) marked not required."""
+    from mlflow.models import infer_signature
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
+
+    inferred = infer_signature(example, output)
+    skip = set(optional)
+    inputs: list[ColSpec | TensorSpec] = [
+        ColSpec(col.type, col.name, required=col.required and col.name not in skip)
+        for col in inferred.inputs.inputs
+    ]
+    return ModelSignature(Schema(inputs), inferred.outputs)
+
+
+def missing_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns of `frame` with at least one missing value."""
+    return [str(name) for name in frame.columns if frame[name].isna().any()]
 
 
 def text_as_objects(frame: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
@@ -243,26 +312,30 @@ def text_as_objects(frame: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
 
 
 def log_model(
-    model: persistence.Model, example: pd.DataFrame, model_name: str, meta: Mapping[str, Any]
+    model: persistence.Model, features: pd.DataFrame, model_name: str, meta: Mapping[str, Any]
 ) -> str:
-    """Log the native folder and the pyfunc (signature, input example, explicit requirements)
-    in the active run, registering a new version of `model_name`; returns the version."""
+    """Log the native folder and the pyfunc in the active run, registering a new version of
+    `model_name`; returns the version. Of the training rows `features` only their schema goes
+    to MLflow: the signature (columns with missing values in training optional) and, as input
+    example, their `typical_row` unless a member's row equals it. Requirements are explicit
+    (inferring them is slow)."""
     import mlflow
-    from mlflow.models import infer_signature
 
     from training.models.pyfunc import ENTRY_POINT, MemberModel
 
     wrapper = MemberModel()
+    frame = pyfunc_input(model, features)
+    typical = typical_row(frame, model.encoding_.categories)
+    example = None if holds_row(frame, typical) else typical
     with tempfile.TemporaryDirectory() as tmp:
         native = persistence.save(model, Path(tmp) / NATIVE_DIR, **meta)
         mlflow.log_artifacts(str(native), NATIVE_DIR)
         wrapper.model = model
-        signature = infer_signature(example, wrapper.predict(None, example))
         info = mlflow.pyfunc.log_model(
             name=MODEL_NAME,
             python_model=str(ENTRY_POINT),
             artifacts={NATIVE_DIR: str(native)},
-            signature=signature,
+            signature=signature(typical, wrapper.predict(None, typical), missing_columns(frame)),
             input_example=example,
             pip_requirements=pip_requirements(),
             registered_model_name=model_name,
@@ -330,13 +403,15 @@ def log_run(
     metrics: Mapping[str, float],
     figures: Mapping[str, Figure],
     tables: Mapping[str, pd.DataFrame],
-    example: pd.DataFrame,
+    features: pd.DataFrame,
     meta: Mapping[str, Any],
     version_tags: Mapping[str, str] | None = None,
 ) -> RunRecord:
     """One training run of a LightGBM task model: `training_run`, the feature list, figures and
-    tables as artifacts, the model; then `register_challenger` on its primary backtest metric
-    with `version_tags` (e.g. the quality grade) on the new version."""
+    tables as artifacts (aggregates only: no member rows), the model (`log_model`: of the
+    training rows `features` only the schema and a synthetic example); then
+    `register_challenger` on its primary backtest metric with `version_tags` (e.g. the
+    quality grade) on the new version."""
     import mlflow
 
     with training_run(
@@ -347,7 +422,7 @@ def log_run(
             mlflow.log_figure(figure, f"plots/{name}.png")
         for name, table in tables.items():
             mlflow.log_text(table.to_csv(index=False), f"tables/{name}.csv")
-        version = log_model(model, example, model_name, meta)
+        version = log_model(model, features, model_name, meta)
     key = f"backtest_{task.primary_metric}"
     native = f"runs:/{run.info.run_id}/{NATIVE_DIR}"
     return register_challenger(

@@ -64,7 +64,7 @@ def test_train_logs_a_pyfunc_returning_probabilities(
     model = mlflow.pyfunc.load_model("models:/churn@challenger")
     features = frame[list(report_features(settings, tmp_path))].head(50)
     native = _native(settings, tmp_path)
-    p = model.predict(tracking.input_example(native, features, 50))["probability"].to_numpy()
+    p = model.predict(tracking.pyfunc_input(native, features))["probability"].to_numpy()
     assert ((p >= 0) & (p <= 1)).all() and not np.isin(p, [0.0, 1.0]).all(), "probabilities"
     assert np.allclose(native.predict_matrix(native.encoding_.matrix(features)), p)
     meta = persistence.read_meta(tmp_path / tracking.NATIVE_DIR)
@@ -184,3 +184,36 @@ def test_promotion_gate(mlflow_settings: Settings) -> None:
     champion = client.get_model_version_by_alias("gate", tracking.CHAMPION)
     assert forced.forced and str(champion.version) == worse
     assert champion.tags["forced_reason"] == "new feature set, see #42"
+
+
+def test_the_typical_row_is_made_up_yet_keeps_types_counts_and_orderings() -> None:
+    """Issue 17 (MLflow input examples). Given member rows, the typical row has their columns
+    and types: medians (whole where every value is whole, so a count stays a count), the most
+    frequent level, False for flags, NaN when nobody has a value; it is no member's row here.
+    When every member has the same row, that row is held and not usable as an example."""
+    rows = pd.DataFrame(
+        {
+            "frequency": [1.0, 2.0, 3.0, 4.0],
+            "recency_days": [1.0, 3.0, 5.0, 30.0],
+            "days_since_first_order": [2.0, 3.5, 9.0, 40.0],
+            "count": pd.array([1, 2, 2, 9], dtype="int64"),
+            "vip": [True, True, False, True],
+            "never": [np.nan] * 4,
+            "region": ["north", "south", "south", None],
+        }
+    )
+    rows["region"] = rows["region"].astype(object)
+
+    row = tracking.typical_row(rows, ["region"])
+
+    assert list(row.columns) == list(rows.columns) and len(row) == 1
+    assert dict(row.dtypes) == {**dict(rows.dtypes), "region": np.dtype(object)}, "same types"
+    values = row.iloc[0].to_dict()
+    assert values["frequency"] == 2.0, "median 2.5 of whole numbers rounds to a whole count"
+    assert values["recency_days"] == 4.0 and values["days_since_first_order"] == 6.25
+    assert values["recency_days"] <= values["days_since_first_order"], "row-wise order kept"
+    assert values["count"] == 2 and not values["vip"], "a median count, flags False"
+    assert np.isnan(values["never"]) and values["region"] == "south"
+    assert not tracking.holds_row(rows, row), "no member has this row"
+    same = pd.concat([row] * 3, ignore_index=True)
+    assert tracking.holds_row(same, tracking.typical_row(same, ["region"])), "a member's row"

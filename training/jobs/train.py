@@ -370,7 +370,9 @@ def log(
     truth: Mapping[str, float] | None = None,
 ) -> tracking.RunRecord:
     """Log the run (with the ground-truth comparison `truth`, if any, as `backtest_truth_*`)
-    and register the model as challenger, tagged with its grade and horizons."""
+    and register the model as challenger, tagged with its grade and horizons. Only aggregates
+    and the model go to MLflow: the feature rows give the schema and a synthetic input example
+    (`tracking.typical_row`), never a member's row or id."""
     task, split = plan.task, plan.final_split()
     name = tracking.registry_name(task, plan.horizon_days, default_horizon(settings, task))
     meta = {
@@ -420,7 +422,7 @@ def log(
         | {f"backtest_{task.primary_metric}": float(means[family])},
         figures=figures(task, model, result),
         tables={"backtest_folds": result.folds, "backtest_families": result.families},
-        example=tracking.input_example(model, train_rows[list(model.encoding_.feature_names)]),
+        features=data.features[list(model.encoding_.feature_names)],
         meta=meta,
         version_tags=version_tags,
     )

@@ -8,8 +8,10 @@ the earlier contacts and is measured (Qini / AUUC, policy values) on the later o
 The model is logged to MLflow experiment `memberscore-uplift` as a pyfunc over its JSON state
 (boosters as LightGBM text, no pickle); `load_model(settings, "champion")` returns the
 `UpliftModel`. It is registered as `uplift` with alias `challenger` (and `champion` too when
-there is none yet). Version tags
-`primary_metric` / `backtest_qini_value` let `training.tracking.promote` gate promotion.
+there is none yet). Version tags `primary_metric` / `backtest_qini_value` let
+`training.tracking.promote` gate promotion. Nothing of a member is logged: the tables are per
+action and per policy, the state holds boosters, priors and per-action counts, and the input
+example is synthetic (`_log_model`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ SERVICE = "nba_v1"
 MODEL_NAME = "uplift"
 PRIMARY_METRIC = "backtest_qini_value"
 KEYS = ("contact_id", "member_id", "event_timestamp", "as_of", "sent_at")
+MEMBER_ID = "member_id"
+PROBE_ID = "synthetic-example"  # the id the output schema is inferred under; never logged
 
 
 @dataclass(frozen=True)
@@ -213,7 +217,7 @@ def train(settings: Settings, catalogue: Catalogue | None = None) -> UpliftRun:
     ) as run:
         mlflow.log_text(model.counts_.to_csv(), "tables/contacts_per_action.csv")
         mlflow.log_text(table.to_csv(index=False), "tables/policy_values.csv")
-        version = _log_model(model, tracking.pip_requirements(), input_example(model, earlier))
+        version = _log_model(model, tracking.pip_requirements(), example_rows(model, earlier))
     tracking.register_challenger(
         settings, run, MODEL_NAME, version, PRIMARY_METRIC, metrics[PRIMARY_METRIC]
     )
@@ -243,24 +247,34 @@ def load_model(settings: Settings, alias: str) -> UpliftModel:
     return wrapper.model
 
 
-def input_example(model: UpliftModel, contacts: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
-    """A few rows as the pyfunc receives them: `member_id` and the model's features, text
-    features as strings (None when missing)."""
+def example_rows(model: UpliftModel, contacts: pd.DataFrame) -> pd.DataFrame:
+    """The model's feature columns of `contacts` as the pyfunc receives them (text as strings,
+    None when missing), without `member_id`: what `_log_model` takes the schema from."""
     from training import tracking
 
-    frame = contacts[["member_id", *model.features]].head(rows).reset_index(drop=True)
+    frame = contacts[list(model.features)].reset_index(drop=True)
     return tracking.text_as_objects(frame, model.categories_)
 
 
-def _log_model(model: UpliftModel, requirements: list[str], example: pd.DataFrame) -> str:
-    """Log the model's JSON state as a pyfunc (with signature and input example) in the
-    active run; returns the new version."""
-    import mlflow
-    from mlflow.models import infer_signature
+def _log_model(model: UpliftModel, requirements: list[str], rows: pd.DataFrame) -> str:
+    """Log the model's JSON state as a pyfunc in the active run; returns the new version.
 
+    Of the training `rows` (any `member_id` column is dropped) only the schema goes to MLflow:
+    the signature (`member_id` and the columns with missing values optional) and, as input
+    example, their `tracking.typical_row` unless a member's row equals it. The output schema
+    comes from predicting that row under a made-up id, which is not logged."""
+    import mlflow
+
+    from training import tracking
+
+    features = rows.drop(columns=[MEMBER_ID], errors="ignore").reset_index(drop=True)
+    typical = tracking.typical_row(features, model.categories_)
+    held = features.columns.empty or tracking.holds_row(features, typical)
+    probe = typical.assign(**{MEMBER_ID: PROBE_ID})[[MEMBER_ID, *features.columns]]
     wrapper = UpliftPyfunc()
     wrapper.model = model
-    signature = infer_signature(example, wrapper.predict(None, example))
+    optional = [MEMBER_ID, *tracking.missing_columns(features)]
+    signature = tracking.signature(probe, wrapper.predict(None, probe), optional)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "uplift.json"
         path.write_text(json.dumps(model.to_state()), encoding="utf-8")
@@ -269,7 +283,7 @@ def _log_model(model: UpliftModel, requirements: list[str], example: pd.DataFram
             python_model=str(ENTRY_POINT),
             artifacts={STATE: str(path)},
             signature=signature,
-            input_example=example,
+            input_example=None if held else typical,
             pip_requirements=requirements,
             registered_model_name=MODEL_NAME,
         )

@@ -7,6 +7,7 @@ temporary store (the `settings` fixture).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,12 @@ import pytest
 from decisions.catalogue import Catalogue, parse_catalogue
 from memberscore.settings import Settings
 from tests.decisions.conftest import CATALOGUE, Campaign, simulate
+from tests.training.test_no_member_data import (
+    ids_in_files,
+    logged_example,
+    matching_rows,
+    stored_files,
+)
 from training import tracking
 from training.jobs import uplift as job
 
@@ -85,6 +92,42 @@ def test_train_logs_registers_and_evaluates(
     assert set(run.counts["source"]) == {"learned"}
     dr = table[table["estimator"] == "dr"].set_index("policy")["lift"]
     assert dr["learned"] > dr.drop("learned").max(), dr.to_dict()
+
+
+def test_the_logged_uplift_model_carries_no_member_data(
+    campaign: Callable[..., Any],
+    catalogue: Catalogue,
+    mlflow_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Issue 17 (MLflow input examples). Given an uplift model trained on 6000 contacts, when
+    its run and registered version are downloaded, then no file (tables, state JSON, MLmodel,
+    input examples) nor the tracking database holds a member id; the input example is no
+    member's row and has no `member_id`, while the pyfunc still takes `member_id` (optional)
+    and keys its answer by the caller's ids."""
+    import mlflow
+
+    frame = rows(campaign)
+    monkeypatch.setattr(job, "contact_rows", lambda _: frame)
+    tuned = mlflow_settings.model_copy(
+        update={"decisions": mlflow_settings.decisions.model_copy(update={"uplift": _rules(
+            mlflow_settings)})}
+    )  # fmt: skip
+    run = job.train(tuned, catalogue)
+    uri = f"models:/{job.MODEL_NAME}/{run.version}"
+
+    folder = stored_files(tuned, run.run_id, uri, tmp_path / "stored")
+
+    assert ids_in_files(folder, frame["member_id"].astype(str)) == {}, "files with member ids"
+    example = logged_example(folder / "model")
+    assert example is not None and list(example.columns) == ["segment", "x"], "features only"
+    assert matching_rows(example, frame) == 0, "the input example copies a member's row"
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    assert pyfunc.metadata.get_input_schema().input_names() == ["member_id", "segment", "x"]
+    asked = frame[["member_id", "segment", "x"]].head(3)
+    answer = pyfunc.predict(asked)
+    assert set(answer["member_id"]) == set(asked["member_id"]), "answers keyed by the ids asked"
 
 
 def _rules(settings: Settings) -> Any:
