@@ -242,3 +242,34 @@ def _flag(features: pd.DataFrame, column: str) -> np.ndarray:
     if column not in features.columns:
         raise ValueError(f"guardrails need the consent column {column!r} in the features frame")
     return features[column].astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+
+def recheck_consent(
+    chosen: pd.DataFrame, register: pd.DataFrame | None, catalogue: Catalogue
+) -> pd.DataFrame:
+    """Chosen actions (rows with member_id, action_id, channel, e.g. a batch run's output made
+    before a member changed consent) under the register's entries (REGISTER_COLUMNS): the
+    channel re-picked as the first of the action's channels not opted out, and rows dropped
+    whose action needs a consent now withdrawn or has no channel left. Index kept."""
+    if register is None or register.empty or chosen.empty:
+        return chosen
+    entries = register.drop_duplicates("member_id", keep="last").set_index("member_id")
+    members = chosen["member_id"].astype(str)
+    changed = members.isin(entries.index).to_numpy()
+    if not changed.any():
+        return chosen
+    keep = np.ones(len(chosen), dtype=bool)
+    channel = chosen["channel"].astype(object).to_numpy().copy()
+    for i in np.flatnonzero(changed):
+        entry = entries.loc[members.iloc[i]]
+        action = catalogue.action(str(chosen["action_id"].iloc[i]))
+        given = {kind for kind, column in CONSENT_COLUMNS.items() if bool(entry[column])}
+        refused = set(channel_list(entry[OPTED_OUT]))
+        allowed = [c for c in action.channels if c not in refused]
+        if action.id == NO_ACTION:
+            continue
+        if not set(action.requires_consent) <= given or not allowed:
+            keep[i] = False
+        else:
+            channel[i] = allowed[0]
+    return chosen.assign(channel=channel)[keep]

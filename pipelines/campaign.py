@@ -4,8 +4,10 @@ measurement of a campaign from the contact and order logs.
 `build` writes, under `<batch run>/campaign/`, one CSV per action (member_id, action, channel,
 expected_value, reason, group, then the member's spend_mean and clv_mean: expected spend and
 CLV over the clv model's horizon) and `campaign.json` (budget, spend, list sizes), then refreshes
-the run's HTML report. `measure` reads the contacts (the lake's, or a CRM export) and orders and
-returns the lift per action against its control group.
+the run's HTML report. Members who changed consent since the run are checked again against the
+consent register (`decisions.guardrails.recheck_consent`): an opt-out made after the batch run
+still keeps them off the lists, or off a channel they refused. `measure` reads the contacts (the
+lake's, or a CRM export) and orders and returns the lift per action against its control group.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def build(
             scores[name] = np.nan
     sendable = scores["scored"] & ~scores["control_group"] & (scores["action_id"] != "no_action")
     candidates = scores.loc[sendable.to_numpy()].reset_index(drop=True)
+    candidates = _under_current_consent(settings, batch_out, candidates)
     selected = select_members(candidates, budget, max_per_action)
     salt = f"{settings.decisions.guardrails.control_salt}:campaign"
     selected["group"] = hold_out(selected, control_share, salt)
@@ -122,6 +125,27 @@ def build(
     _write_summary(folder, table, budget, spent, control_share, settings.currency)
     write_report(settings, batch_out)
     return CampaignSummary(folder, table, budget, spent, settings.currency)
+
+
+def _under_current_consent(
+    settings: Settings, batch_out: Path, candidates: pd.DataFrame
+) -> pd.DataFrame:
+    """`candidates` under the consent register's entries as they are now, with the batch
+    run's catalogue (the shipped one for runs that did not record it)."""
+    from decisions.catalogue import Catalogue, load_catalogue
+    from decisions.guardrails import recheck_consent
+    from pipelines.batch import manifest as mf
+    from serving.online.consent import open_consent_register
+
+    manifest = mf.read(batch_out)
+    recorded = manifest.inputs.get("catalogue") if manifest else None
+    catalogue = Catalogue.model_validate(recorded) if recorded else load_catalogue()
+    register = open_consent_register(settings)
+    try:
+        entries = register.entries(candidates["member_id"].astype(str).tolist())
+    finally:
+        register.close()
+    return recheck_consent(candidates, entries, catalogue).reset_index(drop=True)
 
 
 def _reason_columns(batch_out: Path) -> list[str]:

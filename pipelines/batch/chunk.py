@@ -2,7 +2,9 @@
 
 Scores come from `serving.scoring.frames.score_frame` (the code the score API uses), stages from
 `decisions.stages.assign_stages`, actions from `decisions.engine.next_best_actions` after the
-guardrails. Both engines (local, Spark) call `score_chunk`, so they give the same rows.
+guardrails, under each member's effective consent (the consent register's entry, read once per
+run, over the snapshot's flags). Both engines (local, Spark) call `score_chunk`, so they give
+the same rows.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pandas as pd
 
 from decisions.catalogue import NO_ACTION, Catalogue
 from decisions.engine import action_blocks, next_best_actions
-from decisions.guardrails import OK, contact_history
+from decisions.guardrails import OK, contact_history, effective_consent
 from decisions.stages import assign_stages
 from memberscore.settings import Settings
 from serving.scoring.bundle import ModelBundle
@@ -33,11 +35,14 @@ REASON_SCOPES = ("actioned", "all")
 @dataclass(frozen=True)
 class Decider:
     """What choosing actions needs besides the features: the catalogue, an uplift model
-    (`decisions.uplift.UpliftModel`) and the contact log (CONTACT_COLUMNS) as of the cutoff."""
+    (`decisions.uplift.UpliftModel`), the contact log (CONTACT_COLUMNS) as of the cutoff and
+    the consent register's entries (`decisions.guardrails.REGISTER_COLUMNS`; None: no member
+    changed consent since the snapshot)."""
 
     catalogue: Catalogue
     uplift: Any
     contacts: pd.DataFrame
+    consents: pd.DataFrame | None = None
 
 
 def recent_contacts(
@@ -158,6 +163,7 @@ def _actions(
     """The engine's choice per member: action_id, channel, expected_value (currency per
     contact), unit_cost, source (learned | prior | none) and control_group."""
     catalogue, policy = decider.catalogue, settings.decisions.guardrails
+    frame = effective_consent(frame, decider.consents)  # an opt-out counts from this run on
     history = contact_history(decider.contacts, frame.index, catalogue, now, policy)
     blocks = action_blocks(frame, stages, catalogue, history, policy)
     columns = pd.Index(catalogue.ids).get_indexer(pd.Index(list(decider.uplift.counts_.index)))

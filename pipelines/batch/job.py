@@ -293,8 +293,8 @@ def _load_bundle(settings: Settings) -> ModelBundle:
 def _decider(
     settings: Settings, catalogue: Catalogue | None, bundle: ModelBundle, now: pd.Timestamp
 ) -> Decider:
-    """Catalogue, uplift model (the registered one, else catalogue priors) and the contacts
-    the guardrails need at `now`."""
+    """Catalogue, uplift model (the registered one, else catalogue priors), the contacts
+    the guardrails need at `now` and the consent register's entries (read once per run)."""
     from decisions.catalogue import load_catalogue
     from decisions.uplift import prior_only_model
     from memberscore import lake
@@ -307,7 +307,30 @@ def _decider(
         if lake.has_table(settings.lake_dir, CONTACTS)
         else pd.DataFrame(columns=CONTACT_COLUMNS)
     )
-    return Decider(catalogue, uplift, recent_contacts(contacts, catalogue, settings, now))
+    recent = recent_contacts(contacts, catalogue, settings, now)
+    return Decider(catalogue, uplift, recent, consents=_consents(settings))
+
+
+def _consents(settings: Settings) -> pd.DataFrame:
+    """Every entry of the consent register (members who changed consent), read in bulk."""
+    from serving.online.consent import open_consent_register
+
+    register = open_consent_register(settings)
+    try:
+        return register.entries()
+    finally:
+        register.close()
+
+
+def _consent_key(consents: pd.DataFrame | None) -> dict[str, int]:
+    """Rows and hash of the consent entries: a change makes a new run, never a resumed one."""
+    if consents is None or consents.empty:
+        return {"rows": 0, "hash": 0}
+    ordered = consents.sort_values("member_id").astype(str)
+    return {
+        "rows": len(ordered),
+        "hash": int(pd.util.hash_pandas_object(ordered, index=False).sum()),
+    }
 
 
 def _inputs(
@@ -325,6 +348,7 @@ def _inputs(
         "models": dict(sorted(bundle.fingerprint.items())),
         "catalogue": decider.catalogue.model_dump(mode="json"),
         "recent_contacts": {"rows": len(decider.contacts), "hash": int(contacts)},
+        "consents": _consent_key(decider.consents),
         "segments": sorted(segments),
         "chunk_rows": settings.chunk_rows,
         "scoring": {
