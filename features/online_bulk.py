@@ -286,3 +286,59 @@ def _send_hsets(client: Any, chunk: list[tuple[bytes, tuple[bytes, ...]]]) -> No
         for key, arguments in chunk:
             pipe.execute_command("HSET", key, *arguments)
         pipe.execute()
+
+
+def delete_sqlite(
+    config: RepoConfig, member_ids: Sequence[str], *, join_key: str
+) -> tuple[int, int]:
+    """Delete the rows of `member_ids` from every table of the project in the SQLite online
+    store (each feature view's, the published cards' included, registered or not); returns
+    (members found, rows deleted). `secure_delete` overwrites the freed bytes, so the deleted
+    entity keys (which spell the id) do not linger in the file; no file, nothing to delete."""
+    path = sqlite_path(config)
+    if not path.is_file() or not member_ids:
+        return 0, 0
+    keys = entity_keys(pd.Series(list(member_ids), dtype="string"), join_key)
+    con = sqlite3.connect(path)
+    try:
+        con.execute("PRAGMA secure_delete = ON")
+        tables = [
+            name
+            for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if name.startswith(f"{config.project}_")
+            and "entity_key" in {row[1] for row in con.execute(f'PRAGMA table_info("{name}")')}
+        ]
+        found, deleted = set(), 0
+        with con:
+            for table in tables:
+                quoted = '"' + table.replace('"', '""') + '"'
+                for key in keys:
+                    count = con.execute(f"DELETE FROM {quoted} WHERE entity_key = ?", (key,))
+                    if count.rowcount:
+                        found.add(key)
+                        deleted += count.rowcount
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # a WAL would still hold the rows
+    finally:
+        con.close()
+    return len(found), deleted
+
+
+def delete_redis(
+    config: RepoConfig, member_ids: Sequence[str], *, join_key: str
+) -> tuple[int, int]:
+    """Delete the hashes of `member_ids` from the Redis online store: Feast keeps one hash per
+    member and project (key: serialised entity key + project) holding every view's fields, the
+    published cards' included. Returns (members found, fields deleted)."""
+    from feast.infra.online_stores.redis import RedisOnlineStore
+
+    if not member_ids:
+        return 0, 0
+    suffix = config.project.encode("utf-8")
+    keys = [key + suffix for key in entity_keys(pd.Series(list(member_ids)), join_key)]
+    client = RedisOnlineStore()._get_client(config.online_store)
+    with client.pipeline(transaction=True) as pipe:
+        for key in keys:
+            pipe.hlen(key)
+        pipe.delete(*keys)
+        *fields, found = pipe.execute()
+    return int(found), int(sum(fields))

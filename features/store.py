@@ -264,6 +264,26 @@ def write_published(store: FeatureStore, settings: Settings, cards: pd.DataFrame
         _write_online(store, [view], cards, "bulk")
 
 
+def forget_online(settings: Settings, member_ids: Sequence[str]) -> tuple[int, int]:
+    """Delete `member_ids` from the online store of the settings' profile: every feature view
+    and the published cards (members found, rows or fields deleted). Feast 0.67 has no delete
+    per entity value (`RedisOnlineStore.delete_entity_values` drops every member of a join
+    key), so the rows are deleted by their entity keys, computed as Feast computes them
+    (`features.online_bulk`). No registry is read: this works before any `apply`."""
+    from feast.repo_config import RepoConfig
+
+    from features import online_bulk
+
+    config = RepoConfig(repo_path=settings.feast_repo, **store_config(settings))
+    kind = config.online_store.type
+    with reachable(settings):
+        if kind == "sqlite":
+            return online_bulk.delete_sqlite(config, member_ids, join_key=JOIN_KEY)
+        if kind == "redis":
+            return online_bulk.delete_redis(config, member_ids, join_key=JOIN_KEY)
+    raise ValueError(f"no erasure for a {kind!r} online store; use sqlite or redis")
+
+
 def feature_service(store: FeatureStore, name: str) -> FeatureService:
     """The registered feature service `name`, or DataNotFound naming the known ones."""
     from feast.errors import FeatureServiceNotFoundException

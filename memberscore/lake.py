@@ -7,6 +7,7 @@ through `glob()` in DuckDB, never by building paths itself.
 A run that must appear whole or not at all (an ingest) stages its parts under
 `<lake>/_pending/<run>/<table>/`, where no reader looks, and `publish`es them (one rename per
 file) once its log line is written; `discard` drops them. `writing()` serialises such runs.
+`erase` rewrites the partition files holding an erased member's rows (under `writing()` too).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,6 +28,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from memberscore.contract import Table, empty
+from memberscore.erasures import without_members
 from memberscore.errors import ContractError, DataNotFound
 
 METADATA_FILE = "_dataset.json"
@@ -108,6 +111,18 @@ def writing(lake: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def erase(lake: Path, spec: Table, member_ids: Collection[str]) -> Counter:
+    """Rewrite the partition files of `spec` that hold rows of `member_ids` without them, each
+    atomically (a new file renamed over the old one; a file left empty is deleted); rows removed
+    per member id. Call it with `writing(lake)` held, after `pending` runs are settled."""
+    removed: Counter = Counter()
+    if "member_id" not in spec.names:
+        return removed
+    for file in sorted(table_dir(lake, spec).glob("month=*/*.parquet")):
+        removed += without_members(file, member_ids, drop_empty=True)
+    return removed
 
 
 def _pending(lake: Path, run_id: str) -> Path:

@@ -65,6 +65,7 @@ def _steps() -> list[tuple[str, Step]]:
         ("Next-best action: learn uplift from the campaign log, evaluate policies", _nba),
         ("Score API: publish score cards, start, call each endpoint, stop", _serve),
         (f"Batch-score every member as of {AS_OF}, build campaign lists", _batch),
+        ("Erase one member from every store (a member's right to erasure)", _erase),
     ]
 
 
@@ -252,6 +253,19 @@ def _batch(settings: Settings) -> None:
     lists = campaign.build(settings, summary.out, budget=CAMPAIGN_BUDGET)
     typer.echo(lists.describe())
     typer.echo(f"HTML report: {summary.report}")
+
+
+def _erase(settings: Settings) -> None:
+    """Finish the erasure the API tour requested, then erase the first member of the latest
+    snapshot from every store; the batch run still verifies. A rerun of the demo skips the
+    member at ingest (the erasure log), so it then erases the next one."""
+    from pipelines import erase
+    from pipelines.batch import job as batch
+
+    erase.finish_pending(settings)
+    member = _members(settings)[0]
+    typer.echo(erase.erase(settings, [member], by="demo").describe())
+    typer.echo(batch.verify(batch.default_out(settings, AS_OF)).describe())
 
 
 def _members(settings: Settings) -> list[str]:

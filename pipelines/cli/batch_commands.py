@@ -72,6 +72,9 @@ def batch_score(
         checked = batch.verify(out or batch.default_out(settings, day))
         typer.echo(checked.describe())
         raise typer.Exit(0 if checked.ok else 1)
+    from pipelines.erase import finish_pending_quietly
+
+    finish_pending_quietly(settings, typer.echo)  # erasures the API recorded, first
     summary = batch.run(
         settings,
         day,

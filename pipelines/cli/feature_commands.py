@@ -45,6 +45,7 @@ def build(
     last = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
     first = date.fromisoformat(start) if start else None
     days = job.cutoffs(last, first, job.parse_every(every))
+    _finish_erasures()
     if engine is Engine.spark:
         from pipelines.spark import features as spark_job
 
@@ -92,6 +93,7 @@ def materialize(
     if method not in ("bulk", "feast"):
         raise typer.BadParameter(f"--method must be bulk or feast, not {method!r}")
     settings = get_settings()
+    _finish_erasures()
     check_snapshots(settings, chunk_rows=settings.chunk_rows)  # the API predicts on these rows
     report = store.materialize(settings, batch_rows=batch_rows, method=method)  # type: ignore[arg-type]
     typer.echo(report.describe())
@@ -115,3 +117,10 @@ def show(
         typer.echo(f"[{family}]")
         for feature in features:
             typer.echo(f"  {feature.name:<{width}}  {row.get(feature.name)}")
+
+
+def _finish_erasures() -> None:
+    """Erasures the API recorded are finished before the lake or snapshots are read."""
+    from pipelines.erase import finish_pending_quietly
+
+    finish_pending_quietly(get_settings(), typer.echo)

@@ -52,7 +52,9 @@ def publish_scores(
     """
     from memberscore.settings import get_settings
     from pipelines import publish
+    from pipelines.erase import finish_pending_quietly
 
+    finish_pending_quietly(get_settings(), typer.echo)  # erasures the API recorded, first
     typer.echo(publish.run(get_settings(), chunk_members=chunk, progress=typer.echo).describe())
 
 

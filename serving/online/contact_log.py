@@ -5,7 +5,8 @@ Guardrails read it for cooldowns. One SQL table behind one class: a SQLite file 
 row carrying the contact id, and `history` folds the two into the contract's `contacts` columns
 (contact_id, member_id, sent_at, action_id, channel, group, responded_at, response_value). All
 timestamps are UTC. Rows are appended; only an explicit correction (`correct`) rewrites a 'sent'
-row and `delete` removes a contact with its responses (the API's write-scope PATCH and DELETE).
+row and `delete` removes a contact with its responses (the API's write-scope PATCH and DELETE);
+`forget` removes every contact of erased members.
 
 Reading never fails on a row stored badly before the API validated its input (a time pandas
 cannot hold, an infinite value): `history` skips it with a warning naming the contact id, so a
@@ -227,6 +228,21 @@ class ContactLog:
             if connection.execute(sent).first() is None:
                 raise _unknown(contact_id)
             connection.execute(t.delete().where(t.c.contact_id == contact_id))
+
+    def forget(self, member_ids: Sequence[str]) -> int:
+        """Remove every contact and response of `member_ids` (erasure); returns the contacts
+        removed. SQLite overwrites the freed bytes (`secure_delete`); PostgreSQL frees the rows
+        at its next (auto)vacuum."""
+        self.create()
+        t = self._table
+        ids = list(member_ids)
+        sent = sa.select(sa.func.count()).where(t.c.member_id.in_(ids), t.c.event == "sent")
+        with _reachable(), self._engine.begin() as connection:
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA secure_delete = ON")
+            contacts = int(connection.execute(sent).scalar_one())
+            connection.execute(t.delete().where(t.c.member_id.in_(ids)))
+        return contacts
 
     def history(self, member_ids: Sequence[str]) -> pd.DataFrame:
         """Contacts of these members in the contract's `contacts` columns, latest response kept;
