@@ -128,6 +128,9 @@ def _calls(member_ids: Sequence[str]) -> list[tuple[str, str, Any]]:
         ("PUT", f"/v1/members/{member_ids[-1]}/consent", opt_out),
         ("GET", f"/v1/members/{member_ids[-1]}/consent", None),
         ("GET", f"/v1/members/{member_ids[-1]}/next-best-action", None),
+        # An erasure request for an id the programme never had: recorded, nothing removed
+        # (the demo's last step erases a real member with `memberscore erase`).
+        ("DELETE", f"/v1/members/demo-{first}", None),
         ("POST", "/v1/admin/reload", None),
         ("GET", "/metrics", None),
     ]

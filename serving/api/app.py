@@ -22,7 +22,7 @@ from serving.api.metrics import Metrics
 from serving.api.middleware import BodySizeLimit, RequestMetrics
 from serving.api.reload import poll
 from serving.api.resources import Resources, open_resources
-from serving.api.routes import actions, consent, contacts, health, models, scores
+from serving.api.routes import actions, consent, contacts, erasure, health, models, scores
 
 LOG = logging.getLogger("memberscore.serving")
 
@@ -30,7 +30,7 @@ DESCRIPTION = """Scores, lifecycle stage, reasons and next-best action of progra
 
 Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`: the `read` scope serves
 scores, actions, models and consent; `write` also records contacts and consent changes and
-reloads models."""
+reloads models, and erases members (`DELETE /v1/members/{member_id}`)."""
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -46,7 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.resources = None
     errors.install(app)
-    for module in (health, scores, actions, contacts, consent, models):
+    for module in (health, scores, actions, contacts, consent, erasure, models):
         app.include_router(module.router, responses=errors.ANY_REQUEST)
     # Added last = outermost: the metrics see every answer, 413s included.
     app.add_middleware(BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
