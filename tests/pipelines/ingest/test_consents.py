@@ -182,3 +182,20 @@ def test_no_channel_left_blocks_the_action() -> None:
     blocks = guardrail_blocks(features, catalogue, _no_history(catalogue), NOBODY_HELD_OUT)
 
     assert blocks[0, catalogue.ids.index("double_points")] == NO_CHANNEL
+
+
+def test_a_members_file_with_changed_consent_says_to_ingest_consents(
+    lake_with_changes: Settings, tmp_path: Path
+) -> None:
+    """Issue 17: a members file ingested again with a changed consent stores nothing (the
+    key is member_id) and, instead of dropping the change silently, says how to send it."""
+    changed = MEMBERS.replace(
+        "m1,2024-01-05T10:00:00Z,web,north,basic,true,true",
+        "m1,2024-01-05T10:00:00Z,web,north,basic,false,false",
+    )
+    report = ingest(
+        lake_with_changes, "members", _write(tmp_path, "m2.csv", changed), currency="USD"
+    )
+
+    assert (report.stored, report.duplicates) == (0, 3), report.describe()
+    assert "memberscore ingest consents" in report.describe()
