@@ -71,9 +71,11 @@ def ingest(
 
     Example: memberscore ingest orders data/raw/orders.parquet
     """
+    from pipelines.erase import finish_pending_quietly
     from pipelines.ingest import tables as job
 
     settings = get_settings()
+    finish_pending_quietly(settings, typer.echo)
     report = job.ingest(
         settings,
         table,
@@ -112,9 +114,11 @@ def import_orderlines(
     "Customer ID" --time-col InvoiceDate --quantity-col Quantity --price-col Price
     --cancel-prefix C --timezone Europe/London --currency GBP
     """
+    from pipelines.erase import finish_pending_quietly
     from pipelines.ingest import importers as job
 
     settings = get_settings()
+    finish_pending_quietly(settings, typer.echo)
     mapping = job.LineMapping(
         order=order_col,
         member=member_col,
@@ -137,10 +141,41 @@ def import_cdnow(
 
     Example: memberscore import cdnow ../shared/data/cdnow/CDNOW_master.txt
     """
+    from pipelines.erase import finish_pending_quietly
     from pipelines.ingest import importers as job
 
-    report = job.import_cdnow(get_settings(), path)
+    settings = get_settings()
+    finish_pending_quietly(settings, typer.echo)
+    report = job.import_cdnow(settings, path)
     typer.echo(report.describe())
+
+
+def erase(
+    member_ids: Annotated[
+        list[str] | None, typer.Argument(help="Ids of the members to erase.", show_default=False)
+    ] = None,
+    pending: Annotated[
+        bool, typer.Option("--pending", help="Finish the erasures requested through the API.")
+    ] = False,
+) -> None:
+    """Erase members from every store: the lake (affected partitions rewritten), quarantine,
+    raw exports, ground truth, feature snapshots, online store, published cards, contact log,
+    consent register, batch outputs and campaign lists. Prints what was removed per store and
+    records each member in the erasure log (a salted hash, never the id), so a later ingest
+    skips their rows. An unknown member is not an error: nothing is removed, it is recorded.
+
+    Example: memberscore erase m0000003 m0000004
+    """
+    from pipelines import erase as job
+
+    settings = get_settings()
+    if pending:
+        report = job.finish_pending(settings)
+        typer.echo("no erasure pending" if report is None else report.describe())
+    if member_ids:
+        typer.echo(job.erase(settings, member_ids).describe())
+    elif not pending:
+        raise typer.BadParameter("give member ids to erase, or --pending")
 
 
 def demo() -> None:
@@ -158,4 +193,5 @@ def register(app: typer.Typer) -> None:
     app.command()(simulate)
     app.command()(ingest)
     app.add_typer(import_app, name="import")
+    app.command()(erase)
     app.command()(demo)

@@ -1,6 +1,9 @@
 """Ingest: validate a canonical table chunk by chunk and append its new rows to the lake.
 
-Every input row ends in exactly one bucket, so read = stored + quarantined + duplicates skipped:
+Every input row ends in exactly one bucket, so read = stored + quarantined + duplicates skipped
+(+ erased members skipped):
+- erased members skipped: its member was erased (`memberscore erase`; the erasure log of
+  `memberscore.erasures`): dropped before any check, so it reaches neither lake nor quarantine;
 - quarantined: the contract rejects it; written with the reason to `<quarantine>/<table>/<run>.csv`;
 - duplicates skipped: its primary key is already in the lake or earlier in this input (the first
   occurrence wins, even when later ones differ);
@@ -14,7 +17,8 @@ A run commits whole or not at all: its parts are staged out of the readers' sigh
 line naming them is appended to `<lake>/_ingest_log.jsonl` (the commit point), then they are
 moved into the table. A run that fails stages nothing lasting; one killed before its log line
 leaves staged parts that the next ingest deletes, one killed after it leaves parts the next
-ingest moves in. Ingests into one lake take turns (`lake.writing`).
+ingest moves in. Ingests into one lake take turns (`lake.writing`). The log names no member:
+the report's examples (ids, rejected values) are printed, not logged.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from memberscore import contract, lake
+from memberscore.erasures import ErasedIds
 from memberscore.errors import ContractError
 from memberscore.settings import Settings
 from pipelines.ingest import readers
@@ -63,12 +68,15 @@ class IngestReport:
     rejected_examples: tuple[str, ...] = ()
     unknown_member_examples: tuple[str, ...] = ()
     seconds: float = 0.0
+    erased: int = 0
 
     def describe(self) -> str:
         """A few lines for people: the counts, the first rejected rows, unknown members."""
+        erased = f" + erased members skipped {self.erased:,}" if self.erased else ""
         lines = [
             f"{self.table}: read {self.read:,} = stored {self.stored:,} + quarantined "
-            f"{self.quarantined:,} + duplicates skipped {self.duplicates:,}  ({self.source})"
+            f"{self.quarantined:,} + duplicates skipped {self.duplicates:,}{erased}  "
+            f"({self.source})"
         ]
         if self.read == 0:
             lines.append("  the input holds no rows; nothing was stored")
@@ -103,7 +111,9 @@ class _Run:
     seen: set[str]
     members: set[str] | None
     window: contract.DateWindow
+    erased_ids: ErasedIds | None = None
     read: int = 0
+    erased: int = 0
     stored: int = 0
     duplicates: int = 0
     unknown: int = 0
@@ -112,6 +122,8 @@ class _Run:
 
     def add(self, chunk: readers.Chunk, number: int, *, timezone: str | None, loose: bool) -> None:
         """Validate one chunk, quarantine its rejects, stage its new rows."""
+        self.read += len(chunk.frame) + (0 if chunk.rejected is None else len(chunk.rejected))
+        chunk = self._without_erased(chunk)
         checked = contract.validate(
             chunk.frame,
             self.spec,
@@ -124,7 +136,6 @@ class _Run:
         rejected = checked.rejected
         if chunk.rejected is not None and not chunk.rejected.empty:  # malformed lines
             rejected = pd.concat([rejected, chunk.rejected]).sort_values(contract.ROW)
-        self.read += len(chunk.frame) + (0 if chunk.rejected is None else len(chunk.rejected))
         self.quarantine.write(rejected)
         accepted = contract.with_change_ids(self.spec, checked.accepted)
         keys = accepted[self.spec.key].astype(str)
@@ -137,6 +148,24 @@ class _Run:
         self.stored += len(fresh)
         if self.members is not None:
             self._note_unknown(fresh["member_id"].astype(str))
+
+    def _without_erased(self, chunk: readers.Chunk) -> readers.Chunk:
+        """The chunk without the rows (and malformed lines) of erased members, counted."""
+        if self.erased_ids is None or "member_id" not in chunk.frame.columns:
+            return chunk
+        lines = chunk.rejected
+        if lines is not None and "member_id" in lines.columns:
+            dropped = self.erased_ids.mask(lines["member_id"])
+            lines, self.erased = lines.loc[~dropped], self.erased + int(dropped.sum())
+        hit = self.erased_ids.mask(chunk.frame["member_id"])
+        if not hit.any():
+            return readers.Chunk(chunk.frame, chunk.first_row, rows=chunk.rows, rejected=lines)
+        self.erased += int(hit.sum())
+        rows = chunk.rows
+        if rows is None:
+            rows = np.arange(chunk.first_row, chunk.first_row + len(chunk.frame))
+        frame = chunk.frame.loc[~hit].reset_index(drop=True)
+        return readers.Chunk(frame, chunk.first_row, rows=np.asarray(rows)[~hit], rejected=lines)
 
     def _note_unknown(self, member_ids: pd.Series) -> None:
         members = self.members or set()
@@ -208,6 +237,7 @@ def ingest_chunks(
             seen=set(lake.keys(settings.lake_dir, spec)),
             members=_member_index(settings.lake_dir, spec),
             window=plausible_window(settings),
+            erased_ids=ErasedIds.of(settings.data_dir),
         )
         try:
             _read_all(run, source, timezone=assume_timezone, loose=ignore_unknown)
@@ -339,11 +369,14 @@ def _report(run: _Run, source: str, seconds: float) -> IngestReport:
         rejected_examples=tuple(run.quarantine.examples),
         unknown_member_examples=tuple(run.unknown_examples),
         seconds=round(seconds, 3),
+        erased=run.erased,
     )
 
 
 def _append_log(lake_dir: Path, report: IngestReport, **extra: object) -> None:
     entry = asdict(report) | extra
+    for examples in ("rejected_examples", "unknown_member_examples"):  # ids and raw values
+        entry.pop(examples)
     entry["quarantine_file"] = str(report.quarantine_file) if report.quarantine_file else None
     entry["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     line = json.dumps(entry) + "\n"
