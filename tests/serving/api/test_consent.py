@@ -4,12 +4,14 @@ personalisation opt-out honoured everywhere)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from decisions.catalogue import load_catalogue
+from memberscore.settings import Settings
 from serving.api.deps import get_domain
 
 CATALOGUE = load_catalogue()
@@ -163,3 +165,29 @@ def test_bad_input_is_422_naming_the_field(
     assert any(f.split(".")[0] == field for f in fields), (
         f"422 should name {field}: {answer.json()}"
     )
+
+
+def test_ingested_change_reaches_the_next_api_decision(
+    engine_client: TestClient,
+    read_headers: dict[str, str],
+    serving_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """Issue 17: a consent-change file ingested (no new snapshot, no materialization) is
+    honoured by the next API decision."""
+    from pipelines.ingest.tables import ingest
+
+    changes = tmp_path / "consents.csv"
+    changes.write_text(
+        "member_id,changed_at,consent_marketing,consent_personalization,opted_out_email\n"
+        "m18,2026-06-02T09:00:00Z,true,false,true\n"
+    )
+    before = engine_client.get("/v1/members/m18/next-best-action", headers=read_headers).json()
+    assert before["action"]["action_id"] in PERSONAL, f"precondition: {before['action']}"
+
+    ingest(serving_settings, "consents", str(changes), currency="USD")
+    after = engine_client.get("/v1/members/m18/next-best-action", headers=read_headers).json()
+
+    offered = _offered(after)
+    assert not {a for a, _ in offered} & PERSONAL, f"personalised action after opt-out: {offered}"
+    assert "email" not in {c for _, c in offered}, offered
