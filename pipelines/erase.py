@@ -444,9 +444,9 @@ def _adjust_totals(
 
 
 def _refresh_inputs(settings: Settings, manifest: Any) -> None:
-    """The snapshot checksum and the recent contacts the run key hashes, as they are now
-    that the member is gone, so rerunning the same `batch-score` finds the run complete
-    instead of refusing a run with other inputs."""
+    """The snapshot checksum, the recent contacts and the consent entries the run key hashes,
+    as they are now that the member is gone, so rerunning the same `batch-score` finds the run
+    complete instead of refusing a run with other inputs."""
     from decisions.catalogue import Catalogue
     from pipelines.batch import manifest as mf
     from pipelines.batch.chunk import CONTACT_COLUMNS, recent_contacts
@@ -466,6 +466,10 @@ def _refresh_inputs(settings: Settings, manifest: Any) -> None:
         recent = recent_contacts(contacts, catalogue, settings, when)
         digest = pd.util.hash_pandas_object(recent, index=False).sum()
         inputs["recent_contacts"] = {"rows": len(recent), "hash": int(digest)}
+    if "consents" in inputs:  # the consent register lost the member's entry: key it as the job does
+        from pipelines.batch.job import _consent_key, _consents
+
+        inputs["consents"] = _consent_key(_consents(settings))
     manifest.run_key = mf.run_key(inputs)
 
 

@@ -63,11 +63,18 @@ def listed_members(world: World) -> list[str]:
 
 
 def add_contacts_and_quarantine(world: World, members: list[str]) -> None:
-    """Given contacts of `members` in the contact log and, for each, a rejected order row in
-    quarantine (a CSV ingest with a negative amount)."""
+    """Given contacts of `members` in the contact log, their consent changes in the consent
+    register and, for each, a rejected order row in quarantine (a CSV ingest with a negative
+    amount)."""
     from pipelines.ingest import tables as ingest
+    from serving.online.consent import ConsentChange, open_consent_register
     from serving.online.contact_log import Sent, open_contact_log
 
+    register = open_consent_register(world.settings)
+    for member_id in members:
+        when = datetime(2024, 12, 2, tzinfo=UTC)
+        register.record(ConsentChange(member_id, True, False, when, "api", ("sms",)))
+    register.close()
     log = open_contact_log(world.settings)
     for i, member_id in enumerate(members):
         sent = datetime(2024, 12, 1, tzinfo=UTC)

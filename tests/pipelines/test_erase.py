@@ -19,6 +19,7 @@ from pipelines import erase
 from pipelines.batch import job
 from pipelines.batch import manifest as mf
 from pipelines.ingest import tables as ingest
+from serving.online.consent import open_consent_register
 from serving.online.contact_log import open_contact_log
 from tests.pipelines.erase_world import (
     AS_OF,
@@ -126,6 +127,7 @@ def test_the_report_counts_what_each_store_held(erased: Erased) -> None:
         "online store",
         "published cards",
         "contact log",
+        "consent register",
         "batch outputs",
         "campaign lists",
     ):
@@ -133,6 +135,7 @@ def test_the_report_counts_what_each_store_held(erased: Erased) -> None:
     assert removed["lake members"] == 1 and removed["online store"] == 1
     assert removed["feature snapshots"] == 2, "one row per snapshot"
     assert removed["contact log"] == 1, "the one contact recorded for the member"
+    assert removed["consent register"] == 1, "the member's consent change"
     text = erased.report.describe()
     assert "nobody-9: not found in any store" in text, text
     assert erased.report.unknown == ["nobody-9"]
@@ -154,6 +157,9 @@ def test_other_members_rows_and_scores_are_unchanged(erased: Erased) -> None:
     log = open_contact_log(world.settings)
     assert len(log.history([erased.others[0]])) == 1, "the other member's contact is kept"
     log.close()
+    register = open_consent_register(world.settings)
+    assert register.get(erased.others[0]) is not None, "the other member's consent is kept"
+    register.close()
 
 
 def test_the_batch_run_still_verifies_and_a_rerun_finds_it_complete(erased: Erased) -> None:

@@ -1,6 +1,7 @@
 """`memberscore erase` in the production profile (issue 17, erasure): against the real Redis
 online store and PostgreSQL (Feast registry, contact log, consent register) the member leaves
-every store; other members' Redis hashes are untouched. Skipped when the services are absent."""
+every store; other members' Redis hashes and PostgreSQL rows are untouched. Skipped when the
+services are absent."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from features.online_bulk import entity_keys
 from memberscore.settings import Settings
 from pipelines import erase
 from pipelines.batch import job
+from serving.online.consent import TABLE_NAME as CONSENT_TABLE
 from serving.online.contact_log import TABLE_NAME, database_url
 from tests.features.test_store import services_reachable
 from tests.pipelines.erase_world import (
@@ -71,10 +73,11 @@ def _redis_hashes(settings: Settings) -> dict[bytes, dict[bytes, bytes]]:
     return {key: client.hgetall(key) for key in client.scan_iter(match=pattern)}
 
 
-def _contact_rows(settings: Settings, member_id: str) -> int:
+def _contact_rows(settings: Settings, member_id: str, table: str = TABLE_NAME) -> int:
+    """Rows of `member_id` in a table of the contact log's PostgreSQL database."""
     engine = sa.create_engine(database_url(settings))
     with engine.connect() as con:
-        query = sa.text(f"SELECT count(*) FROM {TABLE_NAME} WHERE member_id = :m")
+        query = sa.text(f"SELECT count(*) FROM {table} WHERE member_id = :m")
         count = int(con.execute(query, {"m": member_id}).scalar_one())
     engine.dispose()
     return count
@@ -105,6 +108,8 @@ def test_erase_in_the_production_profile_leaves_no_trace(world: World) -> None:
     assert after[other_key] == other_before, "the other member's hash is untouched"
     assert _contact_rows(settings, target) == 0
     assert _contact_rows(settings, other) == 1
+    assert _contact_rows(settings, target, CONSENT_TABLE) == 0
+    assert _contact_rows(settings, other, CONSENT_TABLE) == 1
     # ... and nothing under the data dir names it; the batch run still verifies
     assert not files_naming(settings.data_dir, target)
     assert job.verify(world.batch_out).ok
