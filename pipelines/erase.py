@@ -1,22 +1,26 @@
 """The `memberscore erase` job: remove members from every store and record it in the erasure log.
 
-Stores, in the order they are erased (docs/privacy.md):
+First one line per member goes to the erasure log (`memberscore.erasures`: a salted hash, the
+time, every store pending), then the stores are erased in this order:
+- what the API serves from (`serving.online.erasure.forget_served`): the online store with the
+  published cards' view, the cards' Parquet copy, the contact log, the consent register;
+- quarantine files (the raw rejected rows), the raw exports under `<data>/raw`, the
+  simulator's ground truth under `<data>/truth`, the feature snapshots (each file atomically);
 - the lake: every partition file of every table holding the member's rows is rewritten without
   them (a new file renamed over the old one), under the lake's writer lock that ingest takes;
   the ingest log's examples naming the member go too;
-- quarantine files (the raw rejected rows), the raw exports under `<data>/raw` and the
-  simulator's ground truth under `<data>/truth`;
-- the feature snapshots (atomic rewrite per file);
-- what the API serves from (`serving.online.erasure.forget_served`): the online store with the
-  published cards' view, the cards' Parquet copy, the contact log, the consent register;
 - batch runs under `<data>/outputs`: parts (and their CSV copies), the unscorable list, the
-  manifest's checksums and counts, campaign lists and their summary, the HTML report.
+  manifest's checksums, counts and run key, campaign lists and their summary, the HTML report.
+Then a second line records the rows removed per store and nothing pending. Ingest skips the
+member's rows from the first line on. A run stopped half way leaves the request pending, and
+the id still in the lake or the outputs (erased last), where `finish_pending` finds it again by
+its hash. The API's `DELETE /v1/members/{member_id}` erases what serving owns and records the
+rest as pending; `finish_pending` (run by `memberscore erase --pending` and at the start of
+ingest, import, features build and materialize, publish-scores and batch-score) erases it here.
 
-Then one line per member goes to the erasure log (`memberscore.erasures`: a salted hash, the
-time and the rows removed per store), so ingest skips the member's rows from then on. The API's
-`DELETE /v1/members/{member_id}` erases what serving owns and records the rest as pending;
-`finish_pending` (run by `memberscore erase --pending` and at the start of ingest, features
-build and materialize, publish-scores and batch-score) erases it here.
+Not handled: batch runs written with `--out` outside `<data>/outputs`, lines the order-lines
+importer itself rejects for an erased member after the erasure (`memberscore erase` again
+removes them), copies outside the data dir (backups, MLflow, exports sent to a CRM).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import pyarrow.parquet as pq
 
 from memberscore import contract, erasures, lake
 from memberscore.settings import Settings
+from serving.online.erasure import PIPELINE_STORES, SERVED_STORES
 
 LAKE_STORE = "lake {table}"
 STORE_ORDER = (
@@ -125,25 +130,41 @@ def erase(
     key = erasures.salt(settings.data_dir, create=True)
     assert key is not None
     report = ErasureReport(ids)
-    _erase_lake(settings, ids, report)
-    _erase_files(settings, ids, report)
+    everything = [*SERVED_STORES, *PIPELINE_STORES]
+    _record(settings, key, ids, by, report, pending=everything)  # a crash leaves it pending
+    # Served stores first, the lake and batch runs last: a run stopped half way leaves the id
+    # in the lake or the outputs, where `finish_pending` finds it again by its hash.
     _erase_served(settings, ids, report, contacts)
+    _erase_files(settings, ids, report)
+    _erase_lake(settings, ids, report)
     _erase_batch_runs(settings, ids, report)
-    at = datetime.now(UTC).isoformat(timespec="seconds")
-    report.log = erasures.append(
-        settings.data_dir,
-        (
-            {
-                "member": erasures.member_hash(key, m),
-                "at": at,
-                "by": by,
-                "stores": report.member_stores(m),
-                "pending": [],
-            }
-            for m in ids
-        ),
-    )
+    report.log = _record(settings, key, ids, by, report, pending=[])
     return report
+
+
+def _record(
+    settings: Settings,
+    key: bytes,
+    ids: list[str],
+    by: str,
+    report: ErasureReport,
+    *,
+    pending: list[str],
+) -> Path:
+    """One erasure-log line per member: its hash, the time, the rows removed so far per store
+    and the stores still `pending`."""
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    entries = (
+        {
+            "member": erasures.member_hash(key, m),
+            "at": at,
+            "by": by,
+            "stores": report.member_stores(m),
+            "pending": pending,
+        }
+        for m in ids
+    )
+    return erasures.append(settings.data_dir, entries)
 
 
 def finish_pending(settings: Settings, *, contacts: Any = None) -> ErasureReport | None:
@@ -176,15 +197,25 @@ def finish_pending_quietly(settings: Settings, echo: Callable[[str], None]) -> N
 
 
 def _stored_member_ids(settings: Settings) -> set[str]:
-    """Every member id in the lake's tables and the feature snapshots."""
+    """Every member id in the lake's tables, the feature snapshots and the outputs (batch
+    parts, unscorable lists, campaign lists): `erase` clears the outputs last, so an erasure
+    stopped half way still has the id in one of them."""
     from features.store import snapshot_files
 
     ids: set[str] = set()
     for spec in contract.TABLES.values():
         if "member_id" in spec.names and lake.has_table(settings.lake_dir, spec):
             ids.update(lake.read(settings.lake_dir, spec, ["member_id"])["member_id"].unique())
-    for path in snapshot_files(settings):
-        ids.update(pq.read_table(path, columns=["member_id"]).column(0).unique().to_pylist())
+    outputs = settings.outputs_dir
+    parquet = sorted(outputs.rglob("*.parquet")) if outputs.is_dir() else []
+    for path in [*snapshot_files(settings), *parquet]:
+        if "member_id" in pq.read_schema(path).names:
+            column = pq.read_table(path, columns=["member_id"]).column(0)
+            ids.update(column.unique().to_pylist())
+    for path in sorted(outputs.rglob("*.csv")) if outputs.is_dir() else []:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=0)
+        if "member_id" in frame.columns:
+            ids.update(pd.read_csv(path, dtype=str, usecols=["member_id"])["member_id"])
     return {str(m) for m in ids if m is not None}
 
 
@@ -322,7 +353,7 @@ def _vacuum_sqlite(settings: Settings) -> None:
     url = database_url(settings)
     path = Path(url.removeprefix("sqlite:///"))
     if url.startswith("sqlite:///") and path.is_file():
-        with sqlite3.connect(path) as con:
+        with sqlite3.connect(path, timeout=10) as con:  # waits for a writer, e.g. the API
             con.execute("VACUUM")
         con.close()
 
