@@ -94,6 +94,8 @@ class ErasureReport:
 
     def describe(self) -> str:
         """Per store what was removed, then the members found nowhere, for people."""
+        if not self.member_ids:
+            return "the pending erasures had nothing left in the lake, snapshots or outputs: closed"
         lines = [f"erased {len(self.member_ids)} member(s): {', '.join(self.member_ids)}"]
         stores = [s for s in STORE_ORDER if s in self.removed] + sorted(
             set(self.removed) - set(STORE_ORDER)
@@ -168,9 +170,10 @@ def _record(
 
 
 def finish_pending(settings: Settings, *, contacts: Any = None) -> ErasureReport | None:
-    """Finish the erasures the API recorded as pending: their ids are found by hashing the
-    member ids of the lake and the snapshots; None when nothing is pending. Members found in
-    neither have nothing left there: their requests are closed as they are."""
+    """Finish the erasures left pending (by the API, or by an erasure stopped half way): their
+    ids are found by hashing the member ids of the lake, the snapshots and the outputs; None
+    when nothing is pending. A member found nowhere there has nothing left to erase: its
+    request is closed as it is."""
     pending = erasures.pending(settings.data_dir)
     if not pending:
         return None
