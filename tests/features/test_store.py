@@ -171,6 +171,9 @@ def run_cli(args: list[str], settings: Settings, monkeypatch, capsys) -> CliOutp
     from memberscore import settings as settings_module
     from pipelines import cli
 
+    # Import every command module before the patch: a module first imported under it would
+    # keep the fake `get_settings` it bound (`from ... import get_settings`) for later tests.
+    cli.build_app()
     monkeypatch.setattr("sys.argv", ["memberscore", *args])
     monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
     monkeypatch.setattr("pipelines.cli.feature_commands.get_settings", lambda: settings)
