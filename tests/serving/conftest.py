@@ -9,7 +9,6 @@ the serving surface of `training.models.spend.SpendModel` with fixed, known outp
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
@@ -395,13 +394,3 @@ def read_headers() -> dict[str, str]:
 def write_headers() -> dict[str, str]:
     """A write-scope key in the X-API-Key header."""
     return {"X-API-Key": WRITE_KEY}
-
-
-def score_count(client: TestClient, score: str) -> float:
-    """How many values of `score` the app's /metrics has observed so far. Tests compare it
-    before and after a call: once `feast.metrics` is imported (Feast sets
-    PROMETHEUS_MULTIPROCESS_DIR at import), prometheus_client keeps values in files shared by
-    every app of the process, so a fresh app does not start from zero."""
-    text = client.get("/metrics").text
-    found = re.search(rf'^memberscore_score_count{{score="{score}"}} (\S+)$', text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
