@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Before anything imports Feast: `import feast` sets PROMETHEUS_MULTIPROCESS_DIR, and a
+# prometheus_client imported after that keeps metric values in files shared by every app of the
+# process, so one test's served scores would show in the next app's /metrics. The API process
+# imports prometheus_client (serving.api.metrics) before Feast, as this does.
+import prometheus_client  # noqa: F401
 import pytest
 
 from memberscore.settings import Settings
