@@ -54,16 +54,19 @@ def test_every_member_gets_a_row_and_unscorable_ones_are_listed(
 def test_a_killed_run_resumes_to_the_uninterrupted_output(
     batch_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Given a run killed after part 2, when it is rerun, then it skips the two finished parts
-    and writes files byte-identical to a run that was never interrupted."""
+    """Given a run killed after part 2, when it is rerun, then it skips the finished parts the
+    manifest recorded and writes files byte-identical to a run that was never interrupted.
+
+    With two workers the kill can land while part 2's record is still on its way to the
+    manifest: then only part 1 counts as finished, and part 2 is scored again."""
     batch_world.run(batch_settings, tmp_path / "whole")
     batch_world.run_killed(batch_settings, tmp_path / "killed", monkeypatch)
     half = mf.read(tmp_path / "killed")
-    assert half is not None and half.status == mf.RUNNING and len(half.parts) == 2
+    assert half is not None and half.status == mf.RUNNING and len(half.parts) in (1, 2)
 
     resumed = batch_world.run(batch_settings, tmp_path / "killed")
 
-    assert resumed.skipped == 2 and resumed.parts == 5
+    assert resumed.skipped == len(half.parts) and resumed.parts == 5
     assert batch_world.checksums(tmp_path / "killed") == batch_world.checksums(tmp_path / "whole")
     manifests = [json.loads((tmp_path / d / mf.MANIFEST).read_text()) for d in ("whole", "killed")]
     assert manifests[0] == manifests[1], "same inputs, parts, checksums and counts"
