@@ -43,11 +43,14 @@ from memberscore.settings import Settings
 from serving.online.erasure import PIPELINE_STORES, SERVED_STORES
 
 LAKE_STORE = "lake {table}"
+# The canonical tables and the member updates (consent changes): every lake table of members.
+LAKE_TABLES = (*contract.TABLES.values(), *contract.UPDATES.values())
 STORE_ORDER = (
     "lake members",
     "lake orders",
     "lake events",
     "lake contacts",
+    "lake consents",
     "ingest log",
     "quarantine",
     "raw exports",
@@ -206,7 +209,7 @@ def _stored_member_ids(settings: Settings) -> set[str]:
     from features.store import snapshot_files
 
     ids: set[str] = set()
-    for spec in contract.TABLES.values():
+    for spec in LAKE_TABLES:
         if "member_id" in spec.names and lake.has_table(settings.lake_dir, spec):
             ids.update(lake.read(settings.lake_dir, spec, ["member_id"])["member_id"].unique())
     outputs = settings.outputs_dir
@@ -229,7 +232,7 @@ def _erase_lake(settings: Settings, ids: list[str], report: ErasureReport) -> No
 
     with lake.writing(settings.lake_dir):
         recover(settings)
-        for spec in contract.TABLES.values():
+        for spec in LAKE_TABLES:
             counts = lake.erase(settings.lake_dir, spec, ids)
             report.add(LAKE_STORE.format(table=spec.name), counts, str(settings.lake_dir))
         report.add("ingest log", _scrub_ingest_log(settings.lake_dir, ids))

@@ -199,3 +199,20 @@ def test_a_members_file_with_changed_consent_says_to_ingest_consents(
 
     assert (report.stored, report.duplicates) == (0, 3), report.describe()
     assert "memberscore ingest consents" in report.describe()
+
+
+def test_erase_removes_the_members_consent_changes_from_the_lake(
+    lake_with_changes: Settings,
+) -> None:
+    """Issue 17: the consent-change table of the lake holds member ids too; erase rewrote
+    only the canonical tables and left m1's changes there."""
+    from pipelines.erase import erase
+
+    # When m1 is erased
+    report = erase(lake_with_changes, ["m1"])
+
+    # Then no consent change of m1 is left, the others are, and the report counts it
+    changes = lake.read(lake_with_changes.lake_dir, CONSENTS)
+    assert "m1" not in set(changes["member_id"]), "m1's consent changes stay in the lake"
+    assert sorted(changes["member_id"]) == ["m2", "m3", "m3"]
+    assert "lake consents" in report.describe(), report.describe()
