@@ -16,7 +16,9 @@ member's rows from the first line on. A run stopped half way leaves the request 
 the id still in the lake or the outputs (erased last), where `finish_pending` finds it again by
 its hash. The API's `DELETE /v1/members/{member_id}` erases what serving owns and records the
 rest as pending; `finish_pending` (run by `memberscore erase --pending` and at the start of
-ingest, import, features build and materialize, publish-scores and batch-score) erases it here.
+every job that reads the lake, snapshots or batch runs: ingest, import, features build and
+materialize, publish-scores, batch-score, campaign build, train, train-btyd, nba train, stages)
+erases it here.
 
 Not handled: batch runs written with `--out` outside `<data>/outputs`, lines the order-lines
 importer itself rejects for an erased member after the erasure (`memberscore erase` again

@@ -111,9 +111,12 @@ def build(
     Example: memberscore campaign build --run data/outputs/batch-2025-12-29 --budget 5000
     """
     from pipelines import campaign
+    from pipelines.erase import finish_pending_quietly
 
+    settings = get_settings()
+    finish_pending_quietly(settings, typer.echo)  # erasures the API recorded leave the lists
     summary = campaign.build(
-        get_settings(),
+        settings,
         run,
         budget=budget,
         max_per_action=max_per_action,

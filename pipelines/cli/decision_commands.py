@@ -35,9 +35,11 @@ def stages(
 
     Example: memberscore stages --from 2025-06-02 --to 2025-09-01
     """
+    from pipelines.erase import finish_pending_quietly
     from pipelines.stages import stage_migration
 
     settings = get_settings()
+    finish_pending_quietly(settings, typer.echo)
     matrix, figure, basis = stage_migration(
         settings, date.fromisoformat(start), date.fromisoformat(end)
     )
@@ -54,9 +56,12 @@ def train(catalogue: CatalogueOption = None) -> None:
     Example: memberscore nba train
     """
     from decisions.catalogue import load_catalogue
+    from pipelines.erase import finish_pending_quietly
     from training.jobs import uplift
 
-    typer.echo(uplift.train(get_settings(), load_catalogue(catalogue)).describe())
+    settings = get_settings()
+    finish_pending_quietly(settings, typer.echo)  # no erased member's contacts in training
+    typer.echo(uplift.train(settings, load_catalogue(catalogue)).describe())
 
 
 @nba_app.command()

@@ -63,9 +63,11 @@ def train(
     history cannot label the horizon, trains on the longest one it can and carries the forecast
     with BTYD (said in the output and the MLflow tags). Example: memberscore train churn
     """
+    from pipelines.erase import finish_pending_quietly
     from training.jobs import train as job
 
     settings = get_settings()
+    finish_pending_quietly(settings, typer.echo)  # no erased member's rows in training
     plan, frame = job.prepare(
         settings,
         _task(task),
@@ -96,9 +98,11 @@ def backtest(
 
     Example: memberscore backtest clv --folds 3
     """
+    from pipelines.erase import finish_pending_quietly
     from training.jobs import train as job
 
     settings = get_settings()
+    finish_pending_quietly(settings, typer.echo)  # no erased member's rows in training
     plan, frame = job.prepare(
         settings,
         _task(task),
@@ -140,9 +144,12 @@ def train_btyd() -> None:
     The score API serves the `btyd` champion for P(alive) and the expected next-order date.
     Example: memberscore train-btyd && memberscore promote btyd
     """
+    from pipelines.erase import finish_pending_quietly
     from training.jobs import outlook as outlook_job
 
-    report = outlook_job.run(get_settings(), progress=typer.echo)
+    settings = get_settings()
+    finish_pending_quietly(settings, typer.echo)  # no erased member's rows in training
+    report = outlook_job.run(settings, progress=typer.echo)
     record = report.record
     typer.echo(
         f"registered {record.model_name} version {record.version} as challenger "

@@ -259,6 +259,42 @@ def test_the_api_erases_what_it_serves_and_the_next_pipeline_run_the_rest(
     assert job.verify(world.batch_out).ok
 
 
+def test_campaign_build_finishes_an_api_erasure_before_it_writes_lists(
+    erased: Erased, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After `DELETE /v1/members/{id}`, `memberscore campaign build` on a batch run made before
+    it finishes the pending erasure first, so no list (and no file) names the member."""
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    import pipelines.cli as cli
+    from memberscore.settings import ServingSettings
+    from pipelines.cli import batch_commands
+    from serving.api.app import create_app
+    from serving.api.security import hash_key
+
+    # Given a member erased through the API (the batch run still names it)
+    world, member = erased.world, erased.others[3]
+    keys = ((hash_key("erase-write"), "write"),)
+    settings = world.settings.model_copy(update={"serving": ServingSettings(api_keys=keys)})
+    with TestClient(create_app(settings)) as client:
+        answer = client.delete(f"/v1/members/{member}", headers={"X-API-Key": "erase-write"})
+    assert answer.status_code == 200, answer.text
+    assert files_naming(world.settings.data_dir, member), "the batch run waits for a pipeline"
+
+    # When campaign lists are built from that run
+    monkeypatch.setattr(batch_commands, "get_settings", lambda: world.settings)
+    built = CliRunner().invoke(
+        cli.build_app(), ["campaign", "build", "--run", str(world.batch_out)]
+    )
+
+    # Then the erasure was finished first and nothing names the member
+    assert built.exit_code == 0, built.output
+    assert "finished erasures requested through the API first" in built.output, built.output
+    assert not erasures.pending(world.settings.data_dir)
+    assert not files_naming(world.settings.data_dir, member)
+
+
 def test_the_demo_ends_by_erasing_a_member_and_printing_the_counts(
     erased: Erased, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
