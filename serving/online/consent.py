@@ -17,7 +17,6 @@ does not answer in time. `forget` removes members (erasure).
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
@@ -33,7 +32,7 @@ from decisions.guardrails import REGISTER_COLUMNS, channel_list, channel_text
 from memberscore.contract import CONTACT_CHANNELS, TIMESTAMP_DTYPE
 from memberscore.errors import StoreUnavailable
 from memberscore.settings import Settings
-from serving.online.contact_log import ContactLog, _bound_statements, _reachable, database_url
+from serving.online.contact_log import ContactLog, _reachable, bounded_engine
 
 TABLE_NAME = "memberscore_consent"
 LOG = logging.getLogger("memberscore.serving.consent")
@@ -187,19 +186,7 @@ def open_consent_register(settings: Settings) -> ConsentRegister:
     """Open (and create if needed) the register of the settings' profile, in the contact log's
     database, every call bound by `serving.store_timeout_seconds`. A database that is away
     does not stop the opening: calls answer StoreUnavailable until it is back."""
-    url = database_url(settings)
-    timeout = settings.serving.store_timeout_seconds
-    if url.startswith("sqlite:///"):
-        (settings.data_dir / "serving").mkdir(parents=True, exist_ok=True)
-        connect = {"check_same_thread": False, "timeout": timeout}  # timeout: busy wait (s)
-        engine = sa.create_engine(url, connect_args=connect)
-    else:
-        connect = {"connect_timeout": max(2, math.ceil(timeout))}  # libpq: whole seconds, >= 2
-        engine = sa.create_engine(
-            url, pool_pre_ping=True, pool_timeout=timeout, connect_args=connect
-        )
-        _bound_statements(engine, milliseconds=max(1, round(timeout * 1000)))
-    register = ConsentRegister(engine)
+    register = ConsentRegister(bounded_engine(settings))
     try:
         register.create()
     except StoreUnavailable as error:

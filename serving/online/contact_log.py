@@ -368,25 +368,28 @@ def database_url(settings: Settings) -> str:
     return f"sqlite:///{settings.data_dir / 'serving' / 'contact_log.sqlite'}"
 
 
-def open_contact_log(settings: Settings) -> ContactLog:
-    """Open (and create if needed) the contact log of the settings' profile, every call bound
-    by `serving.store_timeout_seconds`. A database that is away does not stop the opening:
-    its calls (and /readyz) answer StoreUnavailable until it is back."""
+def bounded_engine(settings: Settings) -> sa.Engine:
+    """An engine on the contact log's database of the settings' profile (`database_url`; the
+    consent register shares it), every call bound by `serving.store_timeout_seconds`."""
     url = database_url(settings)
     timeout = settings.serving.store_timeout_seconds
     if url.startswith("sqlite:///"):
         (settings.data_dir / "serving").mkdir(parents=True, exist_ok=True)
         connect = {"check_same_thread": False, "timeout": timeout}  # timeout: busy wait (s)
-        engine = sa.create_engine(url, connect_args=connect)
-    else:
-        # libpq counts whole seconds (at least 2); statement_timeout bounds every statement
-        # once connected, including the wait for a lock another session holds.
-        connect = {"connect_timeout": max(2, math.ceil(timeout))}
-        engine = sa.create_engine(
-            url, pool_pre_ping=True, pool_timeout=timeout, connect_args=connect
-        )
-        _bound_statements(engine, milliseconds=max(1, round(timeout * 1000)))
-    log = ContactLog(engine)
+        return sa.create_engine(url, connect_args=connect)
+    # libpq counts whole seconds (at least 2); statement_timeout bounds every statement once
+    # connected, including the wait for a lock another session holds.
+    connect = {"connect_timeout": max(2, math.ceil(timeout))}
+    engine = sa.create_engine(url, pool_pre_ping=True, pool_timeout=timeout, connect_args=connect)
+    _bound_statements(engine, milliseconds=max(1, round(timeout * 1000)))
+    return engine
+
+
+def open_contact_log(settings: Settings) -> ContactLog:
+    """Open (and create if needed) the contact log of the settings' profile, every call bound
+    by `serving.store_timeout_seconds`. A database that is away does not stop the opening:
+    its calls (and /readyz) answer StoreUnavailable until it is back."""
+    log = ContactLog(bounded_engine(settings))
     try:
         log.create()
     except StoreUnavailable as error:  # the API starts not-ready rather than not at all
