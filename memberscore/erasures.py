@@ -16,7 +16,6 @@ finished by the next `memberscore erase --pending`.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
@@ -33,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from memberscore import journal
 from memberscore.errors import ContractError
 
 FOLDER = "privacy"
@@ -77,18 +77,7 @@ def member_hash(key: bytes, member_id: str) -> str:
 def append(data_dir: Path, entries: Iterable[dict]) -> Path:
     """Append entries (one line each, under a lock, flushed to disk); returns the log path."""
     path = log_path(data_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(entry, sort_keys=True) + "\n" for entry in entries)
-    with path.open("a+b") as log:
-        fcntl.flock(log, fcntl.LOCK_EX)
-        size = log.seek(0, os.SEEK_END)
-        if size:
-            log.seek(size - 1)
-            if log.read(1) != b"\n":
-                text = "\n" + text  # a killed writer left half a line: start a fresh one
-        log.write(text.encode("utf-8"))
-        log.flush()
-        os.fsync(log.fileno())
+    journal.append_lines(path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
     return path
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import secrets
 import sys
@@ -39,7 +38,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from memberscore import contract, lake
+from memberscore import contract, journal, lake
 from memberscore.erasures import ErasedIds
 from memberscore.errors import ContractError
 from memberscore.settings import Settings
@@ -379,14 +378,4 @@ def _append_log(lake_dir: Path, report: IngestReport, **extra: object) -> None:
         entry.pop(examples)
     entry["quarantine_file"] = str(report.quarantine_file) if report.quarantine_file else None
     entry["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    line = json.dumps(entry) + "\n"
-    lake_dir.mkdir(parents=True, exist_ok=True)
-    with (lake_dir / LOG_FILE).open("a+b") as log:  # "a": every write lands at the end
-        size = log.seek(0, os.SEEK_END)
-        if size:
-            log.seek(size - 1)
-            if log.read(1) != b"\n":
-                line = "\n" + line  # a killed writer left half a line: start a fresh one
-        log.write(line.encode("utf-8"))
-        log.flush()
-        os.fsync(log.fileno())
+    journal.append_lines(lake_dir / LOG_FILE, json.dumps(entry) + "\n")
