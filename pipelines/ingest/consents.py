@@ -31,11 +31,11 @@ def latest_changes(changes: pd.DataFrame) -> list[ConsentChange]:
             member_id=str(row.member_id),
             consent_marketing=bool(row.consent_marketing),
             consent_personalization=bool(row.consent_personalization),
-            changed_at=row.changed_at.to_pydatetime(),
+            changed_at=changed_at.to_pydatetime(),
             source="ingest",
             channels_opted_out=tuple(c for c in CONTACT_CHANNELS if getattr(row, f"opted_out_{c}")),
         )
-        for row in last.itertuples(index=False)
+        for row, changed_at in zip(last.itertuples(index=False), last["changed_at"], strict=True)
     ]
 
 

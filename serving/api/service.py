@@ -138,7 +138,7 @@ def _with_consent(
     frame = pd.DataFrame.from_dict({m: dict(rows[m]) for m in changed}, orient="index")
     merged = effective_consent(frame, consents).astype(object)
     merged = merged.where(merged.notna(), None)
-    return {**rows, **{m: merged.loc[m].to_dict() for m in changed}}
+    return {**rows, **{m: {str(k): v for k, v in merged.loc[m].items()} for m in changed}}
 
 
 def _decision_out(card: MemberScores, decision: Decision, settings: Settings) -> NextBestActionOut:
