@@ -8,6 +8,7 @@ must be no member's row while keeping the model's schema.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import replace
@@ -48,12 +49,18 @@ def stored_files(settings: Settings, run_id: str, model_uri: str, folder: Path) 
 
 
 def ids_in_files(folder: Path, ids: Iterable[str]) -> dict[str, list[str]]:
-    """Each file under `folder` (relative path) whose bytes contain one of `ids` → those ids."""
-    needles = [(i, i.encode()) for i in sorted(set(ids))]
+    """Each file under `folder` (relative path) whose bytes hold one of `ids` as a whole token
+    → those ids. A token is not glued to letters or digits: SQLite stores a row's cells side by
+    side, so a tag value ending in "m" before a random run uuid starting "0516" must not read
+    as member m0516."""
+    needles = [
+        (i, re.compile(rb"(?<![0-9A-Za-z])" + re.escape(i.encode()) + rb"(?![0-9A-Za-z])"))
+        for i in sorted(set(ids))
+    ]
     found: dict[str, list[str]] = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         data = path.read_bytes()
-        hits = [i for i, needle in needles if needle in data]
+        hits = [i for i, needle in needles if needle.search(data)]
         if hits:
             found[path.relative_to(folder).as_posix()] = hits
     return found
@@ -163,3 +170,16 @@ def test_the_outlook_artifact_carries_no_member_data(
 
     assert (folder / "model" / outlook_job.ARTIFACT_FILE).is_file(), "the version's artifact"
     assert ids_in_files(folder, members["member_id"].astype(str)) == {}
+
+
+def test_ids_are_found_as_whole_tokens_only(tmp_path: Path) -> None:
+    """Guard of the search itself: an id quoted, comma-separated or at a line's end is found;
+    the same characters glued into a longer token (adjacent SQLite cells) are not."""
+    (tmp_path / "leak.json").write_bytes(b'{"member_id": "m0516"}')
+    (tmp_path / "leak.csv").write_bytes(b"x,m0042\n")
+    (tmp_path / "glued.db").write_bytes(b"\x00lightgbm0516ab3f\x00m05160\x00")
+
+    assert ids_in_files(tmp_path, ["m0516", "m0042"]) == {
+        "leak.csv": ["m0042"],
+        "leak.json": ["m0516"],
+    }
