@@ -50,6 +50,46 @@ class ServingSettings(BaseModel):
     )
 
 
+class MonitorSettings(BaseModel):
+    """`memberscore monitor` and the score API's drift gauges: when a champion has drifted or
+    decayed. PSI (population stability index) compares shares over reference bins: below 0.1
+    is stable, 0.1-0.25 a moderate shift, above 0.25 a large one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    psi_alert: float = Field(
+        0.25, gt=0, description="PSI of a feature or a score at which it has drifted."
+    )
+    missing_change: float = Field(
+        0.10, gt=0, le=1, description="Change of a feature's missing share (0..1) that is drift."
+    )
+    auc_drop: float = Field(
+        0.05, ge=0, description="Matured ROC AUC this far below the promoted backtest is decay."
+    )
+    ece_rise: float = Field(
+        0.05, ge=0, description="Matured ECE this far above the promoted backtest is decay."
+    )
+    gini_drop: float = Field(
+        0.10, ge=0, description="Matured normalized Gini (clv) this far below backtest is decay."
+    )
+    bias_pct: float = Field(
+        25.0, gt=0, description="Matured total bias beyond this many percent (either way) is decay."
+    )
+    bins: int = Field(10, ge=2, le=50, description="Equal-mass reference bins of a PSI.")
+    sample_rows: int = Field(
+        200_000,
+        gt=0,
+        description="Members drawn (seeded) from each population the monitor scores: the "
+        "training snapshots, the latest snapshot and each matured cutoff.",
+    )
+    served_window: int = Field(
+        5_000, gt=0, description="Served scores per score name in the API's rolling PSI window."
+    )
+    served_min: int = Field(
+        500, gt=0, description="Served scores needed before the API reports a score's PSI."
+    )
+
+
 class Settings(BaseSettings):
     """Paths, stores, horizons and seeds for every job. Immutable once built."""
 
@@ -133,6 +173,11 @@ class Settings(BaseSettings):
         default_factory=DecisionSettings,
         description="Lifecycle stage thresholds, contact guardrails and uplift history rules "
         "(docs/decisions.md); a `[decisions]` table in TOML.",
+    )
+
+    monitor: MonitorSettings = Field(
+        default_factory=MonitorSettings,
+        description="Drift and decay thresholds (docs/monitoring.md); a `[monitor]` table in TOML.",
     )
 
     spark_master: str = Field(
