@@ -32,6 +32,7 @@ from decisions.guardrails import (
     ContactHistory,
     action_channels,
     contact_history,
+    effective_consent,
     guardrail_blocks,
 )
 from decisions.stages import assign_stages
@@ -316,6 +317,34 @@ def action_blocks(
     return codes
 
 
+def decide(
+    features: pd.DataFrame,
+    stages: pd.DataFrame,
+    catalogue: Catalogue,
+    uplift: UpliftModel,
+    contacts: pd.DataFrame,
+    now: pd.Timestamp,
+    policy: GuardrailPolicy,
+    consents: pd.DataFrame | None = None,
+) -> DecisionBatch:
+    """Next-best action of every member at `now` (UTC): the one path of batch scoring and the
+    score API, so both give the same answers for the same inputs.
+
+    `features` are rows indexed by member id, as of their cutoff; `stages` come from
+    `assign_stages` on the same rows; `contacts` is the contact log (member_id, action_id,
+    sent_at, group) and `consents` the consent register's entries (`REGISTER_COLUMNS`; None:
+    no member changed consent), which override the features' flags (`effective_consent`).
+    Guardrails run first, so the uplift model predicts only the pairs that may be sent.
+    """
+    frame = effective_consent(features, consents)  # an opt-out counts from this decision on
+    history = contact_history(contacts, frame.index, catalogue, now, policy)
+    blocks = action_blocks(frame, stages, catalogue, history, policy)
+    columns = pd.Index(catalogue.ids).get_indexer(pd.Index(list(uplift.counts_.index)))
+    allowed = np.where(columns >= 0, blocks[:, columns] == OK, False)
+    arrays = uplift.predict_arrays(frame, allowed)  # blocked pairs are never chosen
+    return next_best_actions(frame, stages, catalogue, arrays, history, policy, blocks=blocks)
+
+
 def next_best_action(
     member_id: str,
     *,
@@ -327,17 +356,14 @@ def next_best_action(
     uplift: UpliftModel,
     settings: DecisionSettings,
 ) -> Decision:
-    """The decision of one member from plain mappings (the score API's entry point).
+    """The decision of one member from plain mappings (`decide` on one row).
 
-    `features` are the member's online features as of their cutoff, `scores` the model outputs
-    by name (`churn` is read), `contacts` the member's contact log, `now` the decision time (UTC),
+    `features` are the member's features as of their cutoff, `scores` the model outputs by
+    name (`churn` is read), `contacts` the member's contact log, `now` the decision time (UTC),
     `uplift` the fitted uplift model (`decisions.uplift.prior_only_model` when none is learned).
     """
     frame = pd.DataFrame([dict(features)], index=pd.Index([member_id], name="member_id"))
     score_frame = pd.DataFrame([dict(scores)], index=frame.index, dtype="float64")
     stages = assign_stages(frame, score_frame, settings.stages)
-    history = contact_history(contacts, frame.index, catalogue, now, settings.guardrails)
-    batch = next_best_actions(
-        frame, stages, catalogue, uplift.predict_arrays(frame), history, settings.guardrails
-    )
+    batch = decide(frame, stages, catalogue, uplift, contacts, now, settings.guardrails)
     return batch.explain(member_id)

@@ -1,10 +1,10 @@
 """One chunk of batch scoring, pure: feature rows in, one output row per member out.
 
 Scores come from `serving.scoring.frames.score_frame` (the code the score API uses), stages from
-`decisions.stages.assign_stages`, actions from `decisions.engine.next_best_actions` after the
-guardrails, under each member's effective consent (the consent register's entry, read once per
-run, over the snapshot's flags). Both engines (local, Spark) call `score_chunk`, so they give
-the same rows.
+`decisions.stages.assign_stages`, actions from `decisions.engine.decide` (the score API's
+next-best action too) after the guardrails, under each member's effective consent (the consent
+register's entry, read once per run, over the snapshot's flags). Both engines (local, Spark)
+call `score_chunk`, so they give the same rows.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from decisions.catalogue import NO_ACTION, Catalogue
-from decisions.engine import action_blocks, next_best_actions
-from decisions.guardrails import OK, contact_history, effective_consent
+from decisions.engine import decide
 from decisions.stages import assign_stages
 from memberscore.settings import Settings
 from serving.scoring.bundle import ModelBundle
@@ -163,13 +162,9 @@ def _actions(
     """The engine's choice per member: action_id, channel, expected_value (currency per
     contact), unit_cost, source (learned | prior | none) and control_group."""
     catalogue, policy = decider.catalogue, settings.decisions.guardrails
-    frame = effective_consent(frame, decider.consents)  # an opt-out counts from this run on
-    history = contact_history(decider.contacts, frame.index, catalogue, now, policy)
-    blocks = action_blocks(frame, stages, catalogue, history, policy)
-    columns = pd.Index(catalogue.ids).get_indexer(pd.Index(list(decider.uplift.counts_.index)))
-    allowed = np.where(columns >= 0, blocks[:, columns] == OK, False)
-    uplift = decider.uplift.predict_arrays(frame, allowed)  # blocked pairs are never chosen
-    batch = next_best_actions(frame, stages, catalogue, uplift, history, policy, blocks=blocks)
+    batch = decide(
+        frame, stages, catalogue, decider.uplift, decider.contacts, now, policy, decider.consents
+    )
     chosen = batch.to_frame().drop(columns=["stage"]).rename(columns={"source": "action_source"})
     costs = np.array([a.unit_cost for a in catalogue.actions])
     chosen.insert(3, "unit_cost", costs[batch.chosen])
