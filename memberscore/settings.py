@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     )
     activation_horizon_days: int = Field(30, gt=0, description="Default activation horizon (days).")
     activation_horizons_days: tuple[int, ...] = Field((7, 30, 90))
+    repurchase_days: int = Field(
+        90,
+        gt=0,
+        description="KPI repurchase rate: a second order within this many days of the "
+        "first (days; docs/kpis.md).",
+    )
     clv_horizon_days: int = Field(365, gt=0, description="Horizon of future spend (days).")
     monthly_discount_rate: float = Field(0.01, ge=0, description="Monthly rate discounting CLV.")
     min_history_days: int = Field(
