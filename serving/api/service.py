@@ -11,12 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import pandas as pd
 from starlette.concurrency import run_in_threadpool
 
-from decisions.guardrails import effective_consent
 from memberscore.settings import Settings
 from serving.api.context import RequestContext
 from serving.api.metrics import Metrics
@@ -102,8 +100,9 @@ def _decisions(
     context: RequestContext,
 ) -> NextBestActionsOut:
     """The decisions of `decide` once its reads are done: live scores where no current
-    published card is, then the domain's next-best action of every member with features,
-    under the consent the register holds for members who changed it."""
+    published card is, then the domain's next-best actions of every member with features in
+    one call (`decisions.engine.decide`, as batch scoring), under the consent the register
+    holds for members who changed it."""
     live = [m for m in ids if m not in published]
     scored = score(live, features, context.bundle, context.domain, context.settings)
     observe(map(observed_scores, scored.scores), context.metrics)
@@ -111,34 +110,22 @@ def _decisions(
     for member_id, text in published.items():
         if member_id in features.rows:
             cards[member_id] = MemberScores.model_validate_json(text)
+    ordered = [cards[m] for m in ids if m in cards]
+    not_found = [m for m in ids if m not in cards]
+    if not ordered:
+        return NextBestActionsOut(decisions=[], not_found=not_found)
+    index = pd.Index([card.member_id for card in ordered], name="member_id")
+    frame = pd.DataFrame([dict(features.rows[m]) for m in index], index=index)
+    flat = pd.DataFrame([flat_scores(card) for card in ordered], index=index, dtype="float64")
     now = datetime.now(UTC)
-    rows = _with_consent(features.rows, consents)
-    decisions = []
-    for card in (cards[m] for m in ids if m in cards):
-        decision = context.domain.next_best_action(
-            card.member_id,
-            features=rows[card.member_id],
-            scores=flat_scores(card),
-            contacts=history[history["member_id"] == card.member_id],
-            now=now,
-            uplift=context.bundle.uplift,
-        )
-        decisions.append(_decision_out(card, decision, context.settings))
-    return NextBestActionsOut(decisions=decisions, not_found=[m for m in ids if m not in cards])
-
-
-def _with_consent(
-    rows: Mapping[str, Mapping[str, Any]], consents: pd.DataFrame
-) -> Mapping[str, Mapping[str, Any]]:
-    """Feature rows with the register's consent of the members in `consents`
-    (`decisions.guardrails.effective_consent`); the others as they are."""
-    changed = [m for m in consents["member_id"].astype(str) if m in rows]
-    if not changed:
-        return rows
-    frame = pd.DataFrame.from_dict({m: dict(rows[m]) for m in changed}, orient="index")
-    merged = effective_consent(frame, consents).astype(object)
-    merged = merged.where(merged.notna(), None)
-    return {**rows, **{m: {str(k): v for k, v in merged.loc[m].items()} for m in changed}}
+    chosen = context.domain.next_best_actions(
+        frame, flat, history, consents, now, context.bundle.uplift
+    )
+    decisions = [
+        _decision_out(card, decision, context.settings)
+        for card, decision in zip(ordered, chosen, strict=True)
+    ]
+    return NextBestActionsOut(decisions=decisions, not_found=not_found)
 
 
 def _decision_out(card: MemberScores, decision: Decision, settings: Settings) -> NextBestActionOut:

@@ -16,7 +16,7 @@ from serving.scoring.domain import Candidate, Decision, ReasonCode
 
 class LibraryDomain:
     """The domain port over the real libraries: `training.core.reasons` for reason codes,
-    `decisions.stages` for the lifecycle stage, `decisions.engine` for the next-best action.
+    `decisions.stages` for the lifecycle stage, `decisions.engine` for the next-best actions.
 
     The uplift model comes with the request's model bundle (`uplift@champion`); while none is
     registered, `prior_uplift` (`decisions.uplift.prior_only_model`) makes the engine use the
@@ -71,35 +71,36 @@ class LibraryDomain:
 
         return stage_of(features, scores, self.decision_settings.stages)
 
-    def next_best_action(
+    def next_best_actions(
         self,
-        member_id: str,
-        *,
-        features: Mapping[str, Any],
-        scores: Mapping[str, float | None],
+        features: pd.DataFrame,
+        scores: pd.DataFrame,
         contacts: pd.DataFrame,
+        consents: pd.DataFrame,
         now: datetime,
         uplift: Any,
-    ) -> Decision:
-        """The engine's decision, after consent, cooldowns, caps and the control group."""
-        from decisions.engine import next_best_action
+    ) -> list[Decision]:
+        """The engine's decisions (`decisions.engine.decide`, as batch scoring), after
+        consent, cooldowns, caps and the control group."""
+        from decisions.engine import decide
+        from decisions.stages import assign_stages
 
-        decision = next_best_action(
-            member_id,
-            features=features,
-            scores=scores,
-            contacts=contacts,
-            now=pd.Timestamp(now),
-            catalogue=self.catalogue,
-            uplift=self.prior_uplift if uplift is None else uplift,
-            settings=self.decision_settings,
-        )
-        return Decision(
-            action=_candidate(decision.action),
-            alternatives=tuple(_candidate(o) for o in decision.alternatives),
-            reasons=tuple(decision.reasons),
-            control_group=bool(decision.control_group),
-        )
+        settings = self.decision_settings
+        stages = assign_stages(features, scores, settings.stages)
+        model = self.prior_uplift if uplift is None else uplift
+        now_utc, policy = pd.Timestamp(now), settings.guardrails
+        batch = decide(features, stages, self.catalogue, model, contacts, now_utc, policy, consents)
+        return [_decision(batch.explain(member_id)) for member_id in features.index]
+
+
+def _decision(decision: Any) -> Decision:
+    """An engine decision as the serving port's."""
+    return Decision(
+        action=_candidate(decision.action),
+        alternatives=tuple(_candidate(o) for o in decision.alternatives),
+        reasons=tuple(decision.reasons),
+        control_group=bool(decision.control_group),
+    )
 
 
 def _candidate(option: Any) -> Candidate:

@@ -44,7 +44,7 @@ class Decision:
 
 
 class Domain(Protocol):
-    """Reason codes, lifecycle stage, BTYD outlook and next-best action for one member."""
+    """Reason codes, lifecycle stage and BTYD outlook of one member; next-best actions of many."""
 
     def reasons(
         self,
@@ -69,16 +69,17 @@ class Domain(Protocol):
         """Lifecycle stage and the name of the rule that fired."""
         ...
 
-    def next_best_action(
+    def next_best_actions(
         self,
-        member_id: str,
-        *,
-        features: Mapping[str, Any],
-        scores: Mapping[str, float | None],
+        features: pd.DataFrame,
+        scores: pd.DataFrame,
         contacts: pd.DataFrame,
+        consents: pd.DataFrame,
         now: datetime,
         uplift: Any,
-    ) -> Decision:
-        """Choose an action after consent, cooldown (from `contacts`) and control-group checks;
-        `uplift` is the served uplift model (None: the catalogue's prior uplift)."""
+    ) -> list[Decision]:
+        """The decision of every member (rows of `features`, indexed by member id; `scores` by
+        name on the same index), in row order, after consent (the register's `consents` over
+        the features' flags), cooldowns (from `contacts`) and control-group checks; `uplift`
+        is the served uplift model (None: the catalogue's prior uplift)."""
         ...

@@ -165,27 +165,32 @@ class FakeDomain:
             else ("active", "default")
         )
 
-    def next_best_action(
+    def next_best_actions(
         self,
-        member_id: str,
-        *,
-        features: Any,
-        scores: Any,
+        features: pd.DataFrame,
+        scores: pd.DataFrame,
         contacts: pd.DataFrame,
+        consents: pd.DataFrame,
         now: datetime,
         uplift: Any,
-    ) -> Decision:
+    ) -> list[Decision]:
         candidates = [
             Candidate("winback_email", "email", 4.0),
             Candidate("push_reminder", "push", 1.5),
         ]
-        recent = set(contacts["action_id"]) if len(contacts) else set()
-        open_ = [c for c in candidates if c.action_id not in recent]
-        reasons = (
-            ("cooldown: winback_email sent recently",) if recent else ("highest expected value",)
-        )
-        chosen = open_[0] if open_ else Candidate("no_action", None, 0.0)
-        return Decision(chosen, tuple(open_[1:]), reasons, False)
+        decisions = []
+        for member_id in features.index:
+            mine = contacts[contacts["member_id"] == member_id]
+            recent = set(mine["action_id"]) if len(mine) else set()
+            open_ = [c for c in candidates if c.action_id not in recent]
+            reasons = (
+                ("cooldown: winback_email sent recently",)
+                if recent
+                else ("highest expected value",)
+            )
+            chosen = open_[0] if open_ else Candidate("no_action", None, 0.0)
+            decisions.append(Decision(chosen, tuple(open_[1:]), reasons, False))
+        return decisions
 
 
 def _trained(kind: str, seed: int) -> Any:
