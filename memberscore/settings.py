@@ -206,6 +206,13 @@ class Settings(BaseSettings):
         description="Tier name and the growth value (net spend over the trailing 365 days, in "
         "the dataset currency) needed to hold it, in ascending order.",
     )
+    tier_period_days: int = Field(
+        365,
+        gt=0,
+        le=365,
+        description="Days ahead in which reaching the next tier counts for upgrade timing (the "
+        "probability of reaching it, the expected date), at most the 365-day growth window.",
+    )
 
     @model_validator(mode="before")
     @classmethod
