@@ -43,6 +43,12 @@ def build_app() -> typer.Typer:
     from pipelines.cli import batch_commands
 
     batch_commands.register(app)
+    from pipelines.cli import kpi_commands
+
+    kpi_commands.register(app)
+    from pipelines.cli import monitor_commands
+
+    monitor_commands.register(app)
     return app
 
 

@@ -1,0 +1,1 @@
+"""KPI benchmark: `memberscore kpis` on the 1M-member lake."""
