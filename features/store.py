@@ -261,7 +261,7 @@ def write_published(store: FeatureStore, settings: Settings, cards: pd.DataFrame
     if view is None:
         raise DataNotFound("the published scores' view is not registered: run `apply_published`")
     with reachable(settings):
-        _write_online(store, [view], cards, "bulk")
+        write_online(store, [view], cards, "bulk")
 
 
 def forget_online(settings: Settings, member_ids: Sequence[str]) -> tuple[int, int]:
@@ -299,6 +299,12 @@ def feature_service(store: FeatureStore, name: str) -> FeatureService:
         ) from None
 
 
+LATEST_QUERY = (
+    f"SELECT * FROM read_parquet(?) QUALIFY row_number() OVER "
+    f"(PARTITION BY {JOIN_KEY} ORDER BY {AS_OF} DESC) = 1 ORDER BY {JOIN_KEY}"
+)
+
+
 def latest_snapshot(settings: Settings) -> pd.DataFrame:
     """The most recent snapshot row of every member (across all cutoffs), by member id."""
     import duckdb
@@ -306,11 +312,40 @@ def latest_snapshot(settings: Settings) -> pd.DataFrame:
     require_snapshots(settings)
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
-        frame = con.execute(
-            f"SELECT * FROM read_parquet(?) QUALIFY row_number() OVER "
-            f"(PARTITION BY {JOIN_KEY} ORDER BY {AS_OF} DESC) = 1 ORDER BY {JOIN_KEY}",
-            [snapshot_glob(settings)],
-        ).df()
+        frame = con.execute(LATEST_QUERY, [snapshot_glob(settings)]).df()
+    frame[AS_OF] = frame[AS_OF].astype(TIMESTAMP_DTYPE)
+    return frame
+
+
+def latest_batches(settings: Settings, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """`latest_snapshot` streamed in batches of exactly `batch_rows` members (the last one
+    smaller), in member id order: the same batches for the same snapshot files, so a batch's
+    number names the same members on every run. Memory stays bounded by the batch size."""
+    import duckdb
+    import pyarrow as pa
+
+    require_snapshots(settings)
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        relation = con.sql(LATEST_QUERY, params=[snapshot_glob(settings)])
+        with relation.to_arrow_reader(batch_size=batch_rows) as reader:
+            pending: list[pa.RecordBatch] = []
+            held = 0
+            for batch in reader:
+                pending.append(batch)
+                held += batch.num_rows
+                while held >= batch_rows:
+                    table = pa.Table.from_batches(pending)
+                    yield _latest_frame(table.slice(0, batch_rows))
+                    rest = table.slice(batch_rows)
+                    pending, held = rest.to_batches(), rest.num_rows
+            if held:
+                yield _latest_frame(pa.Table.from_batches(pending))
+
+
+def _latest_frame(table: Any) -> pd.DataFrame:
+    """An Arrow batch of latest snapshot rows as pandas, `as_of` in the contract's dtype."""
+    frame = table.to_pandas()
     frame[AS_OF] = frame[AS_OF].astype(TIMESTAMP_DTYPE)
     return frame
 
@@ -324,36 +359,40 @@ def materialize(
 ) -> Materialized:
     """Write the latest snapshot of every member into the online store.
 
-    Reads the latest rows once with DuckDB (not `feast materialize`, which re-queries the
-    offline store per view) and writes them in batches of `batch_rows` members. `method`
-    "bulk" encodes values column-wise and writes Feast's online layout in bulk
+    Streams the latest rows with DuckDB (`latest_batches`; not `feast materialize`, which
+    re-queries the offline store per view) and writes them in batches of `batch_rows` members.
+    `method` "bulk" encodes values column-wise and writes Feast's online layout in bulk
     (`features.online_bulk`); "feast" goes through `FeatureStore.write_to_online_store`, one
     protobuf and (SQLite) one INSERT per value. `progress` gets the members of each batch.
+    `pipelines.publish` writes the same rows together with the score cards.
     """
     require_snapshots(settings)
     store = feature_store(settings)
     views = applied_views(store)
     started = perf_counter()
-    latest = latest_snapshot(settings)
-    for start in range(0, len(latest), batch_rows):
-        batch = latest.iloc[start : start + batch_rows]
+    members, cutoffs = 0, []
+    for batch in latest_batches(settings, batch_rows):
         with reachable(settings):
-            _write_online(store, views, batch, method)
+            write_online(store, views, batch, method)
+        members += len(batch)
+        cutoffs.append(batch[AS_OF].max())
         if progress is not None:
             progress(len(batch))
     width = sum(len(view.features) for view in views)
     return Materialized(
-        members=len(latest),
-        values=len(latest) * width,
-        latest_as_of=latest[AS_OF].max(),
+        members=members,
+        values=members * width,
+        latest_as_of=max(cutoffs, default=pd.NaT),
         seconds=perf_counter() - started,
     )
 
 
-def _write_online(
-    store: FeatureStore, views: Sequence[FeatureView], batch: pd.DataFrame, method: str
+def write_online(
+    store: FeatureStore, views: Sequence[FeatureView], batch: pd.DataFrame, method: str = "bulk"
 ) -> None:
-    """Write one batch of latest-snapshot rows of every view with `method`."""
+    """Write one batch of rows (`member_id`, `as_of` and the views' features) of every view
+    with `method`: "bulk" (`features.online_bulk`, one write per member holding every view)
+    or "feast" (`FeatureStore.write_to_online_store`, per view)."""
     from features import online_bulk
 
     if method == "feast":
