@@ -158,6 +158,31 @@ class Interval(_Out):
     p90: float
 
 
+class NextTier(_Out):
+    """The tier above the member's and when they may reach it. The tier follows the growth
+    value, net spend over the rolling 365 days: spend older than that leaves it, so the
+    distance can grow before new spend closes it. Timing comes from the spend forecast
+    (`spend`): null for members who never ordered and while no clv model is served."""
+
+    name: str | None = Field(description="The next tier; null when the store does not say.")
+    distance: float = Field(description="Growth value still needed to reach it (`currency`).")
+    currency: str
+    period_days: int = Field(description="The tier period: days ahead in which reaching it counts.")
+    expected_date: date | None = Field(
+        None,
+        description="The day the expected growth value reaches the tier (spending at the "
+        "expected rate, spend.mean over spend.horizon_days, while old spend leaves the "
+        "window); null when that is not within period_days.",
+    )
+    probability_within_period: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Chance of reaching the tier within period_days, from the spend interval "
+        "(p10 / p50 / p90) and expected spend.",
+    )
+
+
 class Stage(_Out):
     """Lifecycle stage and the rule that placed the member there."""
 
@@ -202,6 +227,9 @@ class MemberScores(_Out):
         description="P(still a customer) at `features_as_of`, from the BTYD outlook.",
     )
     expected_next_order_date: date | None
+    next_tier: NextTier | None = Field(
+        None, description="The next tier and upgrade timing; null at the top tier."
+    )
     rfm_segment: str | None
     lifecycle: Stage
     tags: list[str]

@@ -15,6 +15,8 @@ horizon), expected orders, spend and CLV (expected values and p10/p50/p90), and,
 name (`ServedModel.outputs`), so models with and without the expected values both serve.
 Reason codes are the feature names with the largest positive SHAP contributions of the churn
 model (members with orders) or the activation model (the others; none without one).
+Upgrade timing (`next_tier_days`, `next_tier_probability`, see `decisions.upgrade`) comes from
+the spend forecast and the tier features (`TIER_INPUTS`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from decisions.upgrade import SpendForecast, TierState, upgrade_timing
 from features.families.btyd import members_p_alive
 from memberscore.errors import ModelNotReady
 from memberscore.settings import Settings
@@ -38,6 +41,8 @@ QUANTILES = ("p10", "p50", "p90")
 MEANS = ("orders_mean", "spend_mean")  # expected orders and spend over the horizon
 SPEND_OUTPUTS = (*MEANS, *QUANTILES)
 REASON_MODELS = ("churn", "activation")
+# The features upgrade timing reads (`decisions.upgrade.TierState`, in its field order).
+TIER_INPUTS = ("distance_to_next_tier", "monetary_30d", "monetary_90d", "monetary_365d")
 SMALL_FRAME_ROWS = 64
 
 
@@ -159,6 +164,23 @@ def has_ordered(features: pd.DataFrame) -> np.ndarray:
     return features["has_ordered"].astype("boolean").fillna(False).to_numpy(dtype=bool)
 
 
+def tier_state(features: pd.DataFrame) -> TierState:
+    """The `TIER_INPUTS` of the rows of `features` as floats, NaN where missing or absent."""
+    return TierState(
+        *(
+            _numbers(features[name]) if name in features.columns else np.full(len(features), np.nan)
+            for name in TIER_INPUTS
+        )
+    )
+
+
+def tier_state_rows(rows: Sequence[Mapping[str, Any]]) -> TierState:
+    """`tier_state` of feature rows (name → value; an absent name is a missing value)."""
+    return TierState(
+        *(np.array([_number(row.get(name)) for row in rows], dtype=float) for name in TIER_INPUTS)
+    )
+
+
 def has_ordered_rows(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """`has_ordered` of feature rows (name → value) as a bool array; missing is no order."""
     flags = (row.get("has_ordered") for row in rows)
@@ -200,7 +222,7 @@ def score_frame(
     `reason_codes`. `reasons=0` skips the SHAP contributions, by far the costliest part (about
     3 ms per member on one core for a 300-tree model, against about 0.1 ms per prediction)."""
     ordered, matrices = has_ordered(features), frame_matrices(features)
-    columns = score_columns(ordered, matrices, bundle, settings)
+    columns = score_columns(ordered, matrices, bundle, settings, tier_state(features))
     columns["p_alive"] = np.where(ordered, members_p_alive(bundle.outlook, features), np.nan)
     out = pd.DataFrame(columns, index=features.index)
     if reasons > 0:
@@ -210,7 +232,11 @@ def score_frame(
 
 
 def score_columns(
-    ordered: np.ndarray, matrices: Matrices, bundle: ModelBundle, settings: Settings
+    ordered: np.ndarray,
+    matrices: Matrices,
+    bundle: ModelBundle,
+    settings: Settings,
+    tiers: TierState,
 ) -> dict[str, np.ndarray]:
     """Score columns of n members, from whether each has ordered and their encoded matrices.
 
@@ -219,7 +245,9 @@ def score_columns(
     (members without orders; all NaN while no activation model is served, which is optional);
     over the clv model's horizon: `orders_mean` (expected orders), `spend_mean` and
     `spend_p10/p50/p90` (expected and p10/p50/p90 undiscounted spend, currency), `clv_mean` and
-    `clv_p10/p50/p90` (the same discounted at `settings.monthly_discount_rate`). Scores that
+    `clv_p10/p50/p90` (the same discounted at `settings.monthly_discount_rate`);
+    `next_tier_days` and `next_tier_probability` (`next_tier_columns`, from `tiers`, the
+    members' `tier_state`). Scores that
     do not apply to a member (churn for a member who never ordered) are NaN and are not
     computed; so are the means of a spend model that does not predict them.
     """
@@ -242,7 +270,22 @@ def score_columns(
         factor = discount_factor(clv.horizon_days, settings.monthly_discount_rate)
         for stat in ("mean", *QUANTILES):
             columns[f"clv_{stat}"] = columns[f"spend_{stat}"] * factor
-    return columns
+    return columns | next_tier_columns(columns, tiers, clv, settings.tier_period_days)
+
+
+def next_tier_columns(
+    columns: Mapping[str, np.ndarray], tiers: TierState, clv: ServedModel | None, period: int
+) -> dict[str, np.ndarray]:
+    """Upgrade timing over the next `period` days (`decisions.upgrade.upgrade_timing`) from
+    the spend columns over the clv model's horizon: `next_tier_days` (days after the cutoff
+    until the expected growth value reaches the next tier) and `next_tier_probability`; NaN at
+    the top tier, for members without a spend forecast and while no clv model is served."""
+    if clv is None:
+        missing = np.full(len(tiers.distance), np.nan)
+        return {"next_tier_days": missing, "next_tier_probability": missing.copy()}
+    mean, p10, p50, p90 = (columns[f"spend_{stat}"] for stat in ("mean", *QUANTILES))
+    forecast = SpendForecast(mean, p10, p50, p90, horizon_days=clv.horizon_days)
+    return upgrade_timing(tiers, forecast, period)
 
 
 def spend_columns(values: np.ndarray) -> dict[str, np.ndarray]:

@@ -5,13 +5,15 @@ from `serving.scoring.frames.score_columns`, the core batch scoring shares, fed 
 encoded once per request straight from the feature rows (no frames for a few members). Members
 who never ordered get profile-only scores (activation, stage, tags) and
 `insufficient_history=True`; churn, expected orders, spend, CLV and the BTYD outlook need an
-order history and are left out for them. Activation is optional: while no activation model is
-served it is null, as are the reasons of members without orders.
+order history and are left out for them, as is the timing of the next tier (its name and
+distance stay). Activation is optional: while no activation model is served it is null, as are
+the reasons of members without orders.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -19,7 +21,15 @@ import numpy as np
 import pandas as pd
 
 from memberscore.settings import Settings
-from serving.schemas import HorizonProbability, Interval, MemberScores, Reason, ScoresOut, Stage
+from serving.schemas import (
+    HorizonProbability,
+    Interval,
+    MemberScores,
+    NextTier,
+    Reason,
+    ScoresOut,
+    Stage,
+)
 from serving.scoring.bundle import ModelBundle, ServedModel
 from serving.scoring.domain import Domain
 from serving.scoring.frames import (
@@ -35,6 +45,7 @@ from serving.scoring.frames import (
     predict_frame,
     score_columns,
     shared_matrices,
+    tier_state_rows,
 )
 from serving.scoring.sources import MemberFeatures
 from training.core.reasons import MAX_REASONS
@@ -104,7 +115,8 @@ def _reasons(
 def flat_scores(scores: MemberScores) -> dict[str, float | None]:
     """The numbers decision rules look at, by name: churn (default horizon), churn_<h>d,
     activation, orders_mean (expected orders), spend_mean, spend_p50, clv_mean, clv_p50
-    (currency, over the clv model's horizon) and p_alive."""
+    (currency, over the clv model's horizon), p_alive and next_tier_probability (reaching the
+    next tier within the tier period)."""
     flat: dict[str, float | None] = {"churn": None, "activation": None}
     for item in scores.churn:
         flat[f"churn_{item.horizon_days}d"] = item.probability
@@ -116,6 +128,8 @@ def flat_scores(scores: MemberScores) -> dict[str, float | None]:
         flat[f"{name}_mean"] = interval.mean if interval else None
         flat[f"{name}_p50"] = interval.p50 if interval else None
     flat["p_alive"] = scores.p_alive
+    tier = scores.next_tier
+    flat["next_tier_probability"] = tier.probability_within_period if tier else None
     return flat
 
 
@@ -132,7 +146,7 @@ def score(
     known = [m for m in ids if m in features.rows]
     rows = [features.rows[m] for m in known]
     buyers, matrices = has_ordered_rows(rows), row_matrices(rows)
-    columns = score_columns(buyers, matrices, bundle, settings)
+    columns = score_columns(buyers, matrices, bundle, settings, tier_state_rows(rows))
     reasons = _reasons(rows, buyers, matrices, bundle, domain)
     churn = churn_models(bundle, settings.churn_horizons_days)
     versions = dict(sorted(bundle.fingerprint.items()))
@@ -152,6 +166,7 @@ def score(
             orders_mean=_number(values.get("orders_mean")) if ordered else None,
             p_alive=None,
             expected_next_order_date=None,
+            next_tier=_next_tier(rows[i], values, features.as_of.get(member_id), settings),
             rfm_segment=_text(rows[i].get("segment")),
             lifecycle=Stage(stage="unknown", rule="not evaluated"),
             tags=tags_of(rows[i].get("tags")),
@@ -199,6 +214,24 @@ def _interval(
         p10=p10,
         p50=p50,
         p90=p90,
+    )
+
+
+def _next_tier(
+    row: Mapping[str, Any], values: Mapping[str, Any], as_of: datetime | None, settings: Settings
+) -> NextTier | None:
+    """The next tier and upgrade timing (`next_tier_days` after the cutoff `as_of`, a day
+    counted from its start), None at the top tier (no distance)."""
+    distance, days = _number(row.get("distance_to_next_tier")), _number(values["next_tier_days"])
+    if distance is None:
+        return None
+    return NextTier(
+        name=_text(row.get("next_tier")),
+        distance=distance,
+        currency=settings.currency,
+        period_days=settings.tier_period_days,
+        expected_date=None if days is None or as_of is None else (as_of + timedelta(days)).date(),
+        probability_within_period=_number(values["next_tier_probability"]),
     )
 
 
