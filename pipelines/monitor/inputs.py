@@ -1,0 +1,95 @@
+"""What the monitor reads: feature snapshots (checked, only the columns the models use, a
+seeded sample of a population), the lake's members and orders for the labels, and the
+predictions of earlier batch runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from features.store import SNAPSHOT_PREFIX, snapshot_files
+from memberscore.contract import MEMBERS, ORDERS
+from memberscore.errors import DataNotFound
+from memberscore.settings import Settings
+from training.core.labels import MEMBER_COLUMNS, MEMBER_ID, ORDER_COLUMNS, as_cutoff
+
+HAS_ORDERED = "has_ordered"
+
+
+def snapshot_cutoffs(settings: Settings) -> list[pd.Timestamp]:
+    """Cutoffs (00:00 UTC) of the built feature snapshots, oldest first; DataNotFound when
+    there are none."""
+    files = snapshot_files(settings)
+    if not files:
+        raise DataNotFound(
+            f"no feature snapshots in {settings.snapshots_dir}; run "
+            "`memberscore features build --as-of YYYY-MM-DD` first"
+        )
+    return [as_cutoff(f.stem.removeprefix(SNAPSHOT_PREFIX)) for f in files]
+
+
+def read_features(settings: Settings, cutoff: pd.Timestamp, columns: Sequence[str]) -> pd.DataFrame:
+    """The snapshot of `cutoff`: member_id, has_ordered and the `columns` it holds, checked
+    against the snapshot schema (`features.reader.read_snapshot`)."""
+    from features.reader import read_snapshot
+
+    wanted = list(dict.fromkeys([MEMBER_ID, HAS_ORDERED, *columns]))
+    return read_snapshot(settings, cutoff.date(), wanted)
+
+
+def ordered(frame: pd.DataFrame) -> np.ndarray:
+    """True for members with an order (missing has_ordered counts as none, as scoring does)."""
+    if HAS_ORDERED not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    return frame[HAS_ORDERED].astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+
+def population(frame: pd.DataFrame, task: str) -> pd.DataFrame:
+    """The rows a task's model scores: members with orders (churn, clv), without (activation)."""
+    buyers = ordered(frame)
+    return frame.loc[~buyers if task == "activation" else buyers]
+
+
+def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """At most `rows` rows of `frame` drawn without replacement with `seed`, in frame order."""
+    if len(frame) <= rows:
+        return frame
+    chosen = np.sort(np.random.default_rng(seed).choice(len(frame), rows, replace=False))
+    return frame.iloc[chosen]
+
+
+def seed_of(settings: Settings, cutoff: pd.Timestamp, task: str) -> int:
+    """The sampling seed of one population: the settings' seed, the cutoff and the task."""
+    return settings.seed * 1_000_003 + cutoff.toordinal() * 7 + len(task)
+
+
+def lake_tables(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(members, orders) from the lake, with the columns the labels need."""
+    from memberscore import lake
+
+    lake.require(settings.lake_dir, ORDERS)
+    members = lake.read(settings.lake_dir, MEMBERS, columns=list(MEMBER_COLUMNS))
+    orders = lake.read(settings.lake_dir, ORDERS, columns=list(ORDER_COLUMNS))
+    return members, orders
+
+
+def batch_predictions(
+    settings: Settings, cutoff: date, model: str, version: str, column: str
+) -> pd.Series | None:
+    """The `column` a complete batch run of `cutoff` (`<outputs>/batch-<date>`) scored with
+    `model` at `version`, by member id; None when there is no such run."""
+    from pipelines.batch import manifest as mf
+    from pipelines.batch.job import default_out
+
+    out = default_out(settings, cutoff)
+    found = mf.read(out)
+    if found is None or found.status != mf.COMPLETE:
+        return None
+    if str(found.models.get(model, {}).get("version")) != version:
+        return None
+    rows = mf.read_scores(out, [MEMBER_ID, column])
+    values = rows.set_index(rows[MEMBER_ID].astype(str))[column].astype(float)
+    return values.dropna()

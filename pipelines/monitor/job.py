@@ -1,0 +1,282 @@
+"""The monitor job: for each champion, drift of its features and score between its training
+snapshots and the latest snapshot, and the performance of its predictions at the latest cutoff
+whose horizon has matured, beside the backtest it was promoted on.
+
+Orchestration only (the figures are `training.monitoring`'s). Reference rows: a seeded sample
+(`monitor.sample_rows` in all) of the model's population across its training snapshots (the
+run's `cutoffs` tag) that are still built. Current rows: the whole population of the latest
+snapshot for the features, a sample of it for the score. Matured rows: the latest snapshot
+cutoff c with c + horizon <= the end of the data, preferring one after the training window;
+predictions from the complete batch run of c made with the same version when there is one,
+else recomputed with the champion on a sample of snapshot c; outcomes from the lake through
+`training.core.labels`, so only what has been observed by now counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+
+import pandas as pd
+
+from memberscore.errors import DataNotFound
+from memberscore.settings import Settings
+from pipelines.monitor import inputs
+from pipelines.monitor.champions import Champion, Champions, load_champions
+from pipelines.monitor.results import Matured, ModelCheck, MonitorReport
+from serving.scoring.bundle import ModelBundle, ServedModel
+from serving.scoring.frames import score_frame
+from training.core import labels
+from training.core.tasks import default_horizon, get_task
+from training.monitoring import drift, performance, psi, verdict
+
+__all__ = ["Matured", "ModelCheck", "MonitorReport", "run"]
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    """Progress sink that prints nothing."""
+
+
+def run(
+    settings: Settings,
+    *,
+    as_of: date | None = None,
+    champions: Champions | None = None,
+    now: datetime | None = None,
+    track: bool = True,
+    write_report: bool = True,
+    progress: Progress = _quiet,
+) -> MonitorReport:
+    """Monitor every champion against the snapshot of `as_of` (default: the latest); log the
+    figures to MLflow (`track`) and write the HTML report under `<data>/monitor/<date of now,
+    UTC>/` (`write_report`). DataNotFound when the snapshot or the lake is missing."""
+    now = now or datetime.now(UTC)
+    cutoffs = inputs.snapshot_cutoffs(settings)
+    latest = _latest(cutoffs, as_of)
+    progress(f"loading the champions ({', '.join(('churn', 'activation', 'clv'))})")
+    champs = champions or load_champions(settings)
+    names = sorted({n for m in champs.models for n in champs.bundle.models[m].feature_names})
+    progress(f"reading the snapshot of {latest:%Y-%m-%d} and the lake")
+    current = inputs.read_features(settings, latest, names)
+    tables = inputs.lake_tables(settings)
+    end = labels.observed_until(tables[1])
+    progress("sampling the champions' training snapshots")
+    samples = reference_samples(settings, champs, cutoffs, names)
+    checks = {}
+    for name, champion in champs.models.items():
+        progress(f"{name} version {champion.version}: drift and matured performance")
+        checks[name] = check_model(
+            settings, champion, champs.bundle, samples[name], current, cutoffs, latest, tables, end
+        )
+    report = MonitorReport(latest, end, checks, not_monitored=champs.bundle.not_served())
+    return publish(settings, report, champs, now, track=track, write_report=write_report)
+
+
+def publish(
+    settings: Settings,
+    report: MonitorReport,
+    champs: Champions,
+    now: datetime,
+    *,
+    track: bool,
+    write_report: bool,
+) -> MonitorReport:
+    """Write the HTML report and log the MLflow run (each when asked); record on each version
+    the score reference the API's drift gauges compare with."""
+    from dataclasses import replace
+
+    from pipelines.monitor import report as html
+    from pipelines.monitor import series
+    from pipelines.monitor.champions import record_references
+
+    if write_report:
+        report = replace(report, report_path=html.write(settings, report, now))
+    if track:
+        report = replace(report, run_id=series.log(settings, report, now))
+        for name, check in report.checks.items():
+            record_references(settings, champs.models[name], {check.score: check.score_reference})
+    return report
+
+
+def _latest(cutoffs: Sequence[pd.Timestamp], as_of: date | None) -> pd.Timestamp:
+    """The snapshot to check: `as_of`, or the latest built."""
+    if as_of is None:
+        return cutoffs[-1]
+    wanted = labels.as_cutoff(as_of)
+    if wanted not in cutoffs:
+        raise DataNotFound(
+            f"no feature snapshot of {as_of:%Y-%m-%d}; build it with `memberscore features "
+            f"build --as-of {as_of:%Y-%m-%d}` or leave --as-of out for the latest"
+        )
+    return wanted
+
+
+def score_name(model: ServedModel) -> str:
+    """The score column a model gives (`serving.scoring.frames.score_columns`): churn_<h>d,
+    activation, or spend_mean (expected spend over the clv horizon, currency)."""
+    if model.ref.name == "churn":
+        return f"churn_{model.horizon_days}d"
+    return "spend_mean" if model.ref.name == "clv" else model.ref.name
+
+
+def scores(frame: pd.DataFrame, model: ServedModel, settings: Settings) -> pd.Series:
+    """The score of `model` for each row of `frame` (rows of its population), by member id."""
+    rows = frame.set_index(inputs.MEMBER_ID)
+    rows.index = rows.index.astype(str)
+    scored = score_frame(rows, ModelBundle({model.ref.name: model}), settings, reasons=0)
+    return scored[score_name(model)].astype(float)
+
+
+def reference_samples(
+    settings: Settings, champs: Champions, cutoffs: Sequence[pd.Timestamp], columns: Sequence[str]
+) -> dict[str, tuple[pd.DataFrame, tuple[pd.Timestamp, ...]]]:
+    """For each champion, a seeded sample of its population over its training snapshots still
+    built (`monitor.sample_rows` in all, shared evenly between them) and those cutoffs; each
+    snapshot is read once. DataNotFound when none of a champion's is built."""
+    built = {
+        name: tuple(c for c in m.cutoffs if c in set(cutoffs)) for name, m in champs.models.items()
+    }
+    for name, days in built.items():
+        if not days:
+            champion = champs.models[name]
+            raise DataNotFound(
+                f"{name} version {champion.version} was trained on snapshots "
+                f"{', '.join(f'{c:%Y-%m-%d}' for c in champion.cutoffs)}, none of them built "
+                "now: rebuild one with `memberscore features build --as-of "
+                f"{champion.cutoffs[-1]:%Y-%m-%d}`"
+            )
+    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in built}
+    for cutoff in sorted({c for days in built.values() for c in days}):
+        frame = inputs.read_features(settings, cutoff, columns)
+        for name, days in built.items():
+            if cutoff in days:
+                rows = max(1, settings.monitor.sample_rows // len(days))
+                seed = inputs.seed_of(settings, cutoff, name)
+                parts[name].append(inputs.sample(inputs.population(frame, name), rows, seed))
+    return {name: (pd.concat(parts[name], ignore_index=True), built[name]) for name in built}
+
+
+def check_model(
+    settings: Settings,
+    champion: Champion,
+    bundle: ModelBundle,
+    sample: tuple[pd.DataFrame, tuple[pd.Timestamp, ...]],
+    current: pd.DataFrame,
+    cutoffs: Sequence[pd.Timestamp],
+    latest: pd.Timestamp,
+    tables: tuple[pd.DataFrame, pd.DataFrame],
+    end: pd.Timestamp,
+) -> ModelCheck:
+    """Drift and matured performance of one champion against the snapshot `current`."""
+    limits = settings.monitor
+    model = bundle.models[champion.name]
+    names = list(model.feature_names)
+    reference, built = sample
+    now = inputs.population(current, champion.name)
+    refs = drift.references(reference, names, limits.bins, text=model.categories)
+    features = drift.drift_table(refs, now)
+    column = score_name(model)
+    score_ref = champion.references.get(column) or psi.reference(
+        scores(reference, model, settings), limits.bins, text=False
+    )
+    sampled = inputs.sample(now, limits.sample_rows, inputs.seed_of(settings, latest, column))
+    served = scores(sampled, model, settings).rename(column).to_frame()
+    score_table = drift.drift_table({column: score_ref}, served, kind="score")
+    counts, _ = score_ref.counts(served[column])
+    ripe = matured_check(settings, champion, model, cutoffs, latest, tables, end)
+    found = verdict.drift_findings(champion.name, pd.concat([score_table, features]), limits)
+    if ripe is not None:
+        found += verdict.decay_findings(champion.name, ripe.figures, ripe.promoted, limits)
+    task = get_task(champion.name)
+    return ModelCheck(
+        name=champion.name,
+        version=champion.version,
+        horizon_days=model.horizon_days,
+        score=column,
+        reference_cutoffs=built,
+        reference_rows=len(reference),
+        current_rows=len(now),
+        features=features,
+        scores=score_table,
+        score_reference=score_ref,
+        score_current=tuple(psi.shares(counts)),
+        matured=ripe,
+        findings=tuple(found),
+        retrain=verdict.retrain_command(
+            task.name, model.horizon_days, default_horizon(settings, task)
+        ),
+    )
+
+
+def matured_check(
+    settings: Settings,
+    champion: Champion,
+    model: ServedModel,
+    cutoffs: Sequence[pd.Timestamp],
+    latest: pd.Timestamp,
+    tables: tuple[pd.DataFrame, pd.DataFrame],
+    end: pd.Timestamp,
+) -> Matured | None:
+    """The champion's figures at its latest matured snapshot cutoff (one after its training
+    window when there is one); None while no prediction has matured."""
+    ripe = performance.matured([c for c in cutoffs if c <= latest], model.horizon_days, end)
+    if not ripe:
+        return None
+    later = [c for c in ripe if c > max(champion.cutoffs)]
+    cutoff = (later or ripe)[-1]
+    outcomes = outcome_frame(settings, champion.name, tables, cutoff, model.horizon_days, end)
+    predicted, source = predictions(settings, champion, model, cutoff)
+    joined = outcomes.join(predicted.rename("predicted"), how="inner")
+    if joined.empty:
+        return None
+    task = get_task(champion.name)
+    figures = performance.matured_metrics(
+        task.kind, joined["actual"].to_numpy(), joined["predicted"].to_numpy()
+    )
+    promoted = performance.promoted_figures(task.kind, champion.backtest)
+    return Matured(cutoff, source, bool(later), figures, promoted)
+
+
+def outcome_frame(
+    settings: Settings,
+    name: str,
+    tables: tuple[pd.DataFrame, pd.DataFrame],
+    cutoff: pd.Timestamp,
+    horizon_days: int,
+    end: pd.Timestamp,
+) -> pd.DataFrame:
+    """What happened in [cutoff, cutoff + horizon) to the task's population (its label, as
+    `actual`), by member id (`training.core.labels`)."""
+    members, orders = tables
+    task = get_task(name)
+    if name == "churn":
+        frame = labels.churn_labels(orders, cutoff, horizon_days, end)
+    elif name == "activation":
+        frame = labels.activation_labels(members, orders, cutoff, horizon_days, end)
+    else:
+        rate = settings.monthly_discount_rate
+        frame = labels.clv_labels(orders, cutoff, horizon_days, end, rate)
+    actual = frame[task.label].astype(float).rename("actual")
+    return actual.set_axis(frame[labels.MEMBER_ID].astype(str)).to_frame()
+
+
+def predictions(
+    settings: Settings, champion: Champion, model: ServedModel, cutoff: pd.Timestamp
+) -> tuple[pd.Series, str]:
+    """The champion's predictions at `cutoff` by member id and where they came from: the batch
+    run of that cutoff made with this version, else recomputed on a sample of its snapshot."""
+    column = score_name(model)
+    found = inputs.batch_predictions(
+        settings, cutoff.date(), champion.name, champion.version, column
+    )
+    if found is not None:
+        return found, "batch run"
+    frame = inputs.read_features(settings, cutoff, list(model.feature_names))
+    rows = inputs.sample(
+        inputs.population(frame, champion.name),
+        settings.monitor.sample_rows,
+        inputs.seed_of(settings, cutoff, column),
+    )
+    return scores(rows, model, settings).dropna(), "recomputed"
