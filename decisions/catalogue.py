@@ -4,6 +4,8 @@
 it at load; every error names the action and the field, e.g.
 "action 'winback_coupon': cooldown_days must be >= 0 (got -3)". Eligibility conditions are data
 ({feature, op, value}), evaluated by `condition_mask` with numpy comparisons, never `eval`.
+A condition reads a feature or one of `CONDITION_SCORES`, the scores the engine is handed beside
+the features (`with_scores`), e.g. the chance of reaching the next tier within the tier period.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ Stage = Literal[STAGES]  # type: ignore[valid-type]
 Consent = Literal["marketing", "personalization"]
 Channel = Literal[CONTACT_CHANNELS]  # type: ignore[valid-type]
 Scalar = bool | int | float | str
+# Scores (not features) a condition may read: `next_tier_probability`, the chance of reaching
+# the next tier within the tier period (0-1; null at the top tier or without a spend forecast).
+CONDITION_SCORES = ("next_tier_probability",)
 
 
 class CatalogueError(MemberscoreError):
@@ -189,7 +194,7 @@ def _check_features(catalogue: Catalogue, known: set[str], source: str) -> None:
         f"action {a.id!r}: condition on unknown feature {c.feature!r}"
         for a in catalogue.actions
         for c in a.conditions
-        if c.feature not in known
+        if c.feature not in known and c.feature not in CONDITION_SCORES
     ]
     if problems:
         raise CatalogueError(f"{source}: " + "\n  ".join(problems))
@@ -242,9 +247,11 @@ def _rule(error: Any) -> str:
 def condition_mask(frame: pd.DataFrame, condition: Condition) -> np.ndarray:
     """Rows of `frame` meeting `condition`; a missing value never meets it."""
     if condition.feature not in frame.columns:
+        score = condition.feature in CONDITION_SCORES
+        where = " (a score: hand the scores to the engine, `with_scores`)" if score else ""
         raise CatalogueError(
             f"condition {condition.describe()!r} reads {condition.feature!r}, which the "
-            "features frame does not have"
+            f"features frame does not have{where}"
         )
     column = frame[condition.feature]
     present = column.notna().to_numpy()
@@ -270,3 +277,16 @@ def eligibility_mask(frame: pd.DataFrame, conditions: Sequence[Condition]) -> np
     for condition in conditions:
         mask &= condition_mask(frame, condition)
     return mask
+
+
+def with_scores(features: pd.DataFrame, scores: pd.DataFrame | None) -> pd.DataFrame:
+    """`features` with the `CONDITION_SCORES` columns of `scores` (rows aligned by index) that
+    `features` lacks; `features` itself when there are none (or `scores` is None)."""
+    if scores is None:
+        return features
+    names = [n for n in CONDITION_SCORES if n in scores.columns and n not in features.columns]
+    if not names:
+        return features
+    same = scores.index.equals(features.index)
+    columns = {n: (scores[n] if same else scores[n].reindex(features.index)) for n in names}
+    return features.assign(**{n: column.to_numpy() for n, column in columns.items()})

@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from decisions.catalogue import NO_ACTION, Catalogue, eligibility_mask
+from decisions.catalogue import (
+    CONDITION_SCORES,
+    NO_ACTION,
+    Catalogue,
+    eligibility_mask,
+    with_scores,
+)
 from decisions.guardrails import (
     ACTION_CAP,
     BLOCK_TEXT,
@@ -326,6 +332,7 @@ def decide(
     now: pd.Timestamp,
     policy: GuardrailPolicy,
     consents: pd.DataFrame | None = None,
+    scores: pd.DataFrame | None = None,
 ) -> DecisionBatch:
     """Next-best action of every member at `now` (UTC): the one path of batch scoring and the
     score API, so both give the same answers for the same inputs.
@@ -333,10 +340,11 @@ def decide(
     `features` are rows indexed by member id, as of their cutoff; `stages` come from
     `assign_stages` on the same rows; `contacts` is the contact log (member_id, action_id,
     sent_at, group) and `consents` the consent register's entries (`REGISTER_COLUMNS`; None:
-    no member changed consent), which override the features' flags (`effective_consent`).
+    no member changed consent), which override the features' flags (`effective_consent`);
+    `scores` the members' scores, of which conditions read `CONDITION_SCORES`.
     Guardrails run first, so the uplift model predicts only the pairs that may be sent.
     """
-    frame = effective_consent(features, consents)  # an opt-out counts from this decision on
+    frame = effective_consent(with_scores(features, scores), consents)  # opt-outs count now
     history = contact_history(contacts, frame.index, catalogue, now, policy)
     blocks = action_blocks(frame, stages, catalogue, history, policy)
     columns = pd.Index(catalogue.ids).get_indexer(pd.Index(list(uplift.counts_.index)))
@@ -359,11 +367,14 @@ def next_best_action(
     """The decision of one member from plain mappings (`decide` on one row).
 
     `features` are the member's features as of their cutoff, `scores` the model outputs by
-    name (`churn` is read), `contacts` the member's contact log, `now` the decision time (UTC),
-    `uplift` the fitted uplift model (`decisions.uplift.prior_only_model` when none is learned).
+    name (`churn` and `CONDITION_SCORES` are read; an absent one is missing), `contacts` the
+    member's contact log, `now` the decision time (UTC), `uplift` the fitted uplift model
+    (`decisions.uplift.prior_only_model` when none is learned).
     """
     frame = pd.DataFrame([dict(features)], index=pd.Index([member_id], name="member_id"))
-    score_frame = pd.DataFrame([dict(scores)], index=frame.index, dtype="float64")
+    named = {**dict.fromkeys(CONDITION_SCORES), **scores}  # an absent score is a missing one
+    score_frame = pd.DataFrame([named], index=frame.index, dtype="float64")
     stages = assign_stages(frame, score_frame, settings.stages)
-    batch = decide(frame, stages, catalogue, uplift, contacts, now, settings.guardrails)
+    policy = settings.guardrails
+    batch = decide(frame, stages, catalogue, uplift, contacts, now, policy, scores=score_frame)
     return batch.explain(member_id)
