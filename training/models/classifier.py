@@ -33,6 +33,7 @@ from training.models.boosting import (
     train_booster,
 )
 from training.models.prior import BtydPrior
+from training.models.tree_shap import TreeShap
 
 CalibrationMethod = Literal["isotonic", "platt"]
 CLASSES = np.array([0, 1])
@@ -171,8 +172,19 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         """SHAP contributions (log-odds scale) of the booster, i.e. of the correction of the
-        offset, one column per feature plus the bias last."""
-        return np.asarray(self.booster_.predict(matrix, pred_contrib=True, num_threads=1))
+        offset, one column per feature plus the bias last: exact TreeSHAP, LightGBM's
+        `pred_contrib` values, read from tables built once per booster
+        (`training.models.tree_shap`)."""
+        return self.explainer().contributions(matrix)
+
+    def explainer(self) -> TreeShap:
+        """The booster's SHAP tables, built on first use (≈ 0.2–0.5 s for 300 trees) and kept
+        while the booster is the same."""
+        kept = self.__dict__.get("shap_")
+        if kept is None or kept[0] is not self.booster_:
+            kept = (self.booster_, TreeShap.of(self.booster_))
+            self.shap_ = kept
+        return kept[1]
 
     @property
     def boosters(self) -> dict[str, lgb.Booster]:
