@@ -144,7 +144,7 @@ class UpliftModel:
         prob, value = np.zeros((n, len(actions))), np.zeros((n, len(actions)))
         learned = [j for j, a in enumerate(actions) if a in self.treated_models_]
         needed = np.flatnonzero(mask[:, learned].any(axis=1)) if learned else np.array([], int)
-        x = self._design(features.iloc[needed]) if len(needed) else None
+        x = self._matrix(features.iloc[needed]) if len(needed) else None
         if self.control_models_ is not None and x is not None:
             base_prob[needed], base_value[needed] = _predict_pair(self.control_models_, x)
         for j, action in enumerate(actions):
@@ -155,7 +155,7 @@ class UpliftModel:
             rows = np.flatnonzero(mask[needed, j])
             if x is None or len(rows) == 0:
                 continue
-            p, v = _predict_pair(self.treated_models_[action], x.iloc[rows])
+            p, v = _predict_pair(self.treated_models_[action], x[rows])
             at = needed[rows]
             prob[at, j], value[at, j] = p - base_prob[at], v - base_value[at]
         return UpliftArrays(
@@ -233,6 +233,24 @@ class UpliftModel:
         values = rows[VALUE].fillna(0.0).to_numpy(dtype="float64")
         return classifier, LGBMRegressor(**params).fit(x, values).booster_
 
+    def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """`_design(frame)` as the float matrix LightGBM makes of it (text as the category
+        codes fixed at fit time, NaN where missing or unseen), built once per call: the
+        boosters then read it directly instead of converting a frame each."""
+        _check_columns(frame, list(self.features))
+        out = np.empty((len(frame), len(self.features)), dtype="float64")
+        for j, name in enumerate(self.features):
+            column = frame[name]
+            if name in self.categories_:
+                codes = pd.Categorical(column.astype("string"), self.categories_[name]).codes
+                out[:, j] = np.where(codes < 0, np.nan, codes)
+            elif column.dtype == np.float64:
+                out[:, j] = column.to_numpy()
+            else:
+                numbers = pd.to_numeric(column.astype("Float64"), errors="raise")
+                out[:, j] = numbers.to_numpy(dtype="float64", na_value=np.nan)
+        return out
+
     def _design(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Model inputs: text as categories fixed at fit time, everything else as float."""
         _check_columns(frame, list(self.features))
@@ -260,7 +278,7 @@ def prior_only_model(catalogue: Catalogue) -> UpliftModel:
     return UpliftModel([]).fit(no_contacts, catalogue_priors(catalogue))
 
 
-def _predict_pair(models: Pair, x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _predict_pair(models: Pair, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     classifier, regressor = models
     if isinstance(classifier, float):
         prob = np.full(len(x), classifier)

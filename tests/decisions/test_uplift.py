@@ -123,3 +123,26 @@ def test_allowed_mask_predicts_only_the_allowed_pairs_and_the_same_values(
     np.testing.assert_allclose(masked.prob[:200, coupon], full.prob[:200, coupon])
     np.testing.assert_allclose(masked.value[:200, coupon], full.value[:200, coupon])
     assert (masked.prob[200:, coupon] == 0).all() and (masked.value[200:, coupon] == 0).all()
+
+
+def test_predictions_read_the_boosters_input_as_a_frame_would(
+    campaign: Callable[..., Any], catalogue: Catalogue
+) -> None:
+    """The boosters read one float matrix per call (`_matrix`); given members with a segment
+    never seen in training, missing values and text numbers in an object column, every
+    learned prediction equals the booster's on the `_design` frame LightGBM was fitted on."""
+    model = fitted(campaign, catalogue)
+    who = members().iloc[::40].copy()
+    who["segment"] = pd.Series((["A", "B", "Z", None] * 3)[: len(who)], who.index, object)
+    who["x"] = who["x"].astype(object)
+    who.iloc[1, 1] = None
+
+    arrays = model.predict_arrays(who)
+
+    frame = model._design(who)
+    control = model.control_models_[1].predict(frame)
+    for action, (_, regressor) in model.treated_models_.items():
+        k = arrays.actions.index(action)
+        expected = regressor.predict(frame) - control
+        np.testing.assert_array_equal(arrays.value[:, k], expected, err_msg=action)
+    assert np.isnan(model._matrix(who)[2:4, 0]).all(), "unseen and missing text are missing"
