@@ -23,9 +23,12 @@ S(t) comes from the spend forecast over the spend model's horizon H: expected sp
 R per day that is not known, with S(H) = R H distributed as the forecast says:
 
 - the survival function P(S(H) >= x) is log-linear between the points (0, 1), (p10, 0.9),
-  (p50, 0.5) and (p90, 0.1) and exponential beyond p90, with the tail scale that makes its mean
-  equal `spend_mean` (exact for an exponential spend; a repeated quantile is a point mass, so
-  p10 = 0 is a 10 % chance of no spend at all);
+  (p50, 0.5) and (p90, 0.1), and beyond p90 continues the p50-p90 piece (an exponential tail of
+  scale (p90 - p50) / ln 5; exact for an exponential spend). A repeated quantile is a point
+  mass, so p10 = 0 is a 10 % chance of no spend at all; where p50 = p90 (e.g. a 90 % chance of
+  no spend) the tail takes the scale that makes the mean `spend_mean`. On simulated members
+  (gamma-mixed Poisson orders, gamma order values) this tail was closer to the simulated one
+  than a tail fitted to the mean, which the interval's boosters need not agree with;
 - S(t) = R t (the fluid model). Then the next tier is reached within the period T exactly when
   R >= r* = min over 0 < t <= T of (d + D(t)) / t; with D piecewise linear the minimum is at one
   of the band ends or at T. The probability is P(S(H) >= r* H).
@@ -109,15 +112,17 @@ def _zero(values: np.ndarray) -> np.ndarray:
 
 
 def tail_scale(forecast: SpendForecast) -> np.ndarray:
-    """Scale (currency) of the exponential tail of S(H) beyond p90 that makes the
-    distribution's mean `forecast.mean`; 0 (no spend beyond p90) where the interval alone
-    already implies a larger mean (the models disagree), NaN without a mean."""
+    """Scale (currency) of the exponential tail of S(H) beyond p90: that of the p50-p90 piece,
+    (p90 - p50) / ln 5; where p50 = p90, the scale that makes the distribution's mean
+    `forecast.mean` (0 when the interval alone implies a larger one, NaN without a mean)."""
     xs, levels = _knots(forecast)
     body = np.zeros(len(forecast.mean))
     for k in range(len(LEVELS) - 1):
         body += _piece_mean(xs[k], xs[k + 1], levels[k], levels[k + 1])
     with np.errstate(invalid="ignore"):
-        return np.maximum((np.asarray(forecast.mean, dtype=float) - body) / LEVELS[-1], 0.0)
+        matched = np.maximum((np.asarray(forecast.mean, dtype=float) - body) / LEVELS[-1], 0.0)
+    piece = (xs[-1] - xs[-2]) / np.log(levels[-2] / levels[-1])
+    return np.where(piece > 0, piece, matched)
 
 
 def _knots(forecast: SpendForecast) -> tuple[list[np.ndarray], tuple[float, ...]]:

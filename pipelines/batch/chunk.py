@@ -27,7 +27,7 @@ from training.core.reasons import MAX_REASONS
 
 MEMBER_ID = "member_id"
 CONTACT_COLUMNS = ["member_id", "action_id", "sent_at", "group"]
-TEXT_COLUMNS = ("segment", "tier")
+TEXT_COLUMNS = ("segment", "tier", "next_tier")
 REASON_SCOPES = ("actioned", "all")
 
 
@@ -111,7 +111,7 @@ def score_chunk(
     scores = score_frame(frame, bundle, settings, reasons=0)
     scores.loc[bad, [c for c in scores.columns if c != "insufficient_history"]] = None
     stages = assign_stages(frame, scores, settings.decisions.stages, sentences=False)
-    chosen = _actions(frame, stages, decider, settings, as_of)
+    chosen = _actions(frame, stages, scores, decider, settings, as_of)
     chosen.loc[bad, ["action_id", "channel", "action_source"]] = [NO_ACTION, None, "none"]
     chosen.loc[bad, ["expected_value", "unit_cost"]] = 0.0
     out = pd.DataFrame({MEMBER_ID: frame[MEMBER_ID].astype(str).to_numpy()})
@@ -155,15 +155,25 @@ def _reasons(
 def _actions(
     frame: pd.DataFrame,
     stages: pd.DataFrame,
+    scores: pd.DataFrame,
     decider: Decider,
     settings: Settings,
     now: pd.Timestamp,
 ) -> pd.DataFrame:
-    """The engine's choice per member: action_id, channel, expected_value (currency per
-    contact), unit_cost, source (learned | prior | none) and control_group."""
+    """The engine's choice per member (conditions may read `scores`): action_id, channel,
+    expected_value (currency per contact), unit_cost, source (learned | prior | none) and
+    control_group."""
     catalogue, policy = decider.catalogue, settings.decisions.guardrails
     batch = decide(
-        frame, stages, catalogue, decider.uplift, decider.contacts, now, policy, decider.consents
+        frame,
+        stages,
+        catalogue,
+        decider.uplift,
+        decider.contacts,
+        now,
+        policy,
+        decider.consents,
+        scores=scores,
     )
     chosen = batch.to_frame().drop(columns=["stage"]).rename(columns={"source": "action_source"})
     costs = np.array([a.unit_cost for a in catalogue.actions])

@@ -89,7 +89,17 @@ class LibraryDomain:
         stages = assign_stages(features, scores, settings.stages)
         model = self.prior_uplift if uplift is None else uplift
         now_utc, policy = pd.Timestamp(now), settings.guardrails
-        batch = decide(features, stages, self.catalogue, model, contacts, now_utc, policy, consents)
+        batch = decide(
+            features,
+            stages,
+            self.catalogue,
+            model,
+            contacts,
+            now_utc,
+            policy,
+            consents,
+            scores=scores,
+        )
         return [_decision(batch.explain(member_id)) for member_id in features.index]
 
 

@@ -47,8 +47,9 @@ def test_api_opt_out_reaches_the_next_single_and_batch_decision(
     """Issue 17: after PUT consent (personalisation off, email refused) the next decision,
     single and batch, offers no personalised action and nothing by email (before: the
     snapshot's consent decided until the next snapshot)."""
-    # Given members whose decision is a personalised action sent by email
-    members = ["m1", "m18"]
+    # Given members whose decision is a personalised action sent by email (m22: the tier
+    # upgrade nudge, its next tier within reach)
+    members = ["m1", "m22"]
     before = engine_client.post(
         "/v1/next-best-action", json={"member_ids": members}, headers=read_headers
     ).json()["decisions"]
@@ -61,7 +62,7 @@ def test_api_opt_out_reaches_the_next_single_and_batch_decision(
         assert answer.status_code == 200, answer.text
 
     # Then the next decisions are generic and never by email
-    single = engine_client.get("/v1/members/m18/next-best-action", headers=read_headers).json()
+    single = engine_client.get("/v1/members/m22/next-best-action", headers=read_headers).json()
     batch = engine_client.post(
         "/v1/next-best-action", json={"member_ids": members}, headers=read_headers
     ).json()["decisions"]
@@ -180,13 +181,13 @@ def test_ingested_change_reaches_the_next_api_decision(
     changes = tmp_path / "consents.csv"
     changes.write_text(
         "member_id,changed_at,consent_marketing,consent_personalization,opted_out_email\n"
-        "m18,2026-06-02T09:00:00Z,true,false,true\n"
+        "m22,2026-06-02T09:00:00Z,true,false,true\n"
     )
-    before = engine_client.get("/v1/members/m18/next-best-action", headers=read_headers).json()
+    before = engine_client.get("/v1/members/m22/next-best-action", headers=read_headers).json()
     assert before["action"]["action_id"] in PERSONAL, f"precondition: {before['action']}"
 
     ingest(serving_settings, "consents", str(changes), currency="USD")
-    after = engine_client.get("/v1/members/m18/next-best-action", headers=read_headers).json()
+    after = engine_client.get("/v1/members/m22/next-best-action", headers=read_headers).json()
 
     offered = _offered(after)
     assert not {a for a, _ in offered} & PERSONAL, f"personalised action after opt-out: {offered}"
