@@ -19,7 +19,7 @@ from training.core.labels import as_cutoff
 from training.monitoring import psi
 
 MONITORED = ("churn", "activation", "clv")
-REFERENCE_TAG = "score_reference"  # model-version tag: the score's reference (psi.to_json)
+REFERENCE_TAG = psi.REFERENCE_TAG
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url="/docs",
     )
     app.state.settings = settings
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics.for_settings(settings)
     app.state.resources = None
     errors.install(app)
     for module in (health, scores, actions, contacts, consent, erasure, models):

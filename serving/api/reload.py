@@ -29,6 +29,7 @@ def refresh(holder: ModelHolder, metrics: Metrics, *, force: bool = False) -> bo
             if version.isdigit():
                 metrics.model_version.labels(model=name).set(int(version))
         LOG.info("serving models %s", holder.current.fingerprint)
+    metrics.watch(holder.current)  # the drift gauges follow the served versions
     return swapped
 
 

@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 
 FLOOR = 1e-4
+# Model-version tag holding the reference distribution of the version's score (`to_json`), written
+# by `memberscore monitor` and read by the score API's drift gauges.
+REFERENCE_TAG = "score_reference"
 
 
 @dataclass(frozen=True)
