@@ -59,6 +59,7 @@ CARD_SETTINGS = {
     "churn_horizon_days",
     "churn_horizons_days",
     "monthly_discount_rate",
+    "tier_period_days",
     "decisions",
 }
 RELEASE = version("memberscore")
