@@ -248,24 +248,35 @@ def test_matured_auc_equals_sklearn_on_the_same_rows(
     assert matured.promoted["roc_auc"] == 0.62
 
 
-def test_repeated_runs_form_mlflow_series(world: Settings, trained: dict[str, object]) -> None:
-    from mlflow import MlflowClient
+def test_repeated_runs_form_mlflow_series_and_record_the_score_reference(
+    world: Settings, trained: dict[str, object]
+) -> None:
+    from serving.api.metrics import registry_references
+    from training import tracking
 
-    first = job.run(world, champions=champions(trained), now=NOW, write_report=False, track=False)
-    references = {n: {c.score: c.score_reference} for n, c in first.checks.items()}
+    client = tracking.client(world)
+    for name in HORIZONS:  # versions 1..3 of each model; the champions are version 3
+        client.create_registered_model(name)
+        for _ in range(3):
+            client.create_model_version(name, source=(world.data_dir / name).as_uri())
     runs = [
-        job.run(world, champions=champions(trained, references), now=NOW + timedelta(days=k))
+        job.run(
+            world, champions=champions(trained), now=NOW + timedelta(days=k), write_report=not k
+        )
         for k in (0, 7)
     ]
-    client = MlflowClient(world.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name("memberscore-monitor")
     assert experiment is not None
-    logged = [client.get_run(r.run_id) for r in runs if r.run_id]
-    assert len(logged) == 2 and logged[0].info.run_id != logged[1].info.run_id
+    logged = [client.get_run(str(r.run_id)) for r in runs]
+    assert logged[0].info.run_id != logged[1].info.run_id, "one run per invocation"
+    assert {r.info.experiment_id for r in logged} == {experiment.experiment_id}
     history = client.get_metric_history(logged[1].info.run_id, "churn/score_psi")
-    assert history[0].step == pd.Timestamp(LATEST).toordinal() - date(1970, 1, 1).toordinal()
+    assert history[0].step == (LATEST - date(1970, 1, 1)).days, "step: the snapshot's day"
     assert history[0].timestamp == int((NOW + timedelta(days=7)).timestamp() * 1000)
     assert "churn/psi/monetary" in logged[0].data.metrics
     assert logged[0].data.tags["churn_version"] == "3"
     names = {a.path for a in client.list_artifacts(logged[0].info.run_id)}
     assert {"report.html", "findings.json", "drift"} <= names
+    served = registry_references(world, champions(trained).bundle)
+    recorded = {c.score: c.score_reference for c in runs[1].checks.values()}
+    assert served == recorded, "the API compares served scores with the monitor's reference"
