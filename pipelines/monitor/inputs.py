@@ -5,10 +5,14 @@ predictions of earlier batch runs."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features.store import SNAPSHOT_PREFIX, snapshot_files
 from memberscore.contract import MEMBERS, ORDERS
@@ -55,10 +59,51 @@ def population(frame: pd.DataFrame, task: str) -> pd.DataFrame:
 
 def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     """At most `rows` rows of `frame` drawn without replacement with `seed`, in frame order."""
-    if len(frame) <= rows:
+    return frame.iloc[_draw(len(frame), rows, seed)] if len(frame) > rows else frame
+
+
+def _draw(n: int, rows: int, seed: int) -> np.ndarray:
+    """Sorted positions of min(rows, n) of n rows drawn without replacement with `seed`."""
+    if n <= rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, rows, replace=False))
+
+
+@dataclass(frozen=True)
+class RawSnapshot:
+    """A snapshot file's columns as read (Arrow), not yet checked: rows are drawn first and
+    only the drawn rows are converted and checked, which keeps a million-row file cheap."""
+
+    path: Path
+    cutoff: pd.Timestamp
+    table: pa.Table
+
+    def sample(self, task: str, rows: int, seed: int) -> pd.DataFrame:
+        """A seeded sample of the task's population (`population`), checked against the
+        snapshot schema (`features.schema.check_frame`)."""
+        from features.schema import check_frame
+
+        if HAS_ORDERED in self.table.column_names:
+            flags = self.table[HAS_ORDERED].to_numpy(zero_copy_only=False)
+            buyers = pd.array(flags, dtype="boolean").fillna(False).to_numpy(dtype=bool)
+        else:
+            buyers = np.zeros(self.table.num_rows, dtype=bool)
+        members = np.flatnonzero(~buyers if task == "activation" else buyers)
+        chosen = members[_draw(len(members), rows, seed)]
+        frame = self.table.take(pa.array(chosen)).to_pandas()
+        check_frame(frame, str(self.path), required=self.table.column_names, cutoff=self.cutoff)
         return frame
-    chosen = np.sort(np.random.default_rng(seed).choice(len(frame), rows, replace=False))
-    return frame.iloc[chosen]
+
+
+def read_raw(settings: Settings, cutoff: pd.Timestamp, columns: Sequence[str]) -> RawSnapshot:
+    """member_id, has_ordered and those of `columns` the snapshot of `cutoff` holds, unchecked
+    (`RawSnapshot.sample` checks what it returns); DataNotFound when it is not built."""
+    from features.reader import require_file
+
+    path = require_file(settings, cutoff.date())
+    present = set(pq.read_schema(path).names)
+    wanted = [c for c in dict.fromkeys([MEMBER_ID, HAS_ORDERED, *columns]) if c in present]
+    return RawSnapshot(path, cutoff, pq.read_table(path, columns=wanted))
 
 
 def seed_of(settings: Settings, cutoff: pd.Timestamp, task: str) -> int:

@@ -149,12 +149,11 @@ def reference_samples(
             )
     parts: dict[str, list[pd.DataFrame]] = {name: [] for name in built}
     for cutoff in sorted({c for days in built.values() for c in days}):
-        frame = inputs.read_features(settings, cutoff, columns)
+        raw = inputs.read_raw(settings, cutoff, columns)
         for name, days in built.items():
             if cutoff in days:
                 rows = max(1, settings.monitor.sample_rows // len(days))
-                seed = inputs.seed_of(settings, cutoff, name)
-                parts[name].append(inputs.sample(inputs.population(frame, name), rows, seed))
+                parts[name].append(raw.sample(name, rows, inputs.seed_of(settings, cutoff, name)))
     return {name: (pd.concat(parts[name], ignore_index=True), built[name]) for name in built}
 
 
@@ -273,10 +272,7 @@ def predictions(
     )
     if found is not None:
         return found, "batch run"
-    frame = inputs.read_features(settings, cutoff, list(model.feature_names))
-    rows = inputs.sample(
-        inputs.population(frame, champion.name),
-        settings.monitor.sample_rows,
-        inputs.seed_of(settings, cutoff, column),
-    )
+    raw = inputs.read_raw(settings, cutoff, list(model.feature_names))
+    seed = inputs.seed_of(settings, cutoff, column)
+    rows = raw.sample(champion.name, settings.monitor.sample_rows, seed)
     return scores(rows, model, settings).dropna(), "recomputed"
