@@ -1,7 +1,8 @@
 """Reason codes: the features that push a member's score up most, in plain words (pure).
 
-Drivers come from LightGBM's SHAP contributions (`Booster.predict(..., pred_contrib=True)`, on
-the raw log-odds scale). A driver is phrased from a small table keyed by feature name, filled
+Drivers come from the model's SHAP contributions on the raw log-odds scale (exact TreeSHAP, the
+values of LightGBM's `Booster.predict(..., pred_contrib=True)`, read from per-leaf tables by
+`training.models.tree_shap`). A driver is phrased from a small table keyed by feature name, filled
 with the member's values (days, counts, currency); windowed names such as `logins_30d` follow
 a pattern; any other feature falls back to its catalog description and value.
 """
