@@ -1,0 +1,1 @@
+"""Benchmark of `memberscore monitor` at 1M members."""
