@@ -77,7 +77,7 @@ class MonitorSettings(BaseModel):
     )
     bins: int = Field(10, ge=2, le=50, description="Equal-mass reference bins of a PSI.")
     sample_rows: int = Field(
-        200_000,
+        100_000,
         gt=0,
         description="Members drawn (seeded) from each population the monitor scores: the "
         "training snapshots, the latest snapshot and each matured cutoff.",
