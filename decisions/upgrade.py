@@ -161,8 +161,8 @@ def spend_survival(forecast: SpendForecast, amount: np.ndarray) -> np.ndarray:
 def upgrade_days(state: TierState, forecast: SpendForecast, period_days: float) -> np.ndarray:
     """Days after the cutoff until the expected growth value reaches the next tier (spend at
     the expected rate spend_mean / H, the window's old spend leaving it); 0 where the distance
-    is not positive; NaN where that is not within `period_days`, at the top tier or without a
-    forecast."""
+    is not positive; NaN where that is not within `period_days`, at the top tier and without
+    an expected spend."""
     times, dropped = dropout_knots(state, period_days)
     rate = np.asarray(forecast.mean, dtype=float) / forecast.horizon_days
     d = np.asarray(state.distance, dtype=float)
@@ -177,8 +177,8 @@ def upgrade_days(state: TierState, forecast: SpendForecast, period_days: float) 
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(g1 > g0, (d - g0) / (g1 - g0), 0.0)
     days = np.where(first == 0, 0.0, t[before] + share * (t[first] - t[before]))
-    found = reached.any(axis=1) & ~np.isnan(rate)
-    return np.where(d <= 0, 0.0, np.where(found, days, np.nan))
+    days = np.where(d <= 0, 0.0, np.where(reached.any(axis=1), days, np.nan))
+    return np.where(np.isnan(rate), np.nan, days)
 
 
 def upgrade_probability(
@@ -186,13 +186,13 @@ def upgrade_probability(
 ) -> np.ndarray:
     """P(the growth value reaches the next tier within `period_days` days): the chance the
     member's spend rate is at least the least rate r* that gets there (module docstring); 1
-    where the distance is not positive, NaN at the top tier or without a forecast."""
+    where the distance is not positive, NaN at the top tier and without a forecast."""
     times, dropped = dropout_knots(state, period_days)
     d = np.asarray(state.distance, dtype=float)
     needed = np.min((d[:, None] + dropped) / times[None, :], axis=1)
     probability = spend_survival(forecast, needed * forecast.horizon_days)
     probability = np.where(d <= 0, 1.0, probability)
-    return np.where(np.isnan(d), np.nan, probability)
+    return np.where(np.isnan(d) | np.isnan(forecast.p90), np.nan, probability)
 
 
 def upgrade_timing(

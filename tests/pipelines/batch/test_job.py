@@ -166,6 +166,10 @@ def test_rows_carry_expected_values_p_alive_and_the_manifest_their_totals(
     for column in ("orders_mean", "spend_mean", "clv_mean", "p_alive"):
         assert rows.loc[buyers, column].notna().all(), column
         assert rows.loc[~buyers, column].isna().all(), f"{column}: members with orders only"
+    chance = rows["next_tier_probability"]
+    assert chance[buyers].between(0, 1).all() and chance[~buyers].isna().all(), "upgrade timing"
+    assert rows["next_tier_days"].dropna().between(0, valued_settings.tier_period_days).all()
+    assert "next_tier" in rows.columns, "the next tier's name beside the tier"
     m3, features = rows.loc["m3"], snapshot.set_index("member_id").loc["m3"]
     want = FakeSpendModel.expected(features["frequency"], features["monetary"])
     assert [m3["orders_mean"], m3["spend_mean"]] == pytest.approx(

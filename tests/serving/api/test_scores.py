@@ -4,6 +4,7 @@ values."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from serving.schemas import MemberScores
 from serving.scoring.bundle import ModelBundle, ModelHolder
 from serving.scoring.frames import discount_factor
 from serving.scoring.score import flat_scores
-from tests.serving.conftest import FakeSource, FakeSpendModel
+from tests.serving.conftest import AS_OF, FakeReader, FakeSource, FakeSpendModel
 
 
 def test_member_scores_carry_every_part(client: TestClient, read_headers: dict[str, str]) -> None:
@@ -149,6 +150,48 @@ def test_scores_carry_expected_orders_spend_and_clv(
     assert flat["orders_mean"] == body["orders_mean"] and flat["p_alive"] == 0.8
     never = client.get("/v1/members/n1/scores", headers=read_headers).json()
     assert never["orders_mean"] is None and never["spend"] is None, "no order history"
+
+
+def test_scores_carry_the_next_tier_and_when_it_may_be_reached(
+    client: TestClient,
+    holder: ModelHolder,
+    reader: FakeReader,
+    member_rows: dict[str, dict[str, Any]],
+    read_headers: dict[str, str],
+) -> None:
+    """Given a spend model with known outputs and no spend leaving the window (the rows have
+    no window features), the expected date is the distance over the expected daily spend after
+    the cutoff and the chance is the fitted P(spend over the horizon >= distance); a member
+    who never ordered keeps the distance without timing; a top-tier member has no next tier."""
+    holder._bundle = FakeSource(clv=FakeSpendModel()).load()
+    row = member_rows["m8"]
+    want = FakeSpendModel.expected(row["frequency"], row["monetary"])
+    distance = row["distance_to_next_tier"]
+    assert 0 < distance < want["p10"], "precondition: inside the first piece of the fit"
+
+    body = client.get("/v1/members/m8/scores", headers=read_headers).json()
+
+    tier = body["next_tier"]
+    days = distance / (want["spend_mean"] / 365)
+    assert tier["expected_date"] == (AS_OF + timedelta(days=days)).date().isoformat(), tier
+    assert tier["probability_within_period"] == pytest.approx(0.9 ** (distance / want["p10"]))
+    assert (tier["distance"], tier["currency"], tier["period_days"]) == (distance, "USD", 365)
+    flat = flat_scores(MemberScores.model_validate(body))
+    assert flat["next_tier_probability"] == tier["probability_within_period"]
+    never = client.get("/v1/members/n1/scores", headers=read_headers).json()["next_tier"]
+    assert never["distance"] == 50.0 and never["expected_date"] is None
+    assert never["probability_within_period"] is None, "no spend forecast without orders"
+    reader.rows["m8"] = {**row, "distance_to_next_tier": None}
+    top = client.get("/v1/members/m8/scores", headers=read_headers).json()
+    assert top["next_tier"] is None, "the top tier has no next tier"
+
+
+def test_the_next_tier_is_documented(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    fields = schemas["NextTier"]["properties"]
+    assert {"name", "distance", "expected_date", "probability_within_period"} <= set(fields)
+    assert "description" in fields["probability_within_period"]
+    assert "next_tier" in schemas["MemberScores"]["properties"]
 
 
 def test_a_spend_model_without_means_answers_null_means(

@@ -112,6 +112,8 @@ def test_card_key_follows_the_models_and_card_settings(
     assert card_key(holder.current, serving_settings) == key, "stable"
     euro = serving_settings.model_copy(update={"currency": "EUR"})
     assert card_key(holder.current, euro) != key, "the currency is in the card"
+    quarter = serving_settings.model_copy(update={"tier_period_days": 90})
+    assert card_key(holder.current, quarter) != key, "the tier period shapes next_tier"
 
 
 def test_next_best_action_weighs_published_scores(
@@ -148,6 +150,22 @@ def test_published_cards_carry_expected_values_and_p_alive(
     assert card["orders_mean"] > 0 and card["spend"]["mean"] > card["clv"]["mean"] > 0
     assert card["p_alive"] == 0.8
     assert json.loads(reader.cards["n1"].card)["orders_mean"] is None
+
+
+def test_published_cards_carry_the_next_tier_as_live(
+    reader: FakeReader, serving_settings: Settings
+) -> None:
+    """A published card holds the next tier with its upgrade timing, as a live answer; a
+    member at the top tier has none."""
+    holder = ModelHolder(FakeSource(clv=FakeSpendModel()))
+    holder.refresh()
+    reader.rows["m2"] = {**reader.rows["m2"], "distance_to_next_tier": None}
+    publish(reader, holder, serving_settings, ["m3", "m2"])
+
+    tier = json.loads(reader.cards["m3"].card)["next_tier"]
+    assert tier["distance"] == 150.0 and tier["period_days"] == 365
+    assert 0 < tier["probability_within_period"] < 1, tier
+    assert json.loads(reader.cards["m2"].card)["next_tier"] is None, "top tier"
 
 
 def test_card_key_follows_the_card_schema(

@@ -21,6 +21,8 @@ from serving.scoring.frames import (
     discount_factor,
     encode_frame,
     score_frame,
+    tier_state,
+    tier_state_rows,
     top_codes,
 )
 from serving.scoring.score import encode, score
@@ -78,6 +80,11 @@ def test_the_api_serves_exactly_the_numbers_and_reasons_of_score_frame(
             assert means == [
                 None if np.isnan(v) else v for v in row[["orders_mean", "spend_mean", "clv_mean"]]
             ], f"{who}: expected values (null where the spend model has none)"
+        chance = row["next_tier_probability"]
+        tier = card.next_tier
+        assert tier is not None and tier.probability_within_period == (
+            None if np.isnan(chance) else chance
+        ), f"{who}: upgrade timing"
         codes = [c for c in row[["reason_1", "reason_2", "reason_3"]] if c is not None]
         assert [r.code for r in card.reasons] == codes, who
         assert {r.model for r in card.reasons} <= {row["reason_model"]}, who
@@ -246,3 +253,30 @@ def test_without_an_activation_model_the_activation_column_stays_all_nan(
     never = table["insufficient_history"]
     assert never.any() and table.loc[never, "reason_model"].isna().all()
     pd.testing.assert_frame_equal(table.loc[~never], full.loc[~never], check_dtype=False)
+
+
+def test_upgrade_timing_reads_the_same_tier_inputs_from_frames_and_rows(
+    settings: Settings,
+) -> None:
+    """The tier inputs (distance, net spend of the trailing windows) read alike from a frame
+    and from API rows; with a spend model, buyers get upgrade timing, top-tier members and
+    members who never ordered none, and without one the columns stay, all NaN."""
+    rows = [
+        {"distance_to_next_tier": 80.0, "monetary_30d": 5, "monetary_90d": 40.0},
+        {"distance_to_next_tier": None, "monetary_365d": "text", "monetary_90d": pd.NA},
+    ]
+    frame, by_rows = tier_state(pd.DataFrame(rows)), tier_state_rows(rows)
+    for name in ("distance", "spend_30d", "spend_90d", "spend_365d"):
+        np.testing.assert_array_equal(getattr(frame, name), getattr(by_rows, name), name)
+    assert by_rows.spend_30d[0] == 5.0 and np.isnan(by_rows.spend_365d).all()
+
+    features = pd.DataFrame(
+        [member_row(i) for i in (8, 9)] + [member_row(3, ordered=False)], index=["a", "b", "c"]
+    )
+    features.loc["b", "distance_to_next_tier"] = None  # the top tier
+    table = score_frame(features, FakeSource(clv=FakeSpendModel()).load(), settings, reasons=0)
+    chance = table["next_tier_probability"]
+    assert 0 < chance["a"] < 1 and np.isnan(chance["b"]) and np.isnan(chance["c"]), chance
+    assert 0 < table.loc["a", "next_tier_days"] <= settings.tier_period_days
+    unserved = score_frame(features, FakeSource(without=("clv",)).load(), settings, reasons=0)
+    assert unserved[["next_tier_days", "next_tier_probability"]].isna().all().all()
