@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -98,7 +99,7 @@ def phrase(name: str, values: Mapping[str, Any], descriptions: Mapping[str, str]
             else (f"next order usually due in {-days:.0f} days")
         )
     parts = PHRASES.get(name, ())
-    shown = [p.format(**values) for p in parts if _fields_present(p, values)]
+    shown = [p.format_map(values) for p in parts if _fields_present(p, values)]
     if shown:
         return "; ".join(shown)
     value = values.get(name)
@@ -119,7 +120,13 @@ def _label(name: str, descriptions: Mapping[str, str]) -> str:
 
 def _fields_present(template: str, values: Mapping[str, Any]) -> bool:
     """True when every `{field...}` of `template` has a value."""
-    return all(_present(values.get(field)) for field in re.findall(r"{(\w+)", template))
+    return all(_present(values.get(field)) for field in _fields(template))
+
+
+@cache
+def _fields(template: str) -> tuple[str, ...]:
+    """The field names of a template, parsed once (phrases are formatted for every member)."""
+    return tuple(re.findall(r"{(\w+)", template))
 
 
 def top_positive(contributions: np.ndarray, k: int = MAX_REASONS) -> np.ndarray:
