@@ -135,3 +135,25 @@ def test_shipped_conditions_read_features_the_store_serves() -> None:
     served = [f.name for family in FAMILIES.values() for f in family]
 
     load_catalogue(features=served)  # raises CatalogueError naming any unknown feature
+
+
+def test_conditions_may_read_the_condition_scores_handed_beside_the_features() -> None:
+    """A condition on a score passes the feature check; `with_scores` adds the scores the
+    features lack, aligned by member, and leaves a feature of the same name alone."""
+    import numpy as np
+    import pandas as pd
+
+    from decisions.catalogue import CONDITION_SCORES, with_scores
+
+    text = one_action().replace("feature: recency_days", "feature: next_tier_probability")
+    assert "next_tier_probability" in CONDITION_SCORES
+    parse_catalogue(text, features=["frequency"])  # a score, not an unknown feature
+
+    features = pd.DataFrame({"tier": ["gold", "basic"]}, index=["a", "b"])
+    scores = pd.DataFrame({"next_tier_probability": [0.2, 0.9], "churn": 0.1}, index=["b", "a"])
+    out = with_scores(features, scores)
+    assert out["next_tier_probability"].tolist() == [0.9, 0.2], "aligned by member"
+    assert "churn" not in out.columns, "only the scores conditions may read"
+    assert with_scores(features, None) is features
+    mine = features.assign(next_tier_probability=np.nan)
+    assert with_scores(mine, scores)["next_tier_probability"].isna().all(), "features win"

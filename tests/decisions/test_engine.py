@@ -264,3 +264,72 @@ def test_single_member_decision_survives_a_poisoned_contact_log(catalogue: Catal
         "no eligible action has positive expected value (best: reminder at -0.50 USD); "
         "blocked: coupon in cooldown (sent 2 days ago, cooldown 14 days)"
     ), "the readable send is a cooldown, the unreadable ones are skipped"
+
+
+def _nudge_only() -> Catalogue:
+    """The shipped tier-upgrade nudge (and no_action) alone."""
+    from decisions.catalogue import NO_ACTION, load_catalogue
+
+    shipped = load_catalogue()
+    kept = tuple(a for a in shipped.actions if a.id in ("tier_upgrade_nudge", NO_ACTION))
+    return shipped.model_copy(update={"actions": kept})
+
+
+def test_the_tier_nudge_goes_only_to_members_within_reach_of_the_next_tier() -> None:
+    """Given growing members with a 0.8, a 0.2 and no chance known (top tier) of reaching the
+    next tier this period, only the first is nudged; the others are told why not."""
+    from decisions.engine import decide
+
+    catalogue = _nudge_only()
+    features = members(3)
+    scores = pd.DataFrame({"next_tier_probability": [0.8, 0.2, np.nan]}, index=features.index)
+
+    batch = decide(
+        features, stages(3), catalogue, prior_only_model(catalogue), NO_CONTACTS, NOW, POLICY,
+        scores=scores,
+    )  # fmt: skip
+
+    assert batch.to_frame()["action_id"].tolist() == [
+        "tier_upgrade_nudge",
+        "no_action",
+        "no_action",
+    ]
+    assert "next_tier_probability >= 0.5 (member: 0.8)" in batch.explain("m0").action.reasons[1]
+    why = batch.explain("m1").reasons[-1]
+    assert "tier_upgrade_nudge next_tier_probability >= 0.5 fails (member: 0.2)" in why, why
+    assert "next_tier_probability >= 0.5 fails" in batch.explain("m2").reasons[-1]
+
+
+def test_the_engine_needs_the_scores_its_conditions_read() -> None:
+    """Without the scores, a condition on one is a clear error; the one-member entry point
+    reads an absent score as missing (not eligible)."""
+    from decisions.catalogue import CatalogueError
+    from decisions.engine import decide
+
+    catalogue = _nudge_only()
+    model = prior_only_model(catalogue)
+    with pytest.raises(CatalogueError, match=r"next_tier_probability.*hand the scores"):
+        decide(members(1), stages(1), catalogue, model, NO_CONTACTS, NOW, POLICY)
+    decision = next_best_action(
+        "m0",
+        features={
+            "consent_marketing": True,
+            "consent_personalization": True,
+            "has_ordered": True,
+            "days_since_registration": 300,
+            "days_since_first_order": 200,
+            "recency_days": 10,
+            "frequency": 3,
+            "days_overdue": -5,
+            "last_gap_days": 20,
+        },
+        scores={"churn": 0.1},
+        contacts=NO_CONTACTS,
+        now=NOW,
+        catalogue=catalogue,
+        uplift=model,
+        settings=DecisionSettings(guardrails=POLICY),
+    )
+    assert decision.stage == "growing", decision.stage_rule
+    assert decision.action.action_id == "no_action"
+    assert "next_tier_probability >= 0.5 fails (member: nan)" in decision.reasons[-1]
