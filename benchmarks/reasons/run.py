@@ -8,8 +8,8 @@ of a whole frame (`--rows` rows, the snapshot's members repeated; LightGBM on `-
 its cost is linear in rows); the whole-frame reason codes of `serving.scoring.frames`
 (`reason_codes`: encode, SHAP, top three) per row; and how often the top reasons agree with
 LightGBM's on every member of the model's population (top 1, the set of three, the three in
-order) with the largest difference of a value. Prints JSON and writes
-`benchmarks/reasons/results.json`. Run heavy:
+order) with the largest difference of a value. Prints JSON and writes `--out`
+(`benchmarks/reasons/results.json`). Run heavy:
 
     flock /tmp/memberscore-heavy.lock .venv/bin/python -m benchmarks.reasons.run \
         [--store data/benchmarks/api]
@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=2000, help="One-row calls per method.")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--exact-rows", type=int, default=10_000)
+    parser.add_argument("--out", type=Path, default=RESULTS_PATH)
     args = parser.parse_args(argv)
 
     from benchmarks.api.run import machine
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(results, indent=1))
-    RESULTS_PATH.write_text(json.dumps(results, indent=1) + "\n")
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":
