@@ -22,7 +22,7 @@ import pandas as pd
 from memberscore.errors import DataNotFound
 from memberscore.settings import Settings
 from pipelines.monitor import inputs
-from pipelines.monitor.champions import Champion, Champions, load_champions
+from pipelines.monitor.champions import MONITORED, Champion, Champions, load_champions
 from pipelines.monitor.results import Matured, ModelCheck, MonitorReport
 from serving.scoring.bundle import ModelBundle, ServedModel
 from serving.scoring.frames import score_frame
@@ -55,7 +55,7 @@ def run(
     now = now or datetime.now(UTC)
     cutoffs = inputs.snapshot_cutoffs(settings)
     latest = _latest(cutoffs, as_of)
-    progress(f"loading the champions ({', '.join(('churn', 'activation', 'clv'))})")
+    progress(f"loading the champions of {', '.join(MONITORED)} from the registry")
     champs = champions or load_champions(settings)
     names = sorted({n for m in champs.models for n in champs.bundle.models[m].feature_names})
     progress(f"reading the snapshot of {latest:%Y-%m-%d} and the lake")
