@@ -382,7 +382,7 @@ def materialize(
     return Materialized(
         members=members,
         values=members * width,
-        latest_as_of=max(cutoffs, default=pd.NaT),
+        latest_as_of=pd.Series(cutoffs, dtype=TIMESTAMP_DTYPE).max(),
         seconds=perf_counter() - started,
     )
 

@@ -1,61 +1,94 @@
-"""Publish score cards: every member's score API answer, computed in advance and written to the
-online store beside the features (see `serving.scoring.cards` for when the API serves them).
+"""Publish score cards: every member's score API answer computed in advance, written to the online
+store together with the member's features (see `serving.scoring.cards` for when the API serves
+them). `memberscore publish-scores` runs it after a new snapshot or a promotion.
 
-Run it after `features materialize` and after promoting champions:
-`memberscore publish-scores`. It reads the features from the online store exactly as the API
-does, scores them with the champions with the same code (`serving.scoring.score.score`, reason codes
-included), and writes per member the card, the `card_key` it was computed under and the scores
-the metrics observe, timestamped with the features' cutoff. A Parquet copy goes to
-`<data>/published/scores.parquet`. Until it has run for the current champions and features,
-the API scores live: a stale card is never served.
+One pass over the latest snapshot of every member (`features.store.latest_batches`, in member id
+order): each part of `chunk_members` members is scored for the whole part at once
+(`serving.scoring.cards.card_frame`: the batch scorer's core, the exact answers of a live
+request) and written to the online store in one bulk write holding the member's feature views
+and its card (`features.store.write_online`), so the store never holds a card beside features
+of another snapshot. Parts run on `settings.batch_workers` threads (LightGBM and the writers'
+I/O release the GIL).
+
+Resumable like `batch-score`: `<data>/published/run/manifest.json` records the inputs (snapshot
+checksums, the card key of the champions and settings, the online store, the part size) and
+every finished part with the checksum of its Parquet copy; a rerun with the same inputs skips
+the parts recorded and intact and redoes the rest. When every part is done the parts are joined
+into `<data>/published/scores.parquet` (the cards' offline copy) and removed; a rerun of a
+complete run only checks that copy. Until the run has finished for the current champions and
+features, members whose card is not current are scored live: a stale card is never served.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from memberscore.contract import TIMESTAMP_DTYPE
-from memberscore.errors import DataNotFound
+from memberscore.errors import ContractError, DataNotFound
 from memberscore.settings import Settings
-from serving.scoring.cards import card_key, observed_scores
+from pipelines.batch import manifest as mf
+from serving.scoring.cards import COLUMNS, card_frame, card_key, observed_scores
 from serving.scoring.context import ScoringContext
 from serving.scoring.score import score
 
-CHUNK_MEMBERS = 2_000
-COLUMNS = ("member_id", "as_of", "card", "models", "observed")
+if TYPE_CHECKING:
+    from feast import FeatureStore, FeatureView
+
+    from serving.scoring.adapters import LibraryDomain
+    from serving.scoring.bundle import ModelBundle
+
+CHUNK_MEMBERS = 50_000
+RUN_DIR = "run"  # under the folder of the cards' Parquet copy
+ENGINE = "publish"
+SCORES_SHA256 = "scores_sha256"  # key in the manifest's outputs: checksum of the Parquet copy
 
 
 @dataclass(frozen=True)
 class PublishReport:
-    """What one publish wrote."""
+    """What one publish wrote: members and cards, parts (`skipped`: finished by an earlier,
+    interrupted run), the card key and model versions, seconds."""
 
     members: int
     published: int
     key: str
     models: dict[str, str]
     seconds: float
+    parts: int = 0
+    skipped: int = 0
+    already_complete: bool = False
 
     def describe(self) -> str:
         """One line for the CLI."""
-        rate = self.published / self.seconds if self.seconds else float("inf")
         versions = ", ".join(f"{name} v{v}" for name, v in sorted(self.models.items()))
+        if self.already_complete:
+            return (
+                f"score cards of {self.members:,} members already published for {versions} "
+                f"(key {self.key[:12]}; copy verified); use --force to publish again"
+            )
+        rate = self.published / self.seconds if self.seconds else float("inf")
         return (
-            f"published {self.published:,} score cards of {self.members:,} members in "
-            f"{self.seconds:.1f} s ({rate:,.0f} cards/s) for {versions} (key {self.key[:12]})"
+            f"published features and score cards of {self.published:,} members in "
+            f"{self.parts} parts ({self.skipped} resumed) in {self.seconds:.1f} s "
+            f"({rate:,.0f} members/s) for {versions} (key {self.key[:12]})"
         )
 
 
 def cards_frame(member_ids: list[str], context: ScoringContext) -> pd.DataFrame:
-    """The published rows (COLUMNS) of the members among `member_ids` that the store knows:
-    their cards as a live request computes them, under the key of the context's bundle and
-    settings."""
+    """The published rows (COLUMNS) of the members among `member_ids` that the context's
+    store knows, as a live request computes them (`serving.scoring.score.score` on features
+    read from the store): the reference `card_frame` equals, and a way to publish a few."""
     features = context.read(member_ids)
     cards = score(member_ids, features, context.bundle, context.domain, context.settings).scores
     key = card_key(context.bundle, context.settings)
@@ -73,72 +106,222 @@ def cards_frame(member_ids: list[str], context: ScoringContext) -> pd.DataFrame:
     return frame
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What every part needs: the open store, the feature views and the cards' view, the
+    champions, the domain rules, the settings and the run folder."""
+
+    store: FeatureStore
+    views: list[FeatureView]
+    bundle: ModelBundle
+    domain: LibraryDomain
+    settings: Settings
+    folder: Path
+    write_lock: Any  # one writer at a time for SQLite; Redis takes them in parallel
+
+    def part(self, name: str, batch: pd.DataFrame) -> mf.PartRecord:
+        """Score one part, write its features and cards online in one bulk write, then its
+        Parquet copy (atomically) and describe it."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from features.store import reachable, write_online
+
+        cards = card_frame(batch, self.bundle, self.domain, self.settings)
+        rows = pd.concat([batch, cards[["card", "models", "observed"]]], axis=1)
+        with self.write_lock, reachable(self.settings):
+            write_online(self.store, self.views, rows)
+        path = self.folder / name
+        temp = path.with_suffix(".parquet.tmp")
+        pq.write_table(pa.Table.from_pandas(cards, preserve_index=False), temp)
+        os.replace(temp, path)
+        return mf.PartRecord(name, len(cards), len(cards), 0, mf.sha256(path))
+
+
 def run(
     settings: Settings,
     chunk_members: int = CHUNK_MEMBERS,
     progress: Callable[[str], None] = print,
+    *,
+    force: bool = False,
 ) -> PublishReport:
-    """Publish the cards of every member in the feature snapshots with the current champions
-    (members the online store does not hold are skipped)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from features.store import apply_published, published_path, write_published
-    from serving.online.feast_reader import FeastReader
+    """Write the latest features and the card of every member in the feature snapshots with
+    the current champions (see the module docstring); `force` starts afresh."""
+    from features.store import applied_views, apply_published, published_path, published_view
     from serving.scoring.adapters import open_domain
     from serving.scoring.registry import RegistrySource
 
     started = time.perf_counter()
     bundle = RegistrySource(settings).load()
-    context = ScoringContext(
-        bundle=bundle, domain=open_domain(settings), reader=FeastReader(settings), settings=settings
-    )
-    ids = snapshot_members(settings)
     store = apply_published(settings)
-    path = published_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    chunks = [ids[start : start + chunk_members] for start in range(0, len(ids), chunk_members)]
+    cards_view = published_view(store)
+    if cards_view is None:
+        raise DataNotFound("the published scores' view did not register; run it again")
+    views = [*applied_views(store), cards_view]
+    folder = run_folder(settings)
+    key = card_key(bundle, settings)
+    inputs = run_inputs(settings, store, views, key, chunk_members)
+    copy = published_path(settings)
+    manifest, done = _open(folder, copy, inputs, force, _parts_total(settings, chunk_members))
+    if manifest.status == mf.COMPLETE:
+        members = manifest.counts["members"]
+        return PublishReport(members, members, key, bundle.fingerprint, 0.0, already_complete=True)
+    # SQLite takes one writer at a time; Redis takes the parts' writes in parallel
+    lock = threading.Lock() if store.config.online_store.type == "sqlite" else nullcontext()
+    job = _Job(store, views, bundle, open_domain(settings), settings, folder, lock)
+    todo = (
+        (name, batch) for name, batch in _named_batches(settings, chunk_members) if name not in done
+    )
+    published = sum(p.rows for p in manifest.parts)
+    for record in _parallel(job.part, todo, settings.batch_workers):
+        manifest.parts.append(record)
+        mf.write(folder, manifest)
+        published += record.rows
+        progress(
+            f"  part {len(manifest.parts)}/{manifest.parts_total}: {published:,} members "
+            f"({time.perf_counter() - started:.0f} s)"
+        )
+    members = _finish(folder, copy, manifest)
+    return PublishReport(
+        members,
+        members,
+        key,
+        bundle.fingerprint,
+        time.perf_counter() - started,
+        parts=len(manifest.parts),
+        skipped=len(done),
+    )
 
-    def cards_of(chunk: list[str]) -> pd.DataFrame:
-        return cards_frame(chunk, context)
 
-    published, writer = 0, None
-    # Chunks are scored on `batch_workers` threads (SHAP releases the GIL) and written here,
-    # one at a time and in order.
-    with ThreadPoolExecutor(settings.batch_workers) as pool:
-        try:
-            for frame in pool.map(cards_of, chunks):
-                if frame.empty:
-                    continue
-                write_published(store, settings, frame)
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                writer = writer or pq.ParquetWriter(partial, table.schema)
-                writer.write_table(table)
-                published += len(frame)
-                elapsed = time.perf_counter() - started
-                progress(f"  {published:,} / {len(ids):,} cards ({elapsed:.0f} s)")
-        finally:
-            if writer is not None:
-                writer.close()
-    if writer is not None:
-        os.replace(partial, path)
-    key, seconds = card_key(bundle, settings), time.perf_counter() - started
-    return PublishReport(len(ids), published, key, bundle.fingerprint, seconds)
+def run_folder(settings: Settings) -> Path:
+    """The folder of the publish run in progress (its manifest and parts)."""
+    from features.store import published_path
+
+    return published_path(settings).parent / RUN_DIR
 
 
-def snapshot_members(settings: Settings) -> list[str]:
-    """Ids of every member in the feature snapshots (the members the online store serves)."""
+def run_inputs(
+    settings: Settings,
+    store: FeatureStore,
+    views: list[FeatureView],
+    key: str,
+    chunk_members: int,
+) -> dict[str, Any]:
+    """Everything that decides what a run writes (hashed into the manifest's run key): the
+    snapshot files and their checksums, the card key, the online store and its views, the
+    part size."""
+    import hashlib
+
+    from features.store import snapshot_files
+
+    online = store.config.online_store
+    target = getattr(online, "connection_string", None) or getattr(online, "path", "")
+    return {
+        "snapshots": {path.name: mf.sha256(path) for path in snapshot_files(settings)},
+        "card_key": key,
+        "online_store": {
+            "type": online.type,
+            "project": store.project,
+            "target_sha256": hashlib.sha256(str(target).encode()).hexdigest()[:16],
+        },
+        "views": {view.name: sorted(f.name for f in view.features) for view in views},
+        "chunk_members": chunk_members,
+    }
+
+
+def _open(
+    folder: Path, copy: Path, inputs: dict[str, Any], force: bool, total: int
+) -> tuple[mf.Manifest, dict[str, mf.PartRecord]]:
+    """The manifest to continue (same inputs, not forced) and its intact parts, or a fresh
+    one in a clean folder. A complete run stays complete while its Parquet copy `copy` has
+    the recorded checksum."""
+    key = mf.run_key(inputs)
+    old = mf.read(folder) if folder.is_dir() else None
+    if old is not None and not force and old.run_key == key:
+        if old.status != mf.COMPLETE:
+            damaged = old.damage(folder)
+            old.parts = [p for p in old.parts if p.file not in damaged]
+            return old, {p.file: p for p in old.parts}
+        if copy.is_file() and mf.sha256(copy) == old.outputs.get(SCORES_SHA256):
+            return old, {}
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    manifest = mf.Manifest(key, "", ENGINE, inputs, total)
+    mf.write(folder, manifest)
+    return manifest, {}
+
+
+def _parts_total(settings: Settings, chunk_members: int) -> int:
+    """Parts of the coming run: the distinct members of the snapshots over `chunk_members`."""
     import duckdb
 
     from features.store import JOIN_KEY, require_snapshots, snapshot_glob
 
     require_snapshots(settings)
     with duckdb.connect() as con:
-        rows = con.execute(
-            f"SELECT DISTINCT {JOIN_KEY} FROM read_parquet(?) ORDER BY {JOIN_KEY}",
-            [snapshot_glob(settings)],
-        ).fetchall()
-    if not rows:
+        row = con.execute(
+            f"SELECT count(DISTINCT {JOIN_KEY}) FROM read_parquet(?)", [snapshot_glob(settings)]
+        ).fetchone()
+    members = int(row[0]) if row else 0
+    if members == 0:
         raise DataNotFound("the feature snapshots hold no members")
-    return [str(row[0]) for row in rows]
+    return -(-members // chunk_members)
+
+
+def _named_batches(settings: Settings, chunk_members: int) -> Iterator[tuple[str, pd.DataFrame]]:
+    from features.store import latest_batches
+
+    for number, batch in enumerate(latest_batches(settings, chunk_members)):
+        yield f"part-{number:05d}.parquet", batch
+
+
+def _parallel(
+    work: Callable[[str, pd.DataFrame], mf.PartRecord],
+    todo: Iterator[tuple[str, pd.DataFrame]],
+    workers: int,
+) -> Iterator[mf.PartRecord]:
+    """`work` over `todo` on `workers` threads, at most `workers` parts in flight (memory
+    stays bounded by the part size); records in completion order."""
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="publish") as pool:
+        running: set[Future[mf.PartRecord]] = set()
+        for name, batch in todo:
+            if len(running) >= max(1, workers):
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                yield from (f.result() for f in finished)
+            running.add(pool.submit(work, name, batch))
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            yield from (f.result() for f in finished)
+
+
+def _finish(folder: Path, copy: Path, manifest: mf.Manifest) -> int:
+    """Join the parts into the cards' Parquet copy `copy`, record its checksum, mark the run
+    complete and remove the parts; returns the members published."""
+    import pyarrow.parquet as pq
+
+    if len(manifest.parts) != manifest.parts_total:
+        raise ContractError(
+            f"the publish run in {folder} holds {len(manifest.parts)} of "
+            f"{manifest.parts_total} parts; run `memberscore publish-scores` again to finish it"
+        )
+    names = sorted(p.file for p in manifest.parts if p.rows)
+    partial = copy.with_suffix(".partial")
+    writer = None
+    try:
+        for name in names:
+            table = pq.read_table(folder / name)
+            writer = writer or pq.ParquetWriter(partial, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    os.replace(partial, copy)
+    manifest.parts.sort(key=lambda p: p.file)
+    members = sum(p.rows for p in manifest.parts)
+    manifest.counts = {"members": members}
+    manifest.outputs = {"scores": copy.name, SCORES_SHA256: mf.sha256(copy)}
+    manifest.status = mf.COMPLETE
+    mf.write(folder, manifest)
+    for name in names:  # the copy holds them now; erasure edits the copy
+        (folder / name).unlink(missing_ok=True)
+    return members

@@ -40,22 +40,33 @@ def serve(
 
 
 def publish_scores(
-    chunk: Annotated[int, typer.Option(min=1, help="Members scored per chunk.")] = 2_000,
+    chunk: Annotated[
+        int, typer.Option(min=1, help="Members per part (scored, written and resumed together).")
+    ] = 50_000,
+    force: Annotated[
+        bool, typer.Option(help="Publish every part again, even those of a finished run.")
+    ] = False,
 ) -> None:
-    """Compute every member's score card with the current champions and write it to the online
-    store, so the score API answers from it instead of scoring live (reason codes included).
+    """Write the latest snapshot of every member to the online store together with its score
+    card computed with the current champions (reason codes included), so the score API answers
+    from the card instead of scoring live. One pass: features and cards land together.
 
-    Run it after `features materialize` and after promoting champions; until then the API
-    scores live (a card of other features or models is never served).
+    Run it after `features build` (it materializes the features itself) and after promoting
+    champions; until it has finished the API scores members whose card is not current live.
+    A stopped run resumes where it stopped when run again.
 
     Example: memberscore publish-scores
     """
+    from features.reader import check_snapshots
     from memberscore.settings import get_settings
     from pipelines import publish
     from pipelines.erase import finish_pending_quietly
 
-    finish_pending_quietly(get_settings(), typer.echo)  # erasures the API recorded, first
-    typer.echo(publish.run(get_settings(), chunk_members=chunk, progress=typer.echo).describe())
+    settings = get_settings()
+    finish_pending_quietly(settings, typer.echo)  # erasures the API recorded, first
+    check_snapshots(settings, chunk_rows=settings.chunk_rows)  # the API predicts on these rows
+    report = publish.run(settings, chunk_members=chunk, progress=typer.echo, force=force)
+    typer.echo(report.describe())
 
 
 @api_key_app.command("new")
