@@ -26,7 +26,7 @@ from features.families.segments import NO_PURCHASE, SEGMENT_CELLS
 DAY = 86_400
 DIMENSIONS = ("all", "acquisition_channel", "tier", "segment")
 STATUSES = ("no_purchase", "active", "dormant", "churned")
-_MEMBERS = "_kpi_members"
+_MEMBERS, _ORDERS = "_kpi_members", "_kpi_orders"
 
 
 @dataclass(frozen=True)
@@ -123,34 +123,49 @@ def monthly_kpis(
             con.execute("DROP TABLE _kpi_start; ALTER TABLE _kpi_end RENAME TO _kpi_start")
             progress(month)
     finally:
-        con.execute(f"DROP TABLE IF EXISTS _kpi_start; DROP TABLE IF EXISTS {_MEMBERS}")
-        con.execute("DROP TABLE IF EXISTS _kpi_end")
+        con.execute("DROP TABLE IF EXISTS _kpi_start; DROP TABLE IF EXISTS _kpi_end")
+        _drop_inputs(con)
     counts = pd.concat(frames, ignore_index=True) if frames else _empty_counts(definitions)
     return with_rates(counts, definitions)
 
 
-_MEMBERS_SQL = """
-CREATE OR REPLACE TEMP TABLE {table} AS
+# The inputs of every pass, read once: members with an integer key `k`, and their order rows
+# before the cutoff keyed by `k` with times in epoch seconds (compact and in memory, so the
+# monthly passes neither re-read Parquet nor hash member id strings).
+_INPUTS_SQL = """
+CREATE OR REPLACE TEMP TABLE {members}_ids AS
+SELECT CAST(member_id AS VARCHAR) AS member_id, registered_at,
+    CAST(acquisition_channel AS VARCHAR) AS acquisition_channel
+FROM members WHERE registered_at < $c;
+CREATE OR REPLACE TEMP TABLE {members}_keys AS
+SELECT row_number() OVER (ORDER BY member_id) AS k, * FROM {members}_ids;
+DROP TABLE {members}_ids;
+CREATE OR REPLACE TEMP TABLE {orders} AS
+SELECT b.k, epoch(o.ordered_at) AS t, o.is_return, o.amount,
+    CASE WHEN o.is_return THEN -o.amount ELSE o.amount END AS net,
+    year(o.ordered_at AT TIME ZONE 'UTC') * 12 + month(o.ordered_at AT TIME ZONE 'UTC') - 1
+        AS month
+FROM orders o JOIN {members}_keys b ON b.member_id = CAST(o.member_id AS VARCHAR)
+WHERE o.ordered_at < $c;
+CREATE OR REPLACE TEMP TABLE {members} AS
 WITH firsts AS (
-    SELECT CAST(member_id AS VARCHAR) AS member_id, min(epoch(ordered_at), 2) AS at
-    FROM orders WHERE NOT is_return AND ordered_at < $c GROUP BY ALL
+    SELECT k, min(t, 2) AS at FROM {orders} WHERE NOT is_return GROUP BY ALL
 )
-SELECT CAST(m.member_id AS VARCHAR) AS member_id, m.registered_at,
-    epoch(m.registered_at) AS registered_s,
-    year(m.registered_at AT TIME ZONE 'UTC') * 12 + month(m.registered_at AT TIME ZONE 'UTC') - 1
+SELECT b.k, b.member_id, epoch(b.registered_at) AS registered_s,
+    year(b.registered_at AT TIME ZONE 'UTC') * 12 + month(b.registered_at AT TIME ZONE 'UTC') - 1
         AS registered_month,
-    CAST(m.acquisition_channel AS VARCHAR) AS acquisition_channel,
-    f.at[1] AS first_s, f.at[2] AS second_s
-FROM members m LEFT JOIN firsts f ON f.member_id = CAST(m.member_id AS VARCHAR)
-WHERE m.registered_at < $c
+    b.acquisition_channel, f.at[1] AS first_s, f.at[2] AS second_s
+FROM {members}_keys b LEFT JOIN firsts f USING (k);
+DROP TABLE {members}_keys;
 """
 
 
 def _create_members(
     con: duckdb.DuckDBPyConnection, cutoff: pd.Timestamp, definitions: Definitions
 ) -> None:
-    """Members registered before `cutoff` with their first and second purchase (epoch s)."""
-    con.execute(_MEMBERS_SQL.format(table=_MEMBERS), {"c": cutoff})
+    """Members registered before `cutoff` with their first and second purchase (epoch s), and
+    their order rows before `cutoff`."""
+    _create_inputs(con, cutoff)
     duplicated = con.execute(
         f"SELECT member_id FROM {_MEMBERS} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
     ).fetchone()
@@ -161,29 +176,38 @@ def _create_members(
         )
 
 
+def _create_inputs(con: duckdb.DuckDBPyConnection, cutoff: pd.Timestamp) -> None:
+    """The statements of `_INPUTS_SQL` one by one (DuckDB binds parameters of one only)."""
+    script = _INPUTS_SQL.format(members=_MEMBERS, orders=_ORDERS)
+    for statement in filter(str.strip, script.split(";\n")):
+        con.execute(statement, {"c": cutoff} if "$c" in statement else None)
+
+
+def _drop_inputs(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {_MEMBERS}; DROP TABLE IF EXISTS {_ORDERS}")
+
+
 _STATE_SQL = """
 CREATE OR REPLACE TEMP TABLE {table} AS
 WITH o AS (
-    SELECT CAST(member_id AS VARCHAR) AS member_id,
-        max(ordered_at) FILTER (NOT is_return) AS last_at,
+    SELECT k, max(t) FILTER (NOT is_return) AS last_s,
         count(*) FILTER (NOT is_return) AS frequency,
-        coalesce(sum(CASE WHEN is_return THEN -amount ELSE amount END)
-            FILTER (ordered_at >= $g), 0) AS growth
-    FROM orders WHERE ordered_at < $c GROUP BY ALL
+        coalesce(sum(net) FILTER (t >= $gs), 0) AS growth
+    FROM {orders} WHERE t < $cs GROUP BY ALL
 ), s AS (
-    SELECT b.member_id, o.last_at, coalesce(o.frequency, 0) AS frequency,
+    SELECT b.k, o.last_s, coalesce(o.frequency, 0) AS frequency,
         coalesce(o.growth, 0.0) AS growth
-    FROM {members} b LEFT JOIN o USING (member_id) WHERE b.registered_at < $c
+    FROM {members} b LEFT JOIN o USING (k) WHERE b.registered_s < $cs
 ), ranked AS (
     SELECT *, count(*) FILTER (frequency > 0) OVER () AS buyers,
-        rank() OVER (PARTITION BY frequency > 0 ORDER BY last_at) - 1 AS r_below,
+        rank() OVER (PARTITION BY frequency > 0 ORDER BY last_s) - 1 AS r_below,
         rank() OVER (PARTITION BY frequency > 0 ORDER BY frequency) - 1 AS f_below
     FROM s
 )
-SELECT member_id,
+SELECT k,
     CASE WHEN frequency = 0 THEN 'no_purchase'
-        WHEN $cs - epoch(last_at) >= $churned THEN 'churned'
-        WHEN $cs - epoch(last_at) >= $dormant THEN 'dormant'
+        WHEN $cs - last_s >= $churned THEN 'churned'
+        WHEN $cs - last_s >= $dormant THEN 'dormant'
         ELSE 'active' END AS status,
     {tier} AS tier_rank,
     CASE WHEN frequency = 0 THEN '{no_purchase}'
@@ -214,13 +238,13 @@ def _create_state(
     sql = _STATE_SQL.format(
         table=table,
         members=_MEMBERS,
+        orders=_ORDERS,
         tier=_tier_sql(definitions),
         no_purchase=NO_PURCHASE,
         cells=_segment_sql(),
     )
     params = {
-        "c": at,
-        "g": at - pd.Timedelta(days=365),
+        "gs": (at - pd.Timedelta(days=365)).timestamp(),
         "cs": at.timestamp(),
         "dormant": definitions.dormant_days * DAY,
         "churned": definitions.churned_days * DAY,
@@ -237,9 +261,13 @@ def state_at(
     _create_members(con, at, definitions)
     try:
         _create_state(con, "_kpi_state", at, definitions)
-        frame = con.execute("FROM _kpi_state ORDER BY member_id").df()
+        frame = con.execute(
+            f"SELECT b.member_id, s.* EXCLUDE (k) FROM _kpi_state s JOIN {_MEMBERS} b USING (k) "
+            "ORDER BY b.member_id"
+        ).df()
     finally:
-        con.execute(f"DROP TABLE IF EXISTS _kpi_state; DROP TABLE IF EXISTS {_MEMBERS}")
+        con.execute("DROP TABLE IF EXISTS _kpi_state")
+        _drop_inputs(con)
     frame["tier"] = np.asarray(definitions.tiers, dtype=object)[frame.pop("tier_rank")]
     return frame
 
@@ -266,19 +294,18 @@ def _window_counts(definitions: Definitions) -> str:
 
 _MONTH_SQL = """
 WITH mo AS (
-    SELECT CAST(member_id AS VARCHAR) AS member_id,
-        count(*) FILTER (NOT is_return) AS orders,
+    SELECT k, count(*) FILTER (NOT is_return) AS orders,
         coalesce(sum(amount) FILTER (NOT is_return), 0) AS purchase_amount,
-        sum(CASE WHEN is_return THEN -amount ELSE amount END) AS spend
-    FROM orders WHERE ordered_at >= $c0 AND ordered_at < $c1 GROUP BY ALL
+        sum(net) AS spend
+    FROM {orders} WHERE t >= $s0 AND t < $s1 GROUP BY ALL
 ), x AS (
     SELECT b.acquisition_channel, b.registered_s, b.first_s, b.second_s,
         coalesce(p.tier_rank, 0) AS tier, coalesce(p.segment, '{no_purchase}') AS segment,
-        p.member_id IS NULL AS is_new, p.status AS start_status, e.status, e.tier_rank,
+        p.k IS NULL AS is_new, p.status AS start_status, e.status, e.tier_rank,
         coalesce(mo.orders, 0) AS orders, coalesce(mo.purchase_amount, 0) AS purchase_amount,
         coalesce(mo.spend, 0) AS spend
-    FROM _kpi_end e JOIN {members} b USING (member_id)
-    LEFT JOIN _kpi_start p USING (member_id) LEFT JOIN mo USING (member_id)
+    FROM _kpi_end e JOIN {members} b USING (k)
+    LEFT JOIN _kpi_start p USING (k) LEFT JOIN mo USING (k)
 )
 SELECT CASE WHEN grouping(acquisition_channel) = 0 THEN 'acquisition_channel'
         WHEN grouping(tier) = 0 THEN 'tier' WHEN grouping(segment) = 0 THEN 'segment'
@@ -310,13 +337,12 @@ def _month_counts(
     statuses = ",\n    ".join(f"count(*) FILTER (status = '{s}') AS {s}" for s in STATUSES)
     sql = _MONTH_SQL.format(
         members=_MEMBERS,
+        orders=_ORDERS,
         no_purchase=NO_PURCHASE,
         statuses=statuses,
         windows=_window_counts(definitions),
     )
     params = {
-        "c0": month.start,
-        "c1": month.end,
         "s0": month.start.timestamp(),
         "s1": month.end.timestamp(),
     }
@@ -406,16 +432,12 @@ def _ratio(part: pd.Series, whole: pd.Series) -> pd.Series:
 
 _COHORT_SQL = """
 WITH o AS (
-    SELECT CAST(member_id AS VARCHAR) AS member_id,
-        year(ordered_at AT TIME ZONE 'UTC') * 12 + month(ordered_at AT TIME ZONE 'UTC') - 1
-            AS month,
-        count(*) FILTER (NOT is_return) AS purchases,
-        sum(CASE WHEN is_return THEN -amount ELSE amount END) AS spend
-    FROM orders WHERE ordered_at < $c GROUP BY ALL
+    SELECT k, month, count(*) FILTER (NOT is_return) AS purchases, sum(net) AS spend
+    FROM {orders} GROUP BY ALL
 )
 SELECT b.registered_month AS cohort, o.month, count(*) FILTER (o.purchases > 0) AS buyers,
     sum(o.spend) AS spend
-FROM o JOIN {members} b USING (member_id)
+FROM o JOIN {members} b USING (k)
 WHERE o.month >= b.registered_month
 GROUP BY ALL
 """
@@ -433,14 +455,14 @@ def cohort_kpis(con: duckdb.DuckDBPyConnection, cutoff: pd.Timestamp) -> pd.Data
     if not complete:
         return _cohort_frame(pd.DataFrame(columns=["cohort", "month", "buyers", "spend"]), {})
     end = complete[-1].end
-    con.execute(_MEMBERS_SQL.format(table=_MEMBERS), {"c": end})
+    _create_inputs(con, end)
     try:
         sizes = con.execute(
             f"SELECT registered_month, count(*) FROM {_MEMBERS} GROUP BY ALL"
         ).fetchall()
-        cells = con.execute(_COHORT_SQL.format(members=_MEMBERS), {"c": end}).df()
+        cells = con.execute(_COHORT_SQL.format(members=_MEMBERS, orders=_ORDERS)).df()
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {_MEMBERS}")
+        _drop_inputs(con)
     return _cohort_frame(cells, {int(month): int(n) for month, n in sizes})
 
 
