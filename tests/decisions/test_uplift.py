@@ -146,3 +146,20 @@ def test_predictions_read_the_boosters_input_as_a_frame_would(
         expected = regressor.predict(frame) - control
         np.testing.assert_array_equal(arrays.value[:, k], expected, err_msg=action)
     assert np.isnan(model._matrix(who)[2:4, 0]).all(), "unseen and missing text are missing"
+
+
+def test_large_and_small_frames_get_the_same_inputs(
+    campaign: Callable[..., Any], catalogue: Catalogue
+) -> None:
+    """Text codes come from a dict lookup for small frames and pandas' indexer for large ones
+    (`SMALL` rows); the rows of a large frame read the same either way."""
+    from decisions.uplift import SMALL
+
+    model = fitted(campaign, catalogue)
+    big = pd.concat([members()] * (SMALL // 400 + 1))
+    big["segment"] = big["segment"].where(np.arange(len(big)) % 7 != 0, "Z")
+
+    whole, part = model._matrix(big), model._matrix(big.iloc[:50])
+
+    assert len(big) >= SMALL and np.array_equal(whole[:50], part, equal_nan=True)
+    assert np.isnan(whole[::7, 0]).all(), "unseen text is missing in the large path too"
