@@ -8,6 +8,7 @@ pool.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -80,14 +81,14 @@ async def current_cards(member_ids: Sequence[str], context: RequestContext) -> d
 async def decide(member_ids: Sequence[str], context: RequestContext) -> NextBestActionsOut:
     """Next-best action of each known member, with cooldowns read from the contact log. The
     scores it weighs come from current published cards where there are (as for the score
-    routes), else live. StoreUnavailable when the online store or the contact log does not
-    answer in time."""
+    routes), else live. Cards and features, then contacts and consents, are read at once.
+    StoreUnavailable when the online store or the contact log does not answer in time."""
     ids = list(dict.fromkeys(member_ids))
-    published = await current_cards(ids, context)
-    features = await context.features(ids)
+    published, features = await asyncio.gather(current_cards(ids, context), context.features(ids))
     known = [m for m in ids if m in features.rows]
-    history = await context.history(known)
-    consents = await context.consents(known)  # an opt-out counts from the next decision on
+    history, consents = await asyncio.gather(  # an opt-out counts from the next decision on
+        context.history(known), context.consents(known)
+    )
     return await run_in_threadpool(_decisions, ids, published, features, history, consents, context)
 
 
