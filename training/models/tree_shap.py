@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-ROWS_PER_PASS = 256  # bounds the (rows × path conditions) temporaries to a few MB
+ROWS_PER_PASS = 128  # bounds the (rows × path conditions) temporaries to a few MB
 ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| <= ZERO counts as zero
 MISSING_TYPES = {"None": 0, "Zero": 1, "NaN": 2}
 
