@@ -11,7 +11,11 @@ writes `benchmarks/api/results.json`. Run heavy: wrap it in the shared lock.
     flock /tmp/memberscore-heavy.lock .venv/bin/python -m benchmarks.api.run [--workers 2]
 
 memberscore: `GET /v1/members/{id}/scores` (1 member) and `POST /v1/scores` (100): churn for
-every registered horizon, activation, spend/CLV intervals, reasons (SHAP), stage, tags.
+every registered horizon, activation, spend/CLV intervals, reasons (SHAP), stage, tags. Then
+next-best action (`GET /v1/members/{id}/next-best-action`, `POST /v1/next-best-action` with
+100 members: scores, guardrails over the contact log and consent register, learned uplift):
+one member at 100 calls/s, 100 members per call, and one-member score calls at 100 calls/s
+alone and beside 100-member next-best-action calls (`nba_scenarios`).
 Peers: `POST /get-online-features` (feature service churn_v1) on `feast serve`, then
 `POST /invocations` of `churn@champion` (pyfunc) on `mlflow models serve` with those features:
 one model and no reasons, stage or intervals, so the peers do less work per call.
@@ -38,12 +42,13 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.api import load, servers
-from benchmarks.api.store import Store, build
+from benchmarks.api.store import Store, build, has_uplift, mark_uplift, train_uplift
 
 HERE = Path(__file__).resolve().parent
 RESULTS_PATH = HERE / "results.json"
 API_KEY = "apibench-read-key"
 BATCH = 100
+NBA_RATE = 100  # calls/s of the next-best-action steps
 SWEEP = (25, 50, 100, 200, 300, 400, 600, 800, 1000, 1200, 1500, 2000)
 
 
@@ -56,17 +61,19 @@ def member_ids(store: Store, seed: int) -> list[str]:
     return ids
 
 
-def memberscore_calls(ids: list[str]) -> tuple[load.Call, load.Call]:
-    """One member (GET) and 100 members (POST) on the score API."""
+def memberscore_calls(ids: list[str], route: str = "scores") -> tuple[load.Call, load.Call]:
+    """One member (GET) and 100 members (POST) on the score API: scores, or next-best action
+    (`route="next-best-action"`)."""
     headers = {"X-API-Key": API_KEY}
 
     async def one(conns: dict[str, load.Connection], i: int) -> None:
-        await conns["api"].request("GET", f"/v1/members/{ids[i % len(ids)]}/scores", None, headers)
+        path = f"/v1/members/{ids[i % len(ids)]}/{route}"
+        await conns["api"].request("GET", path, None, headers)
 
     async def batch(conns: dict[str, load.Connection], i: int) -> None:
         chosen = [ids[(i * BATCH + k) % len(ids)] for k in range(BATCH)]
         body = load.json_body({"member_ids": chosen})
-        await conns["api"].request("POST", "/v1/scores", body, headers)
+        await conns["api"].request("POST", f"/v1/{route}", body, headers)
 
     return one, batch
 
@@ -132,6 +139,37 @@ def scenarios(
     return out
 
 
+def nba_scenarios(
+    targets: dict[str, tuple[str, int]],
+    scores_one: load.Call,
+    nba_one: load.Call,
+    nba_batch: load.Call,
+    scale: float = 1.0,
+) -> dict[str, Any]:
+    """Next-best action: one member, one caller and at NBA_RATE calls/s; 100 members per call,
+    one caller; and one-member score calls at NBA_RATE calls/s alone, then while one caller
+    sends 100-member next-best-action calls back to back (do they raise the others' p99?).
+    `scale` shortens every step (the smoke test's 0.2)."""
+
+    def run(coro: Any) -> load.Result:
+        return asyncio.run(coro)
+
+    async def beside(seconds: float) -> tuple[load.Result, load.Result]:
+        batch = load.closed_loop(targets, nba_batch, 1, 10_000, seconds)
+        scores = load.fixed_rate(targets, scores_one, NBA_RATE, 10_000, seconds)
+        return await asyncio.gather(scores, batch)
+
+    run(load.closed_loop(targets, nba_one, 2, 100, 10 * scale))  # warm-up
+    run(load.closed_loop(targets, nba_batch, 1, 5, 10 * scale))
+    out: dict[str, Any] = {}
+    out["nba_one_sequential"] = run(load.closed_loop(targets, nba_one, 1, 1000, 10 * scale))
+    out["nba_one_at_rate"] = run(load.fixed_rate(targets, nba_one, NBA_RATE, 5000, 10 * scale))
+    out["nba_batch100"] = run(load.closed_loop(targets, nba_batch, 1, 400, 15 * scale))
+    out["scores_at_rate"] = run(load.fixed_rate(targets, scores_one, NBA_RATE, 5000, 10 * scale))
+    out["scores_beside_nba100"], out["nba100_beside_scores"] = asyncio.run(beside(10 * scale))
+    return {name: result.summary() for name, result in out.items()}
+
+
 def withdraw_cards(store: Store) -> None:
     """Unregister the published cards' view, so the server finds none and scores live."""
     from features.store import PUBLISHED_VIEW, feature_store, published_view
@@ -163,8 +201,12 @@ def measure_memberscore(store: Store, ids: list[str], args: argparse.Namespace) 
     command = servers.memberscore_command(port, args.workers)
     log = store.root / "logs" / "memberscore.log"
     with servers.running("memberscore", command, env, port, "/readyz", log):
+        targets = {"api": (servers.HOST, port)}
         one, batch = memberscore_calls(ids)
-        return scenarios({"api": (servers.HOST, port)}, one, batch, args)
+        out = scenarios(targets, one, batch, args)
+        nba_one, nba_batch = memberscore_calls(ids, "next-best-action")
+        scale = 0.2 if args.quick else 1.0
+        return out | nba_scenarios(targets, one, nba_one, nba_batch, scale)
 
 
 def measure_peers(store: Store, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -247,7 +289,28 @@ def table(results: dict[str, Any]) -> str:
     rows.append(f"| highest rate with p99 ≤ 50 ms | {a} calls/s | {c} calls/s | {b} calls/s | – |")
     add("100 members per call: p50", "batch100", "p50_ms", "ms")
     add("100 members per call: p99", "batch100", "p99_ms", "ms")
+    rows += [f"| {label} | {a} | {b} | – | – |" for label, a, b in nba_rows(ours, live)]
     return "\n".join(rows)
+
+
+def nba_rows(ours: dict[str, Any], live: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(measure, published, live) of the next-best-action steps."""
+
+    def cell(result: dict[str, Any], key: str) -> str:
+        r = result[key]
+        late = f", {r['errors']} late/failed" if r["errors"] else ""
+        return f"{r['rate']} calls/s, p50 {r['p50_ms']} / p99 {r['p99_ms']} ms{late}"
+
+    labels = {
+        "nba_one_sequential": "next-best action, 1 member, one caller",
+        "nba_one_at_rate": f"next-best action, 1 member at {NBA_RATE} calls/s",
+        "nba_batch100": "next-best action, 100 members per call, one caller",
+        "scores_at_rate": f"scores, 1 member at {NBA_RATE} calls/s, alone",
+        "scores_beside_nba100": f"scores, 1 member at {NBA_RATE} calls/s, beside 100-member "
+        "next-best-action calls back to back",
+        "nba100_beside_scores": "those 100-member next-best-action calls",
+    }
+    return [(label, cell(ours, key), cell(live, key)) for key, label in labels.items()]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -266,6 +329,9 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         build(store, args.members, args.seed)
         print(f"built the store in {time.perf_counter() - started:.0f} s")
+    elif not has_uplift(store):
+        train_uplift(store)
+        mark_uplift(store)
     ids = member_ids(store, args.seed)
     results: dict[str, Any] = {"machine": machine(), "members_in_store": len(ids)}
     results["settings"] = {k: v for k, v in vars(args).items() if k != "root"}

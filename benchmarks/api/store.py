@@ -1,5 +1,6 @@
 """A small trained store for the API benchmark: simulated members, the lake, feature snapshots
-in Feast (applied and materialized), and champions of every served model in MLflow.
+in Feast (applied and materialized), and champions of every served model in MLflow, the
+next-best action's uplift model included.
 
 Everything lives under one folder and is built with the package functions; a finished build
 leaves `built.json` and is reused by the next run.
@@ -23,6 +24,8 @@ TRAIN_EVERY_DAYS = 56
 # CLV model on 180 days (served under its own horizon, like any other).
 CLV_HORIZON_DAYS = 180
 MARKER = "built.json"
+UPLIFT = "uplift"  # the marker's key: the uplift champion is registered
+UPLIFT_MIN_CONTACTS = 100
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class Store:
 
 def build(store: Store, members: int, seed: int, echo=print) -> None:
     """Simulate, ingest, build/apply/materialize features, train and promote every model:
-    churn (each configured horizon), activation and clv."""
+    churn (each configured horizon), activation, clv and uplift."""
     from features import build as features_build
     from features import store as feast_store
     from memberscore.contract import TABLES
@@ -89,4 +92,34 @@ def build(store: Store, members: int, seed: int, echo=print) -> None:
         )
         name = job.train(settings, plan, frame).record.model_name
         echo(tracking.promote(settings, name, force=True, reason="benchmark").describe())
-    (store.root / MARKER).write_text(json.dumps({"members": members, "seed": seed}))
+    train_uplift(store, echo)
+    (store.root / MARKER).write_text(json.dumps({"members": members, "seed": seed, UPLIFT: True}))
+
+
+def train_uplift(store: Store, echo=print) -> None:
+    """Learn the next-best action's uplift model from the simulated campaign log and promote
+    it (a store built before the next-best-action steps lacks it). The store's 3,000 members
+    get about 180 contacts per action: each action needs UPLIFT_MIN_CONTACTS treated and
+    control ones (300 by default) to be learned, as the demo's 20,000 members' are."""
+    from training import tracking
+    from training.jobs import uplift
+
+    settings = store.settings()
+    rules = settings.decisions.uplift.model_copy(
+        update={"min_treated": UPLIFT_MIN_CONTACTS, "min_control": UPLIFT_MIN_CONTACTS}
+    )
+    decisions = settings.decisions.model_copy(update={"uplift": rules})
+    settings = settings.model_copy(update={"decisions": decisions})
+    echo(uplift.train(settings).describe())
+    echo(tracking.promote(settings, "uplift", force=True, reason="benchmark").describe())
+
+
+def has_uplift(store: Store) -> bool:
+    """Whether the built store's marker records the uplift model."""
+    return bool(json.loads((store.root / MARKER).read_text()).get(UPLIFT))
+
+
+def mark_uplift(store: Store) -> None:
+    """Record in the marker that the uplift model is trained."""
+    marker = store.root / MARKER
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), UPLIFT: True}))

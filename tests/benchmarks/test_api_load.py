@@ -78,3 +78,54 @@ def test_highest_rate_is_the_last_step_within_the_p99_bound() -> None:
     held, steps = load.highest_rate(run_at, (10, 20, 40), p99_ms=50)
 
     assert held == 20 and len(steps) == 3, "40 calls/s breaks the 50 ms bound"
+
+
+def test_next_best_action_steps_call_their_routes_and_run_side_by_side() -> None:
+    """The next-best-action steps send one-member GETs and 100-member POSTs to the
+    next-best-action routes, and the scores-beside step runs both kinds at once; every step
+    reports a summary, and the table shows them for both memberscore columns."""
+    from benchmarks.api import run
+
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            length = next(
+                (int(line.split(b":")[1]) for line in head.split(b"\r\n") if b"Length" in line),
+                0,
+            )
+            await reader.readexactly(length)
+            seen.append(b" ".join(head.split(b" ")[:2]))
+            await asyncio.sleep(0.002)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+        writer.close()
+
+    ids = [f"m{i}" for i in range(300)]
+    nba_one, nba_batch = run.memberscore_calls(ids, "next-best-action")
+    scores_one, _ = run.memberscore_calls(ids)
+
+    async def scenario(targets: dict[str, Any]) -> Any:
+        return await asyncio.to_thread(
+            run.nba_scenarios, targets, scores_one, nba_one, nba_batch, 0.02
+        )
+
+    out = _measure(handle, scenario)
+
+    assert set(out) == {
+        "nba_one_sequential",
+        "nba_one_at_rate",
+        "nba_batch100",
+        "scores_at_rate",
+        "scores_beside_nba100",
+        "nba100_beside_scores",
+    }
+    assert all(s["calls"] > 0 and s["errors"] == 0 for s in out.values()), out
+    assert b"GET /v1/members/m1/next-best-action" in seen
+    assert b"POST /v1/next-best-action" in seen and b"GET /v1/members/m0/scores" in seen
+    rows = run.nba_rows(out, out)
+    assert len(rows) == 6 and all("calls/s, p50" in published for _, published, _ in rows)
