@@ -48,6 +48,20 @@ class ServingSettings(BaseModel):
         description="Longest wait for the online store or the contact log in one request "
         "(seconds); past it the request answers 503 and the worker stays free.",
     )
+    max_decision_members: int = Field(
+        1000,
+        ge=1,
+        le=1000,
+        description="Most members one POST /v1/next-best-action may name (the CPU one call "
+        "may take); a longer list answers 422 naming this setting.",
+    )
+    decision_members_per_second: float | None = Field(
+        None,
+        gt=0,
+        description="Members per second each API key may ask next-best actions for, per "
+        "server process (bursts up to max_decision_members); past it 429 with Retry-After. "
+        "None: no limit.",
+    )
 
 
 class MonitorSettings(BaseModel):
