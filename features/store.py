@@ -246,12 +246,16 @@ def published_path(settings: Settings) -> Path:
 
 
 def apply_published(settings: Settings) -> FeatureStore:
-    """Register the published scores' view (`features.feature_repo.definitions`); the store."""
+    """Register the published scores' view (`features.feature_repo.definitions`) unless it is
+    registered with this Parquet copy already; the store."""
     from features.feature_repo.definitions import published_declarations
 
     store = feature_store(settings)
+    path = str(published_path(settings).resolve())
     with reachable(settings):
-        store.apply(published_declarations(str(published_path(settings).resolve())))
+        view = published_view(store)
+        if view is None or getattr(view.batch_source, "path", None) != path:
+            store.apply(published_declarations(path))
     return store
 
 

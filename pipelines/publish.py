@@ -144,15 +144,17 @@ def run(
     progress: Callable[[str], None] = print,
     *,
     force: bool = False,
+    bundle: ModelBundle | None = None,
 ) -> PublishReport:
     """Write the latest features and the card of every member in the feature snapshots with
-    the current champions (see the module docstring); `force` starts afresh."""
+    the current champions (see the module docstring), or with `bundle` when given; `force`
+    starts afresh."""
     from features.store import applied_views, apply_published, published_path, published_view
     from serving.scoring.adapters import open_domain
     from serving.scoring.registry import RegistrySource
 
     started = time.perf_counter()
-    bundle = RegistrySource(settings).load()
+    bundle = bundle or RegistrySource(settings).load()
     store = apply_published(settings)
     cards_view = published_view(store)
     if cards_view is None:

@@ -14,6 +14,7 @@ from memberscore.settings import Settings
 from pipelines import publish
 from pipelines.batch import manifest as mf
 from serving.online.feast_reader import FeastReader
+from serving.scoring.bundle import ModelBundle
 from serving.scoring.cards import card_key
 from serving.scoring.registry import RegistrySource
 from tests.serving.conftest import FAMILIES, _snapshot, member_row
@@ -38,6 +39,12 @@ def champions(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
+@pytest.fixture(scope="module")
+def bundle(champions: Settings) -> ModelBundle:
+    """The champions, loaded once."""
+    return RegistrySource(champions).load()
+
+
 @pytest.fixture
 def applied(champions: Settings, tmp_path: Path) -> Settings:
     """The champions with a fresh local store: snapshot written and applied, nothing
@@ -56,21 +63,28 @@ def applied(champions: Settings, tmp_path: Path) -> Settings:
     return settings
 
 
+def quiet(
+    settings: Settings, bundle: ModelBundle, chunk: int, force: bool = False
+) -> publish.PublishReport:
+    """A publish run without progress lines."""
+    return publish.run(settings, chunk, lambda _: None, force=force, bundle=bundle)
+
+
 def published(settings: Settings) -> pd.DataFrame:
     """The cards' Parquet copy, by member."""
     return pd.read_parquet(store.published_path(settings)).set_index("member_id")
 
 
-def test_one_pass_writes_features_and_current_cards(applied: Settings) -> None:
+def test_one_pass_writes_features_and_current_cards(applied: Settings, bundle: ModelBundle) -> None:
     """Given a snapshot nobody materialized, one run serves every member's features and a
     current card, writes the Parquet copy and leaves a complete manifest without parts."""
     settings = applied.model_copy(update={"batch_workers": 2})
     lines: list[str] = []
 
-    report = publish.run(settings, chunk_members=10, progress=lines.append)
+    report = publish.run(settings, bundle=bundle, chunk_members=10, progress=lines.append)
 
     reader = FeastReader(settings)
-    key = card_key(RegistrySource(settings).load(), settings)
+    key = card_key(bundle, settings)
     assert sorted(reader.read(IDS, ()).rows) == sorted(IDS), "features materialized"
     cards = reader.published(IDS)
     assert sorted(cards) == sorted(IDS) and all(c.current(key) for c in cards.values())
@@ -83,7 +97,7 @@ def test_one_pass_writes_features_and_current_cards(applied: Settings) -> None:
 
 
 def test_a_stopped_run_resumes_at_the_parts_left(
-    applied: Settings, monkeypatch: pytest.MonkeyPatch
+    applied: Settings, bundle: ModelBundle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Given a run stopped by a failure in its third part, whose first part was then changed
     on disk, a rerun redoes that part and the parts not recorded, skips the intact one, and
@@ -98,7 +112,7 @@ def test_a_stopped_run_resumes_at_the_parts_left(
 
     monkeypatch.setattr(publish, "card_frame", failing)
     with pytest.raises(RuntimeError, match="killed"):
-        publish.run(applied, chunk_members=10, progress=lambda _: None)
+        quiet(applied, bundle, 10)
     folder = publish.run_folder(applied)
     manifest = mf.read(folder)
     assert manifest is not None
@@ -108,24 +122,26 @@ def test_a_stopped_run_resumes_at_the_parts_left(
 
     scored.clear()
     stop["at"] = 0
-    report = publish.run(applied, chunk_members=10, progress=lambda _: None)
+    report = quiet(applied, bundle, 10)
 
     assert report.skipped == 1 and report.parts == 5 and report.published == len(IDS)
     assert scored == ["m0", "m27", "m36", "n0"], "the damaged part and parts 3 to 5 (id order)"
     resumed = published(applied)["card"]
-    again = publish.run(applied, chunk_members=10, progress=lambda _: None, force=True)
+    again = quiet(applied, bundle, 10, force=True)
     assert again.skipped == 0 and len(scored) == 9, "--force publishes every part again"
     assert published(applied)["card"].equals(resumed), "resumed cards equal a full run's"
 
 
-def test_a_finished_run_is_kept_until_the_snapshot_changes(applied: Settings) -> None:
+def test_a_finished_run_is_kept_until_the_snapshot_changes(
+    applied: Settings, bundle: ModelBundle
+) -> None:
     """A rerun of a finished run only checks its copy; new snapshot contents publish again."""
-    publish.run(applied, chunk_members=20, progress=lambda _: None)
+    quiet(applied, bundle, 20)
 
-    assert publish.run(applied, chunk_members=20, progress=lambda _: None).already_complete
+    assert quiet(applied, bundle, 20).already_complete
 
     snapshot = pd.read_parquet(store.snapshot_files(applied)[0])
     snapshot.loc[0, "recency_days"] = 999.0
     build.write_snapshot(snapshot, store.snapshot_files(applied)[0])
-    report = publish.run(applied, chunk_members=20, progress=lambda _: None)
+    report = quiet(applied, bundle, 20)
     assert not report.already_complete and report.skipped == 0
