@@ -10,18 +10,21 @@ fakes through `app.dependency_overrides`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from memberscore.errors import ModelNotReady
 from memberscore.settings import Settings
 from serving.api.context import RequestContext
+from serving.api.limits import MemberRate, retry_after
 from serving.api.metrics import Metrics
 from serving.api.resources import Resources
-from serving.api.security import Scope, granted_scopes
+from serving.api.security import Scope, granted_scopes, hash_key
 from serving.online.consent import ConsentRegister, register_beside
 from serving.online.contact_log import ContactLog
 from serving.scoring.bundle import ModelBundle, ModelHolder
@@ -156,5 +159,51 @@ def require(scope: Scope) -> Callable[..., Awaitable[None]]:
     return check
 
 
+def _limiter(request: Request, settings: Settings) -> MemberRate | None:
+    """The app's buckets of `serving.decision_members_per_second` (made on first use)."""
+    rate = settings.serving.decision_members_per_second
+    if rate is None:
+        return None
+    limiter: MemberRate | None = getattr(request.app.state, "decision_limiter", None)
+    if limiter is None:
+        limiter = MemberRate(rate, settings.serving.max_decision_members)
+        request.app.state.decision_limiter = limiter
+    return limiter
+
+
+async def get_decision_budget(
+    request: Request,
+    settings: SettingsDep,
+    key: Annotated[str | None, Depends(presented_key)],
+) -> Callable[[int], None]:
+    """`spend(members)` for a next-best-action call: 422 past `serving.max_decision_members`
+    members in one call, 429 with Retry-After past the key's
+    `serving.decision_members_per_second` (see `serving.api.limits`)."""
+    limit, limiter = settings.serving.max_decision_members, _limiter(request, settings)
+
+    def spend(members: int) -> None:
+        if members > limit:
+            msg = (
+                f"at most {limit} members per next-best-action call "
+                f"(serving.max_decision_members), got {members}; split the list"
+            )
+            error = {"loc": ("body", "member_ids"), "msg": msg, "type": "too_long"}
+            raise RequestValidationError([error])
+        if limiter is None or key is None:
+            return
+        wait = limiter.take(hash_key(key), members, time.monotonic())
+        if wait > 0:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"this API key asked next-best actions for more than "
+                f"{limiter.rate:g} members per second (serving.decision_members_per_second); "
+                "retry after the seconds in Retry-After",
+                headers={"Retry-After": retry_after(wait)},
+            )
+
+    return spend
+
+
+BudgetDep = Annotated[Callable[[int], None], Depends(get_decision_budget)]
 ReadAccess = Depends(require("read"))
 WriteAccess = Depends(require("write"))

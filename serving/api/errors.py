@@ -75,6 +75,11 @@ _ERRORS: dict[int, tuple[type[BaseModel], str]] = {
     409: (ErrorOut, "The contact id is already recorded."),
     413: (ErrorOut, "Request body larger than `serving.max_body_bytes`."),
     422: (ValidationErrorOut, "Invalid input; `field` names each offending field."),
+    429: (
+        ErrorOut,
+        "The API key asked next-best actions for more members per second than "
+        "`serving.decision_members_per_second`; retry after Retry-After seconds.",
+    ),
     503: (ErrorOut, "Models not loaded, the service starting or a store down; retry."),
 }
 
@@ -85,7 +90,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     for code in codes:
         model, description = _ERRORS[code]
         found[code] = {"model": model, "description": description}
-        if code == status.HTTP_503_SERVICE_UNAVAILABLE:
+        if code in (status.HTTP_429_TOO_MANY_REQUESTS, status.HTTP_503_SERVICE_UNAVAILABLE):
             found[code]["headers"] = _RETRY_AFTER
     return found
 

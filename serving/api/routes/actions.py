@@ -1,4 +1,5 @@
-"""Next-best action of one member or of up to 1,000 members per call (read scope)."""
+"""Next-best action of one member or of up to 1,000 members per call (read scope), within the
+cost bounds of `serving.api.limits`."""
 
 from __future__ import annotations
 
@@ -7,25 +8,27 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from memberscore.errors import MemberNotFound
-from serving.api.deps import ContextDep, ReadAccess
-from serving.api.errors import BODY_RESPONSES, ERROR_RESPONSES
+from serving.api.deps import BudgetDep, ContextDep, ReadAccess
+from serving.api.errors import BODY_RESPONSES, ERROR_RESPONSES, error_responses
 from serving.api.responses import ModelJSON
 from serving.api.service import decide
 from serving.schemas import MemberId, MembersIn, NextBestActionOut, NextBestActionsOut
 
 router = APIRouter(prefix="/v1", tags=["next-best-action"], dependencies=[ReadAccess])
+LIMITED = error_responses(429)  # serving.decision_members_per_second
 
 
 @router.get(
     "/members/{member_id}/next-best-action",
     response_model=NextBestActionOut,
     response_class=ModelJSON,
-    responses=ERROR_RESPONSES,
+    responses=ERROR_RESPONSES | LIMITED,
 )
 async def member_next_best_action(
-    member_id: Annotated[MemberId, Path()], context: ContextDep
+    member_id: Annotated[MemberId, Path()], context: ContextDep, spend: BudgetDep
 ) -> ModelJSON:
     """The action to send this member now, ranked alternatives, expected value and reasons."""
+    spend(1)
     result = await decide([member_id], context)
     if not result.decisions:
         raise MemberNotFound(f"member {member_id} is not known to the feature store")
@@ -36,8 +39,12 @@ async def member_next_best_action(
     "/next-best-action",
     response_model=NextBestActionsOut,
     response_class=ModelJSON,
-    responses=BODY_RESPONSES,
+    responses=BODY_RESPONSES | LIMITED,
 )
-async def batch_next_best_action(body: MembersIn, context: ContextDep) -> ModelJSON:
-    """Next-best actions of up to 1,000 members; unknown ids are listed in `not_found`."""
+async def batch_next_best_action(
+    body: MembersIn, context: ContextDep, spend: BudgetDep
+) -> ModelJSON:
+    """Next-best actions of up to 1,000 members (`serving.max_decision_members`); unknown ids
+    are listed in `not_found`."""
+    spend(len(body.member_ids))
     return ModelJSON(await decide(body.member_ids, context))
