@@ -19,6 +19,7 @@ categorical `int(x)` in the left categories, NaN and negatives right.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from math import comb
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-ROWS_PER_PASS = 128  # bounds the (rows × path conditions) temporaries to a few MB
+ROWS_PER_PASS = 32  # keeps the (groups × rows) temporaries small (a few MB): faster
 ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| <= ZERO counts as zero
 MISSING_TYPES = {"None": 0, "Zero": 1, "NaN": 2}
 
@@ -65,6 +66,7 @@ class TreeShap:
     extra_group: np.ndarray  # (other conditions,) their group (a feature split again)
     extra_node: np.ndarray  # (other conditions,) their node
     extra_left: np.ndarray  # (other conditions, 1) the path goes left there
+    extra_start: np.ndarray  # where each rank starts: the 2nd conditions of groups, the 3rd, ...
     leaf_pattern: sparse.csr_matrix  # (leaves, groups) 2^j × d for a leaf's j-th group
     leaf_entry: np.ndarray  # (leaves, 1) table position of each leaf
     group_leaf: np.ndarray  # (groups,) the group's leaf
@@ -104,8 +106,10 @@ class TreeShap:
         decisions → conditions met per group → patterns → table entries → sums per feature."""
         left = self._decisions(columns)
         hot = left[self.first_node] == self.first_left
-        if len(self.extra_group):
-            np.logical_and.at(hot, self.extra_group, left[self.extra_node] == self.extra_left)
+        for start, end in itertools.pairwise(self.extra_start):  # a group at most once a rank
+            rank = slice(start, end)
+            group = self.extra_group[rank]
+            hot[group] &= left[self.extra_node[rank]] == self.extra_left[rank]
         leaf = (self.leaf_pattern @ hot.astype(float) + self.leaf_entry).astype(np.intp)
         entry = leaf[self.group_leaf] + self.group_offset
         return np.asarray(self.feature_groups @ self.table[entry])
@@ -185,7 +189,11 @@ def _tables(
     group_feature = np.array([leaves[k].features[j] for k, j in groups], dtype=np.intp)
     groups_of = len(groups)
     paths = [leaves[k].conditions[j] for k, j in groups]
-    extra = [(g, c) for g, path in enumerate(paths) for c in path[1:]]
+    extra = sorted(
+        ((rank, g, c) for g, path in enumerate(paths) for rank, c in enumerate(path) if rank),
+        key=lambda item: item[0],
+    )
+    ranks = [rank for rank, _, _ in extra]
     leaf_of_group = np.array([k for k, _ in groups], dtype=np.intp)
     scaled = np.array([(1 << j) * widths[k] for k, j in groups], dtype=float)
     return TreeShap(
@@ -201,9 +209,10 @@ def _tables(
         category_left=category_left,
         first_node=np.array([path[0][0] for path in paths], dtype=np.intp),
         first_left=np.array([path[0][1] for path in paths], dtype=bool).reshape(-1, 1),
-        extra_group=np.array([g for g, _ in extra], dtype=np.intp),
-        extra_node=np.array([c[0] for _, c in extra], dtype=np.intp),
-        extra_left=np.array([c[1] for _, c in extra], dtype=bool).reshape(-1, 1),
+        extra_group=np.array([g for _, g, _ in extra], dtype=np.intp),
+        extra_node=np.array([c[0] for _, _, c in extra], dtype=np.intp),
+        extra_left=np.array([c[1] for _, _, c in extra], dtype=bool).reshape(-1, 1),
+        extra_start=np.searchsorted(ranks, np.arange(1, max(ranks, default=0) + 2)),
         leaf_pattern=sparse.csr_matrix(
             (scaled, (leaf_of_group, np.arange(groups_of))), shape=(len(leaves), groups_of)
         ),
