@@ -1,0 +1,1 @@
+"""Upgrade timing against simulated members, and its cost per million members."""
