@@ -4,7 +4,7 @@ predictions of earlier batch runs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -78,21 +78,45 @@ class RawSnapshot:
     cutoff: pd.Timestamp
     table: pa.Table
 
-    def sample(self, task: str, rows: int, seed: int) -> pd.DataFrame:
-        """A seeded sample of the task's population (`population`), checked against the
-        snapshot schema (`features.schema.check_frame`)."""
-        from features.schema import check_frame
+    def samples(self, rows: Mapping[str, int], seed: int) -> dict[str, pd.DataFrame]:
+        """For each task of `rows`, a seeded sample of at most that many rows of its
+        population (`population`), checked once against the snapshot schema
+        (`features.schema.check_frame`). Tasks of one population (churn and clv) share one
+        draw, the smaller sample being the start of the larger."""
+        buyers = self._buyers()
+        draws: dict[bool, np.ndarray] = {}
+        for task, size in rows.items():
+            key = task != "activation"
+            if key not in draws or len(draws[key]) < size:
+                members = np.flatnonzero(buyers if key else ~buyers)
+                rng = np.random.default_rng(seed + int(key))
+                draws[key] = rng.permutation(members)[:size]
+        order = np.concatenate(list(draws.values()))
+        frame = self.table.take(pa.array(order)).to_pandas()
+        check_frame_of(frame, str(self.path), self.cutoff)
+        starts = dict(zip(draws, np.cumsum([0, *map(len, draws.values())]), strict=False))
+        out = {}
+        for task, size in rows.items():
+            key = task != "activation"
+            first = int(starts[key])
+            count = min(size, len(draws[key]))  # never past its population's rows
+            out[task] = frame.iloc[first : first + count].reset_index(drop=True)
+        return out
 
-        if HAS_ORDERED in self.table.column_names:
-            flags = self.table[HAS_ORDERED].to_numpy(zero_copy_only=False)
-            buyers = pd.array(flags, dtype="boolean").fillna(False).to_numpy(dtype=bool)
-        else:
-            buyers = np.zeros(self.table.num_rows, dtype=bool)
-        members = np.flatnonzero(~buyers if task == "activation" else buyers)
-        chosen = members[_draw(len(members), rows, seed)]
-        frame = self.table.take(pa.array(chosen)).to_pandas()
-        check_frame(frame, str(self.path), required=self.table.column_names, cutoff=self.cutoff)
-        return frame
+    def _buyers(self) -> np.ndarray:
+        """has_ordered as a bool array (missing counts as no order)."""
+        if HAS_ORDERED not in self.table.column_names:
+            return np.zeros(self.table.num_rows, dtype=bool)
+        flags = self.table[HAS_ORDERED].to_numpy(zero_copy_only=False)
+        return pd.array(flags, dtype="boolean").fillna(False).to_numpy(dtype=bool)
+
+
+def check_frame_of(frame: pd.DataFrame, source: str, cutoff: pd.Timestamp) -> None:
+    """`features.schema.check_frame` of rows read from the snapshot file `source` of `cutoff`,
+    every column read required."""
+    from features.schema import check_frame
+
+    check_frame(frame, source, required=list(frame.columns), cutoff=cutoff)
 
 
 def read_raw(settings: Settings, cutoff: pd.Timestamp, columns: Sequence[str]) -> RawSnapshot:

@@ -71,6 +71,7 @@ def run(
             settings, champion, champs.bundle, samples[name], current, cutoffs, latest, tables, end
         )
     report = MonitorReport(latest, end, checks, not_monitored=champs.bundle.not_served())
+    progress("writing the report and the MLflow run" if track else "writing the report")
     return publish(settings, report, champs, now, track=track, write_report=write_report)
 
 
@@ -149,11 +150,14 @@ def reference_samples(
             )
     parts: dict[str, list[pd.DataFrame]] = {name: [] for name in built}
     for cutoff in sorted({c for days in built.values() for c in days}):
+        rows = {
+            name: max(1, settings.monitor.sample_rows // len(days))
+            for name, days in built.items()
+            if cutoff in days
+        }
         raw = inputs.read_raw(settings, cutoff, columns)
-        for name, days in built.items():
-            if cutoff in days:
-                rows = max(1, settings.monitor.sample_rows // len(days))
-                parts[name].append(raw.sample(name, rows, inputs.seed_of(settings, cutoff, name)))
+        for name, frame in raw.samples(rows, inputs.seed_of(settings, cutoff, "")).items():
+            parts[name].append(frame)
     return {name: (pd.concat(parts[name], ignore_index=True), built[name]) for name in built}
 
 
@@ -274,5 +278,5 @@ def predictions(
         return found, "batch run"
     raw = inputs.read_raw(settings, cutoff, list(model.feature_names))
     seed = inputs.seed_of(settings, cutoff, column)
-    rows = raw.sample(champion.name, settings.monitor.sample_rows, seed)
+    rows = raw.samples({champion.name: settings.monitor.sample_rows}, seed)[champion.name]
     return scores(rows, model, settings).dropna(), "recomputed"
