@@ -249,12 +249,8 @@ class UpliftModel:
         if numbers:
             columns = frame[[names[j] for j in numbers]]
             out[:, numbers] = columns.to_numpy(dtype="float64", na_value=np.nan)
-        values = frame[[names[j] for j in texts]].to_numpy(dtype=object)
-        for k, j in enumerate(texts):
-            column = values[:, k]
-            if infer_dtype(column, skipna=True) not in ("string", "empty"):
-                column = frame[names[j]].astype("string").to_numpy(dtype=object)
-            out[:, j] = _codes(column, self.categories_[names[j]])
+        for j in texts:
+            out[:, j] = _codes(_text(frame[names[j]]), self.categories_[names[j]])
         return out
 
     def _design(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -282,6 +278,23 @@ def prior_only_model(catalogue: Catalogue) -> UpliftModel:
     while no uplift model is registered."""
     no_contacts = pd.DataFrame(columns=[ACTION, GROUP, RESPONDED, VALUE])
     return UpliftModel([]).fit(no_contacts, catalogue_priors(catalogue))
+
+
+def _text(column: pd.Series) -> np.ndarray:
+    """The values of a text feature as `column.astype("string")` gives them (an object array,
+    NA where missing), without its cost where they are text or booleans already (flags the
+    uplift model learned as the categories "True" and "False")."""
+    values = column.to_numpy(dtype=object)
+    kind = infer_dtype(values, skipna=True)
+    if kind in ("string", "empty"):
+        return values
+    if kind == "boolean":
+        flags = pd.array(values, dtype="boolean")
+        words = np.where(flags.to_numpy(dtype=bool, na_value=False), "True", "False")
+        words = words.astype(object)
+        words[flags.isna()] = None
+        return words
+    return column.astype("string").to_numpy(dtype=object)
 
 
 SMALL = 2_000  # rows under which a dict lookup of the codes beats pandas' indexer

@@ -163,3 +163,30 @@ def test_large_and_small_frames_get_the_same_inputs(
 
     assert len(big) >= SMALL and np.array_equal(whole[:50], part, equal_nan=True)
     assert np.isnan(whole[::7, 0]).all(), "unseen text is missing in the large path too"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series(["a", None, "b"], dtype=object),
+        pd.Series([True, None, False, np.nan], dtype=object),
+        pd.Series([np.True_, np.False_], dtype=object),
+        pd.Series([True, False]),
+        pd.Series([True, pd.NA], dtype="boolean"),
+        pd.Series(["a", pd.NA], dtype="string"),
+        pd.Series([1, "b", 2.5, None], dtype=object),
+        pd.Series([None, None], dtype=object),
+    ],
+)
+def test_text_inputs_read_as_astype_string_gives_them(values: pd.Series) -> None:
+    """Text features (booleans learned as "True"/"False" included) are read as
+    `astype("string")` reads them, through a shortcut for text and booleans."""
+    from decisions.uplift import _text
+
+    expected = values.astype("string").to_numpy(dtype=object)
+
+    got = _text(values)
+
+    assert [None if pd.isna(v) else v for v in got] == [
+        None if pd.isna(v) else v for v in expected
+    ], (got, expected)
