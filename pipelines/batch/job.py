@@ -355,6 +355,7 @@ def _inputs(
             "churn_horizons_days": list(settings.churn_horizons_days),
             "monthly_discount_rate": settings.monthly_discount_rate,
             "currency": settings.currency,
+            "tier_period_days": settings.tier_period_days,
         },
         "decisions": settings.decisions.model_dump(mode="json"),
     }

@@ -86,6 +86,9 @@ def test_a_finished_run_is_not_redone_unless_forced(
     other = batch_settings.model_copy(update={"chunk_rows": 20})
     with pytest.raises(ContractError, match="other inputs"):
         batch_world.run(other, out)
+    quarter = batch_settings.model_copy(update={"tier_period_days": 90})
+    with pytest.raises(ContractError, match="other inputs"):
+        batch_world.run(quarter, out)  # the tier period shapes next_tier_probability
     forced = batch_world.run(other, out, force=True)
     assert not forced.already_complete and forced.parts == 3
 
