@@ -88,6 +88,7 @@ def test_frame_cards_are_the_live_answers_byte_for_byte(
     cards = frame["card"].tolist()
     assert any('"p_alive":0.' in card for card in cards), "P(alive) from the outlook"
     assert any('"reasons":[{' in card for card in cards), "reasons in words"
+    assert any('"next_tier":{' in card for card in cards), "the next tier and its timing"
 
 
 def test_frame_cards_without_optional_models_are_the_live_answers(
