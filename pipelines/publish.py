@@ -7,8 +7,8 @@ order): each part of `chunk_members` members is scored for the whole part at onc
 (`serving.scoring.cards.card_frame`: the batch scorer's core, the exact answers of a live
 request) and written to the online store in one bulk write holding the member's feature views
 and its card (`features.store.write_online`), so the store never holds a card beside features
-of another snapshot. Parts run on `settings.batch_workers` threads (LightGBM and the writers'
-I/O release the GIL).
+of another snapshot. Parts run in `settings.batch_workers` worker processes (one: in this
+process), each with its own store and champions.
 
 Resumable like `batch-score`: `<data>/published/run/manifest.json` records the inputs (snapshot
 checksums, the card key of the champions and settings, the online store, the part size) and
@@ -27,7 +27,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from memberscore.contract import TIMESTAMP_DTYPE
-from memberscore.errors import ContractError, DataNotFound
+from memberscore.errors import ContractError, DataNotFound, ModelNotReady
 from memberscore.settings import Settings
 from pipelines.batch import manifest as mf
 from serving.scoring.cards import COLUMNS, card_frame, card_key, observed_scores
@@ -147,8 +147,8 @@ def run(
     bundle: ModelBundle | None = None,
 ) -> PublishReport:
     """Write the latest features and the card of every member in the feature snapshots with
-    the current champions (see the module docstring), or with `bundle` when given; `force`
-    starts afresh."""
+    the current champions (see the module docstring); `bundle` spares loading them when
+    `settings.batch_workers` is 1 (worker processes load their own); `force` starts afresh."""
     from features.store import applied_views, apply_published, published_path, published_view
     from serving.scoring.adapters import open_domain
     from serving.scoring.registry import RegistrySource
@@ -168,14 +168,18 @@ def run(
     if manifest.status == mf.COMPLETE:
         members = manifest.counts["members"]
         return PublishReport(members, members, key, bundle.fingerprint, 0.0, already_complete=True)
-    # SQLite takes one writer at a time; Redis takes the parts' writes in parallel
-    lock = threading.Lock() if store.config.online_store.type == "sqlite" else nullcontext()
-    job = _Job(store, views, bundle, open_domain(settings), settings, folder, lock)
     todo = (
         (name, batch) for name, batch in _named_batches(settings, chunk_members) if name not in done
     )
+    sqlite = store.config.online_store.type == "sqlite"
+    if settings.batch_workers > 1:
+        records = _in_processes(settings, bundle.fingerprint, sqlite, todo)
+    else:
+        lock = threading.Lock() if sqlite else nullcontext()
+        job = _Job(store, views, bundle, open_domain(settings), settings, folder, lock)
+        records = (job.part(name, batch) for name, batch in todo)
     published = sum(p.rows for p in manifest.parts)
-    for record in _parallel(job.part, todo, settings.batch_workers):
+    for record in records:
         manifest.parts.append(record)
         mf.write(folder, manifest)
         published += record.rows
@@ -277,23 +281,68 @@ def _named_batches(settings: Settings, chunk_members: int) -> Iterator[tuple[str
         yield f"part-{number:05d}.parquet", batch
 
 
-def _parallel(
-    work: Callable[[str, pd.DataFrame], mf.PartRecord],
+_WORKER: list[_Job] = []  # the job of a worker process, set by `_start_worker`
+
+
+def _in_processes(
+    settings: Settings,
+    fingerprint: dict[str, str],
+    sqlite: bool,
     todo: Iterator[tuple[str, pd.DataFrame]],
-    workers: int,
 ) -> Iterator[mf.PartRecord]:
-    """`work` over `todo` on `workers` threads, at most `workers` parts in flight (memory
-    stays bounded by the part size); records in completion order."""
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="publish") as pool:
+    """The parts of `todo` done in `settings.batch_workers` worker processes (scoring and the
+    writers' encoding are Python as much as LightGBM, so threads would share one core), at
+    most one part per worker in flight (memory stays bounded by the part size); records in
+    completion order. Each worker loads the champions itself and refuses other versions than
+    `fingerprint`; SQLite writes take turns (one writer at a time)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # no forked OpenMP or Feast state
+    lock = context.Lock() if sqlite else None
+    workers = settings.batch_workers
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(settings, fingerprint, lock),
+    ) as pool:
         running: set[Future[mf.PartRecord]] = set()
         for name, batch in todo:
-            if len(running) >= max(1, workers):
+            if len(running) >= workers:
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 yield from (f.result() for f in finished)
-            running.add(pool.submit(work, name, batch))
+            running.add(pool.submit(_work, name, batch))
         while running:
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             yield from (f.result() for f in finished)
+
+
+def _start_worker(settings: Settings, fingerprint: dict[str, str], lock: Any) -> None:
+    """Open the store, load the champions (the versions `fingerprint` names) and the domain
+    rules of one worker process."""
+    from features.store import applied_views, feature_store, published_view
+    from serving.scoring.adapters import open_domain
+    from serving.scoring.registry import RegistrySource
+
+    bundle = RegistrySource(settings).load()
+    if bundle.fingerprint != fingerprint:
+        raise ModelNotReady(
+            f"the champions changed while publishing ({fingerprint} when it started, now "
+            f"{bundle.fingerprint}); run `memberscore publish-scores` again"
+        )
+    store = feature_store(settings)
+    cards_view = published_view(store)
+    if cards_view is None:
+        raise DataNotFound("the published scores' view is not registered; run it again")
+    views = [*applied_views(store), cards_view]
+    folder = run_folder(settings)
+    domain = open_domain(settings)
+    _WORKER.append(_Job(store, views, bundle, domain, settings, folder, lock or nullcontext()))
+
+
+def _work(name: str, batch: pd.DataFrame) -> mf.PartRecord:
+    """One part, in a worker process."""
+    return _WORKER[0].part(name, batch)
 
 
 def _finish(folder: Path, copy: Path, manifest: mf.Manifest) -> int:

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,8 +57,46 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def tree_rss_gib() -> float:
+    """Resident memory of this process and its children (the worker processes) now, GiB."""
+    own = os.getpid()
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        pid = int(stat.parent.name)
+        if pid == own or int(fields[1]) == own:  # fields[1]: the parent's pid
+            total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")  # fields[21]: rss in pages
+    return total / 2**30
+
+
+class TreePeak:
+    """The largest `tree_rss_gib` seen, sampled every `seconds` on a thread while open."""
+
+    def __init__(self, seconds: float = 0.5) -> None:
+        self.seconds, self.peak = seconds, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> TreePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_rss_gib())
+            self._stop.wait(self.seconds)
+
+
 def cpu_seconds() -> float:
-    """User + system CPU time of this process and its threads so far (s)."""
+    """User + system CPU time of this process and its threads so far (s); the worker
+    processes' is added once they have ended (`RUSAGE_CHILDREN`)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -139,12 +179,15 @@ def main() -> None:
     redis_before, cpu_before = redis_figures(settings), cpu_seconds()
     snapshot = store.snapshot_files(settings)[-1]
     started_at = datetime.now(UTC)
-    report, publish_s = timed(
-        lambda: publish.run(
-            settings, chunk_members=args.chunk, progress=lambda line: print(line, flush=True)
+    with TreePeak() as tree:
+        report, publish_s = timed(
+            lambda: publish.run(
+                settings, chunk_members=args.chunk, progress=lambda line: print(line, flush=True)
+            )
         )
-    )
-    cpu, rss, redis_after = cpu_seconds() - cpu_before, peak_rss_gib(), redis_figures(settings)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = cpu_seconds() - cpu_before + children.ru_utime + children.ru_stime
+    rss, redis_after = peak_rss_gib(), redis_figures(settings)
     results: dict[str, Any] = {
         "date": started_at.strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, python "
@@ -159,7 +202,9 @@ def main() -> None:
         "publish_s": round(publish_s, 1),
         "members_per_s": round(report.members / publish_s),
         "publish_cpu_s": round(cpu, 1),
-        "peak_rss_gib": round(rss, 2),
+        "peak_rss_gib": round(tree.peak, 2),
+        "parent_peak_rss_gib": round(rss, 2),
+        "worker_peak_rss_gib": round(children.ru_maxrss / 2**20, 2),
         "redis_cpu_s": round(redis_after["cpu_s"] - redis_before["cpu_s"], 1),
         "redis_memory_gib": round(redis_after["memory_gib"], 2),
     }

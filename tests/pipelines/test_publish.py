@@ -75,10 +75,12 @@ def published(settings: Settings) -> pd.DataFrame:
     return pd.read_parquet(store.published_path(settings)).set_index("member_id")
 
 
+@pytest.mark.slow
 def test_one_pass_writes_features_and_current_cards(applied: Settings, bundle: ModelBundle) -> None:
-    """Given a snapshot nobody materialized, one run serves every member's features and a
-    current card, writes the Parquet copy and leaves a complete manifest without parts."""
-    settings = applied.model_copy(update={"batch_workers": 2})
+    """Given a snapshot nobody materialized, one run in two worker processes serves every
+    member's features and a current card, writes the Parquet copy and leaves a complete
+    manifest without parts."""
+    settings = applied.model_copy(update={"batch_workers": 2})  # worker processes
     lines: list[str] = []
 
     report = publish.run(settings, bundle=bundle, chunk_members=10, progress=lines.append)
