@@ -83,7 +83,8 @@ def materialize(
     ] = "bulk",
 ) -> None:
     """Load the latest snapshot of every member into the online store (SQLite locally, Redis
-    in production).
+    in production). Published score cards of older features stop being served (members are
+    scored live): `memberscore publish-scores` writes these features and the cards in one pass.
 
     Example: memberscore features materialize
     """
