@@ -80,9 +80,10 @@ class RawSnapshot:
 
     def samples(self, rows: Mapping[str, int], seed: int) -> dict[str, pd.DataFrame]:
         """For each task of `rows`, a seeded sample of at most that many rows of its
-        population (`population`), checked once against the snapshot schema
-        (`features.schema.check_frame`). Tasks of one population (churn and clv) share one
-        draw, the smaller sample being the start of the larger."""
+        population (`population`), their member ids checked; the caller checks the features
+        (`check_rows`: one check of every sample of a model, the costly part). Tasks of one
+        population (churn and clv) share one draw, the smaller sample the start of the
+        larger."""
         buyers = self._buyers()
         draws: dict[bool, np.ndarray] = {}
         for task, size in rows.items():
@@ -93,7 +94,7 @@ class RawSnapshot:
                 draws[key] = rng.permutation(members)[:size]
         order = np.concatenate(list(draws.values()))
         frame = self.table.take(pa.array(order)).to_pandas()
-        check_frame_of(frame, str(self.path), self.cutoff)
+        check_rows(frame[[MEMBER_ID]], str(self.path), self.cutoff)
         starts = dict(zip(draws, np.cumsum([0, *map(len, draws.values())]), strict=False))
         out = {}
         for task, size in rows.items():
@@ -111,11 +112,15 @@ class RawSnapshot:
         return pd.array(flags, dtype="boolean").fillna(False).to_numpy(dtype=bool)
 
 
-def check_frame_of(frame: pd.DataFrame, source: str, cutoff: pd.Timestamp) -> None:
-    """`features.schema.check_frame` of rows read from the snapshot file `source` of `cutoff`,
-    every column read required."""
+def check_rows(frame: pd.DataFrame, source: str, cutoff: pd.Timestamp | None) -> None:
+    """`features.schema.check_frame` of rows read from the snapshot files `source` (of
+    `cutoff`, when they are of one), every column read required. Rows of several cutoffs are
+    checked without member_id (a member has a row at each; `RawSnapshot.samples` checks the
+    ids of each file)."""
     from features.schema import check_frame
 
+    if cutoff is None:
+        frame = frame.drop(columns=[MEMBER_ID], errors="ignore")
     check_frame(frame, source, required=list(frame.columns), cutoff=cutoff)
 
 

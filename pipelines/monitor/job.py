@@ -158,7 +158,13 @@ def reference_samples(
         raw = inputs.read_raw(settings, cutoff, columns)
         for name, frame in raw.samples(rows, inputs.seed_of(settings, cutoff, "")).items():
             parts[name].append(frame)
-    return {name: (pd.concat(parts[name], ignore_index=True), built[name]) for name in built}
+    out = {}
+    for name, days in built.items():
+        frame = pd.concat(parts[name], ignore_index=True)
+        files = ",".join(f"{d:%Y-%m-%d}" for d in days)
+        inputs.check_rows(frame, f"{settings.snapshots_dir}/snapshot-{{{files}}}", None)
+        out[name] = (frame, days)
+    return out
 
 
 def check_model(
@@ -279,4 +285,5 @@ def predictions(
     raw = inputs.read_raw(settings, cutoff, list(model.feature_names))
     seed = inputs.seed_of(settings, cutoff, column)
     rows = raw.samples({champion.name: settings.monitor.sample_rows}, seed)[champion.name]
+    inputs.check_rows(rows, str(raw.path), cutoff)
     return scores(rows, model, settings).dropna(), "recomputed"
