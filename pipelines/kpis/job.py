@@ -19,7 +19,9 @@ from tqdm import tqdm
 from memberscore import lake
 from memberscore.settings import Settings
 from pipelines.kpis import report
-from pipelines.kpis.tables import Definitions, Month, cohort_kpis, monthly_kpis
+from pipelines.kpis.definitions import Definitions, Month
+from pipelines.kpis.inputs import read_inputs
+from pipelines.kpis.tables import cohort_kpis, monthly_kpis
 
 log = logging.getLogger(__name__)
 MONTHLY, COHORTS, HTML = "kpis_monthly", "cohorts", "report.html"
@@ -76,15 +78,18 @@ def run(settings: Settings, as_of: date, out: Path | None = None) -> KpiReport:
     cutoff = pd.Timestamp(as_of, tz="UTC")
     out = out or settings.data_dir / "kpis" / as_of.isoformat()
     log.info("kpis: as of %s from %s", as_of, settings.lake_dir)
-    with open_lake(settings) as con, _progress() as bar:
+    with open_lake(settings) as con:
+        inputs = read_inputs(con, cutoff)
+    log.info("kpis: %s members, %s order rows", f"{inputs.size:,}", f"{len(inputs.o_time):,}")
+    with _progress() as bar:
 
         def advance(month: Month) -> None:
             bar.set_description(f"kpis: {month.label}")
             bar.update()
 
-        monthly = monthly_kpis(con, cutoff, definitions, advance)
+        monthly = monthly_kpis(inputs, definitions, advance)
         bar.set_description("kpis: cohorts")
-        cohorts = cohort_kpis(con, cutoff)
+        cohorts = cohort_kpis(inputs)
     currency = lake.dataset_currency(settings.lake_dir) or settings.currency
     days = settings.activation_horizon_days
     if days not in definitions.activation_days:

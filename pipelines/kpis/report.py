@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipelines.kpis.tables import Definitions
+from pipelines.kpis.definitions import Definitions
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

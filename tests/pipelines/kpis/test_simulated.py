@@ -21,7 +21,9 @@ from memberscore.contract import EVENTS, MEMBERS, ORDERS
 from memberscore.settings import Settings
 from pipelines import simulate
 from pipelines.kpis import job
-from pipelines.kpis.tables import months, state_at
+from pipelines.kpis.definitions import months
+from pipelines.kpis.inputs import read_inputs
+from pipelines.kpis.tables import state_at
 
 START, DAYS, AS_OF = date(2024, 1, 1), 500, date(2025, 5, 1)
 CUTOFF = pd.Timestamp(AS_OF, tz="UTC")
@@ -118,7 +120,7 @@ def test_member_states_equal_snapshot_tiers_segments_and_stages(world: Settings)
     definitions = job.definitions_from(world)
     with open_lake(world) as con:
         features = member_features(con, CUTOFF, tier_thresholds=world.tier_thresholds)
-        states = state_at(con, CUTOFF, definitions).set_index("member_id")
+        states = state_at(read_inputs(con, CUTOFF), CUTOFF, definitions).set_index("member_id")
     features["segment"] = segment_features(features)["segment"]
     snapshot = features.set_index(features["member_id"].astype(object))
     stages = assign_stages(snapshot, None, world.decisions.stages, sentences=False)["stage"]

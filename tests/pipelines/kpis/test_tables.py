@@ -8,7 +8,9 @@ import math
 import pandas as pd
 import pytest
 
-from pipelines.kpis.tables import cohort_kpis, count_columns, monthly_kpis, months, state_at
+from pipelines.kpis.definitions import months
+from pipelines.kpis.inputs import read_inputs
+from pipelines.kpis.tables import cohort_kpis, count_columns, monthly_kpis, state_at
 from tests.features.lake import connect
 from tests.pipelines.kpis.tiny_lake import AS_OF, DEFINITIONS, MEMBERS, ORDERS
 
@@ -44,7 +46,7 @@ EXPECTED_RATES = {
 @pytest.fixture(scope="module")
 def monthly() -> pd.DataFrame:
     """Given the tiny programme, when its KPIs are computed as of 2024-04-15."""
-    return monthly_kpis(connect(MEMBERS, ORDERS), AS_OF, DEFINITIONS)
+    return monthly_kpis(read_inputs(connect(MEMBERS, ORDERS), AS_OF), DEFINITIONS)
 
 
 def _row(monthly: pd.DataFrame, month: str, dimension: str, group: str) -> pd.Series:
@@ -230,7 +232,8 @@ def test_groups_of_a_dimension_add_up_to_all_members(monthly: pd.DataFrame) -> N
 
 
 def test_member_states_follow_the_stage_thresholds_tiers_and_rfm_segments() -> None:
-    states = state_at(connect(MEMBERS, ORDERS), pd.Timestamp("2024-04-01", tz="UTC"), DEFINITIONS)
+    at = pd.Timestamp("2024-04-01", tz="UTC")
+    states = state_at(read_inputs(connect(MEMBERS, ORDERS), at), at, DEFINITIONS)
     assert states.to_dict("records") == [
         {"member_id": "m1", "status": "churned", "segment": "at_risk", "tier": "silver"},
         {"member_id": "m2", "status": "dormant", "segment": "hibernating", "tier": "silver"},
@@ -241,16 +244,17 @@ def test_member_states_follow_the_stage_thresholds_tiers_and_rfm_segments() -> N
 
 def test_a_month_only_reads_rows_before_its_end() -> None:
     # Given the KPIs as of 2024-04-15, and as of 2024-03-01 on a lake without the later rows
-    full = monthly_kpis(connect(MEMBERS, ORDERS), AS_OF, DEFINITIONS)
+    full = monthly_kpis(read_inputs(connect(MEMBERS, ORDERS), AS_OF), DEFINITIONS)
     end = pd.Timestamp("2024-03-01", tz="UTC")
     early_orders = [o for o in ORDERS if pd.Timestamp(str(o["ordered_at"])) < end]
     early_members = [m for m in MEMBERS if pd.Timestamp(m["registered_at"]) < end]
-    early = monthly_kpis(connect(early_members, early_orders), end, DEFINITIONS)
+    early = monthly_kpis(read_inputs(connect(early_members, early_orders), end), DEFINITIONS)
     # Then January and February are the same to the last figure
     before = full[full["month"] < "2024-03"].reset_index(drop=True)
     pd.testing.assert_frame_equal(before, early.reset_index(drop=True))
     # And a cutoff inside March gives a partial March but the same February
-    mid = monthly_kpis(connect(MEMBERS, ORDERS), pd.Timestamp("2024-03-10", tz="UTC"), DEFINITIONS)
+    mid_march = pd.Timestamp("2024-03-10", tz="UTC")
+    mid = monthly_kpis(read_inputs(connect(MEMBERS, ORDERS), mid_march), DEFINITIONS)
     pd.testing.assert_frame_equal(
         mid[mid["month"] < "2024-03"].reset_index(drop=True), early.reset_index(drop=True)
     )
@@ -258,7 +262,7 @@ def test_a_month_only_reads_rows_before_its_end() -> None:
 
 
 def test_cohort_tables_give_retention_and_cumulative_spend_per_member() -> None:
-    cohorts = cohort_kpis(connect(MEMBERS, ORDERS), AS_OF)
+    cohorts = cohort_kpis(read_inputs(connect(MEMBERS, ORDERS), AS_OF))
     got = cohorts.set_index(["cohort", "months_since_registration"])
     expected = {
         # (cohort, months since): members, buyers, retention, spend/member, cumulative
@@ -276,10 +280,10 @@ def test_cohort_tables_give_retention_and_cumulative_spend_per_member() -> None:
 
 
 def test_an_empty_lake_gives_empty_tables() -> None:
-    con = connect([])
-    monthly = monthly_kpis(con, AS_OF, DEFINITIONS)
+    inputs = read_inputs(connect([]), AS_OF)
+    monthly = monthly_kpis(inputs, DEFINITIONS)
     assert monthly.empty and "churn_rate" in monthly.columns
-    assert cohort_kpis(con, AS_OF).empty
+    assert cohort_kpis(inputs).empty
 
 
 def test_months_of_a_cutoff_on_a_month_start_end_with_the_whole_previous_month() -> None:

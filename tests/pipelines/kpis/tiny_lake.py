@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipelines.kpis.tables import Definitions
+from pipelines.kpis.definitions import Definitions
 
 AS_OF = pd.Timestamp("2024-04-15", tz="UTC")
 DEFINITIONS = Definitions(
