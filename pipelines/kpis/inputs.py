@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from memberscore.errors import ContractError
 from pipelines.kpis.definitions import utc
 
 _MONTH = "year({c} AT TIME ZONE 'UTC') * 12 + month({c} AT TIME ZONE 'UTC') - 1"
@@ -64,13 +65,13 @@ class Inputs:
 
 def read_inputs(con: duckdb.DuckDBPyConnection, cutoff: pd.Timestamp) -> Inputs:
     """Members registered before `cutoff` and their order rows before it (orders of ids not in
-    `members` are dropped). Raises ValueError when a member id appears twice."""
+    `members` are dropped). Raises ContractError when a member id appears twice."""
     cutoff = utc(cutoff)
     members = con.sql(_MEMBERS_SQL, params={"c": cutoff}).to_arrow_table()
     ids = members["member_id"].combine_chunks()
     if pc.count_distinct(ids).as_py() != len(ids):
         twice = next(c["values"] for c in pc.value_counts(ids).to_pylist() if c["counts"] > 1)
-        raise ValueError(
+        raise ContractError(
             f"members holds member_id {twice!r} more than once; the member table must have one "
             "row per member (re-ingest it, or erase the duplicate)"
         )

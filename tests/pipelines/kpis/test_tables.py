@@ -8,6 +8,7 @@ import math
 import pandas as pd
 import pytest
 
+from memberscore.errors import ContractError
 from pipelines.kpis.definitions import months
 from pipelines.kpis.inputs import read_inputs
 from pipelines.kpis.tables import cohort_kpis, count_columns, monthly_kpis, state_at
@@ -284,6 +285,12 @@ def test_an_empty_lake_gives_empty_tables() -> None:
     monthly = monthly_kpis(inputs, DEFINITIONS)
     assert monthly.empty and "churn_rate" in monthly.columns
     assert cohort_kpis(inputs).empty
+
+
+def test_a_member_id_twice_is_refused_by_name() -> None:
+    twice = [*MEMBERS, {**MEMBERS[1], "registered_at": "2024-01-11T00:00:00Z"}]
+    with pytest.raises(ContractError, match="member_id 'm2' more than once"):
+        read_inputs(connect(twice, ORDERS), AS_OF)
 
 
 def test_months_of_a_cutoff_on_a_month_start_end_with_the_whole_previous_month() -> None:
