@@ -2,8 +2,11 @@
 the latest snapshot and the lake, sample the training snapshots, score, matured figures, HTML
 report, MLflow run) on the replicated data of `benchmarks.monitor.prepare`. Writes
 `results.json` with the wall time of each step (from the job's progress lines), peak memory
-and what the run found.
+and what the run found: under "cold" for a run with `--cold` (the first run on a version, which
+also scores the training snapshots for the score's reference), else under "warm".
 
+    flock /tmp/memberscore-heavy.lock .venv/bin/python -m benchmarks.monitor.run \\
+        --work /tmp/monitor-bench --cold
     flock /tmp/memberscore-heavy.lock .venv/bin/python -m benchmarks.monitor.run \\
         --work /tmp/monitor-bench
 """
@@ -25,9 +28,22 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import pyarrow.parquet as pq
 
 from benchmarks.monitor.prepare import settings_for
+from memberscore.settings import Settings
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 TARGET_SECONDS = 60.0
+
+
+def forget_references(settings: Settings) -> None:
+    """Delete tag `score_reference` from the champion of each monitored model."""
+    from pipelines.monitor.champions import MONITORED, REFERENCE_TAG
+    from training import tracking
+
+    client = tracking.client(settings, create=False)
+    for name in MONITORED:
+        version = tracking.aliased(client, name, tracking.CHAMPION)
+        if version is not None and REFERENCE_TAG in (version.tags or {}):
+            client.delete_model_version_tag(name, version.version, REFERENCE_TAG)
 
 
 def main() -> None:
@@ -35,8 +51,16 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--data", default="1m", help="Folder under --work holding the data.")
     parser.add_argument("--no-write", action="store_true", help="Do not write results.json.")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="Drop the champions' recorded score references first, as before the first "
+        "monitor run of a version (their training snapshots are scored again).",
+    )
     args = parser.parse_args()
     settings = settings_for(args.work, args.data)
+    if args.cold:
+        forget_references(settings)
     latest = sorted(settings.snapshots_dir.glob("snapshot-*.parquet"))[-1]
     members = pq.ParquetFile(latest).metadata.num_rows
     steps: list[tuple[float, str]] = []
@@ -58,6 +82,7 @@ def main() -> None:
         "members": members,
         "snapshot": latest.name,
         "sample_rows": settings.monitor.sample_rows,
+        "cold": args.cold,
         "seconds": round(seconds, 1),
         "target_seconds": TARGET_SECONDS,
         "met": seconds <= TARGET_SECONDS,
@@ -70,7 +95,9 @@ def main() -> None:
     }
     print(json.dumps({k: v for k, v in results.items() if k != "steps"}, indent=2))
     if not args.no_write:
-        RESULTS_PATH.write_text(json.dumps(results, indent=2) + "\n")
+        kept = json.loads(RESULTS_PATH.read_text()) if RESULTS_PATH.exists() else {}
+        kept["cold" if args.cold else "warm"] = results
+        RESULTS_PATH.write_text(json.dumps(kept, indent=2) + "\n")
 
 
 if __name__ == "__main__":
