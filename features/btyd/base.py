@@ -12,7 +12,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import ClassVar
+from typing import ClassVar, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -23,25 +23,33 @@ from sklearn.exceptions import NotFittedError
 from memberscore.errors import MemberscoreError
 
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray] | float]
+# An `rfm_summary`: a frame, or its columns as equal-length arrays (the one-member serving path,
+# where pandas' per-call cost would dwarf the maths).
+Summary: TypeAlias = pd.DataFrame | Mapping[str, np.ndarray]
+FEW_ROWS = 64
 
 
 class ConvergenceError(MemberscoreError):
     """The likelihood optimiser stopped without converging; the message carries its reason."""
 
 
-def require_columns(summary: pd.DataFrame, columns: tuple[str, ...]) -> None:
+def require_columns(summary: Summary, columns: tuple[str, ...]) -> None:
     """Raise a ValueError naming the first of `columns` missing from `summary`."""
+    present = summary.columns if isinstance(summary, pd.DataFrame) else summary
     for column in columns:
-        if column not in summary.columns:
+        if column not in present:
             raise ValueError(f"summary lacks the column {column!r}; present: {list(summary)}")
 
 
-def rfm_arrays(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Checked float arrays (frequency x, recency t_x, age T) from an `rfm_summary` frame."""
+def summary_column(summary: Summary, column: str) -> np.ndarray:
+    """One column of `summary` as a float array (checked with `require_columns` first)."""
+    return np.asarray(summary[column], dtype=float)
+
+
+def rfm_arrays(summary: Summary) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checked float arrays (frequency x, recency t_x, age T) from an `rfm_summary`."""
     require_columns(summary, ("frequency", "recency", "T"))
-    x = summary["frequency"].to_numpy(dtype=float)
-    t_x = summary["recency"].to_numpy(dtype=float)
-    age = summary["T"].to_numpy(dtype=float)
+    x, t_x, age = (summary_column(summary, c) for c in ("frequency", "recency", "T"))
     if np.any(x < 0) or np.any(x != np.round(x)):
         raise ValueError("frequency must be a non-negative whole number of repeat purchases")
     if np.any(t_x < 0) or np.any(t_x > age + 1e-9):
@@ -98,7 +106,12 @@ class Histories:
 
     @classmethod
     def from_arrays(cls, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> Histories:
-        """Histories of equal-length float arrays (weeks)."""
+        """Histories of equal-length float arrays (weeks). Up to `FEW_ROWS` rows (a live
+        request) every row is its own value: finding the distinct ones would cost more than
+        it saves."""
+        if x.size <= FEW_ROWS:
+            rows = np.arange(x.size)
+            return cls(x, t_x, age, x, rows, t_x, rows, age, rows)
         (xv, xi), (tv, ti), (av, ai) = (
             np.unique(col, return_inverse=True) for col in (x, t_x, age)
         )
@@ -107,10 +120,12 @@ class Histories:
     @cached_property
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Distinct (x, t) pairs over the rows' (x, t_x) then (x, T), and each of those 2n rows'
-        pair index. Computed once per Histories (a fit evaluates it hundreds of times)."""
-        (x, t), index, _ = unique_rows(
-            np.concatenate([self.x, self.x]), np.concatenate([self.t_x, self.age])
-        )
+        pair index (every row its own pair up to `FEW_ROWS` rows). Computed once per Histories
+        (a fit evaluates it hundreds of times)."""
+        x, t = np.concatenate([self.x, self.x]), np.concatenate([self.t_x, self.age])
+        if self.x.size <= FEW_ROWS:
+            return x, t, np.arange(x.size)
+        (x, t), index, _ = unique_rows(x, t)
         return x, t, index
 
     def by_x(self, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -126,7 +141,7 @@ class Histories:
         return f(self.age_values)[self.age_index]
 
 
-def histories(summary: pd.DataFrame, extra_weeks: float = 0.0) -> Histories:
+def histories(summary: Summary, extra_weeks: float = 0.0) -> Histories:
     """Checked `Histories` of an `rfm_summary` frame, observed `extra_weeks` longer."""
     x, t_x, age = rfm_arrays(summary)
     return Histories.from_arrays(x, t_x, age + extra_weeks)
@@ -177,12 +192,15 @@ class BaseTransactionModel(BaseEstimator):
         return None
 
     @abstractmethod
-    def conditional_probability_alive(self, summary: pd.DataFrame) -> np.ndarray:
+    def conditional_probability_alive(self, summary: Summary) -> np.ndarray:
         """P(customer still alive at the as-of date | history)."""
 
     @abstractmethod
-    def conditional_expected_purchases(self, summary: pd.DataFrame, t: float) -> np.ndarray:
-        """E[number of purchase days in the next `t` weeks after the as-of date | history]."""
+    def conditional_expected_purchases(
+        self, summary: Summary, t: float, p_alive: np.ndarray | None = None
+    ) -> np.ndarray:
+        """E[number of purchase days in the next `t` weeks after the as-of date | history];
+        `p_alive`, if given, is `conditional_probability_alive(summary)` computed already."""
 
     def fit(self, X: pd.DataFrame, y: None = None) -> BaseTransactionModel:
         """Maximum-likelihood fit on an `rfm_summary` frame (frequency, recency, T in weeks)."""
@@ -232,7 +250,7 @@ class BaseTransactionModel(BaseEstimator):
         """Total log-likelihood of `summary` at `params` (default: the fitted parameters)."""
         return float(np.sum(self._loglik_rows(self._params(params), histories(summary))))
 
-    def probability_no_purchase(self, summary: pd.DataFrame, t: float) -> np.ndarray:
+    def probability_no_purchase(self, summary: Summary, t: float) -> np.ndarray:
         """P(no purchase in the `t` weeks after the as-of date | history).
 
         The likelihood of a history is the probability of observing it, so extending the
@@ -246,7 +264,7 @@ class BaseTransactionModel(BaseEstimator):
         )
         return np.exp(np.minimum(log_ratio, 0.0))
 
-    def median_weeks_to_next_purchase(self, summary: pd.DataFrame) -> np.ndarray:
+    def median_weeks_to_next_purchase(self, summary: Summary) -> np.ndarray:
         """Median waiting time (weeks after the as-of date) to the next purchase, if alive.
 
         Definition: conditional on the customer being alive at the as-of date, the purchase

@@ -10,10 +10,15 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from features.btyd.base import BaseTransactionModel, Histories, histories, rfm_arrays
+from features.btyd.base import (
+    BaseTransactionModel,
+    Histories,
+    Summary,
+    histories,
+    rfm_arrays,
+)
 
 
 def _bgnbd_terms(params: np.ndarray, h: Histories) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,12 +74,14 @@ class BetaGeoModel(BaseTransactionModel):
         d_b = psi_a + h.by_x(lambda x: digamma(b + x) - digamma(b)) - w_dropped * inv_bx
         return np.column_stack([d_r, d_alpha, d_a, d_b])
 
-    def conditional_probability_alive(self, summary: pd.DataFrame) -> np.ndarray:
+    def conditional_probability_alive(self, summary: Summary) -> np.ndarray:
         """P(alive at the as-of date | x, t_x, T); exactly 1 when x = 0 (equation 11)."""
         _, alive, dropped = _bgnbd_terms(self._params(), histories(summary))
         return np.exp(alive - np.logaddexp(alive, dropped))
 
-    def conditional_expected_purchases(self, summary: pd.DataFrame, t: float) -> np.ndarray:
+    def conditional_expected_purchases(
+        self, summary: Summary, t: float, p_alive: np.ndarray | None = None
+    ) -> np.ndarray:
         """E[purchase days in the `t` weeks after the as-of date | x, t_x, T] (equation 10)."""
         x, _, age = rfm_arrays(summary)
         r, alpha, a, b = self._params()
@@ -82,7 +89,8 @@ class BetaGeoModel(BaseTransactionModel):
         hyp = hyp2f1(r + x, b + x, a + b + x - 1.0, z)
         log_shrink = (r + x) * np.log((alpha + age) / (alpha + age + t))
         unconditional = (a + b + x - 1.0) / (a - 1.0) * (1.0 - np.exp(log_shrink) * hyp)
-        return unconditional * self.conditional_probability_alive(summary)
+        alive = self.conditional_probability_alive(summary) if p_alive is None else p_alive
+        return unconditional * alive
 
     def expected_purchases_new_customer(self, t: float) -> float:
         """E[repeat purchases within `t` weeks of a new customer's first purchase] (eq. 7)."""

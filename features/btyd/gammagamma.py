@@ -13,17 +13,22 @@ from scipy.special import digamma, gammaln
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from features.btyd.base import BaseTransactionModel, minimise_log_params, require_columns
+from features.btyd.base import (
+    BaseTransactionModel,
+    Summary,
+    minimise_log_params,
+    require_columns,
+    summary_column,
+)
 
 WEEKS_PER_MONTH = 365.25 / 12.0 / 7.0
 PARAM_NAMES = ("p", "q", "v")
 
 
-def _spend_arrays(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Checked (frequency x, mean repeat spend m) arrays from an `rfm_summary` frame."""
+def _spend_arrays(summary: Summary) -> tuple[np.ndarray, np.ndarray]:
+    """Checked (frequency x, mean repeat spend m) arrays from an `rfm_summary`."""
     require_columns(summary, ("frequency", "monetary"))
-    x = summary["frequency"].to_numpy(dtype=float)
-    m = summary["monetary"].to_numpy(dtype=float)
+    x, m = summary_column(summary, "frequency"), summary_column(summary, "monetary")
     if np.any(x < 0) or np.any(m < 0):
         raise ValueError("frequency and monetary must be non-negative")
     return x, m
@@ -105,7 +110,7 @@ class GammaGammaModel(BaseEstimator):
         used = (x > 0) & (m > 0)
         return float(np.sum(gamma_gamma_loglik_rows(self._params(params), x[used], m[used])))
 
-    def conditional_expected_spend(self, summary: pd.DataFrame) -> np.ndarray:
+    def conditional_expected_spend(self, summary: Summary) -> np.ndarray:
         """E[value of a future purchase | x, m] (currency): p(v + x m)/(p x + q − 1).
 
         A weighted mean of the population mean p v/(q − 1) and the customer's own mean m;

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.btyd.base import BaseTransactionModel, ConvergenceError
+from features.btyd.base import BaseTransactionModel, ConvergenceError, Summary, summary_column
 from features.btyd.bgnbd import BetaGeoModel
 from features.btyd.gammagamma import GammaGammaModel
 from features.btyd.paretonbd import ParetoNBDModel
@@ -115,10 +115,11 @@ def outlook_frame(
     return frame[list(OUTLOOK_COLUMNS)]
 
 
-def expected_order_value(outlook: BtydOutlook, summary: pd.DataFrame) -> np.ndarray:
+def expected_order_value(outlook: BtydOutlook, summary: Summary) -> np.ndarray:
     """E[value of a future purchase] per customer: the Gamma-Gamma estimate, or without one
     the customer's own mean repeat value (first purchase value when there is none)."""
     if outlook.spend is not None:
         return np.asarray(outlook.spend.conditional_expected_spend(summary), dtype=float)
-    own = summary.get("first_value", summary["monetary"]).to_numpy(dtype=float)
-    return np.where(summary["monetary"] > 0, summary["monetary"], own)
+    monetary = summary_column(summary, "monetary")
+    own = np.asarray(summary.get("first_value", monetary), dtype=float)
+    return np.where(monetary > 0, monetary, own)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 from scipy.special import gammaln, hyp2f1
 
 from features.btyd.base import (
     BaseTransactionModel,
     Histories,
+    Summary,
     histories,
     rfm_arrays,
 )
@@ -82,12 +82,14 @@ class ParetoNBDModel(BaseTransactionModel):
         common, alive, dead = _pareto_terms(params, h)
         return common + np.logaddexp(alive, dead)
 
-    def conditional_probability_alive(self, summary: pd.DataFrame) -> np.ndarray:
+    def conditional_probability_alive(self, summary: Summary) -> np.ndarray:
         """P(alive at the as-of date | x, t_x, T) (Fader & Hardie note, equation 18)."""
         _, alive, dead = _pareto_terms(self._params(), histories(summary))
         return np.exp(alive - np.logaddexp(alive, dead))
 
-    def conditional_expected_purchases(self, summary: pd.DataFrame, t: float) -> np.ndarray:
+    def conditional_expected_purchases(
+        self, summary: Summary, t: float, p_alive: np.ndarray | None = None
+    ) -> np.ndarray:
         """E[purchase days in the `t` weeks after the as-of date | x, t_x, T] (equation 21).
 
         (r+x)(β+T)/((α+T)(s−1)) · [1 − ((β+T)/(β+T+t))^(s−1)] · P(alive), written with
@@ -101,4 +103,5 @@ class ParetoNBDModel(BaseTransactionModel):
         else:
             integral = -np.expm1(-(s - 1.0) * log_growth) / (s - 1.0)
         rate = (r + x) / (alpha + age)
-        return rate * (beta + age) * integral * self.conditional_probability_alive(summary)
+        alive = self.conditional_probability_alive(summary) if p_alive is None else p_alive
+        return rate * (beta + age) * integral * alive

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary")
+DAYS_PER_WEEK = 7.0
 
 
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
@@ -132,3 +133,33 @@ def holdout_summary(
     result = result.reindex(customers, fill_value=0.0)
     result.index.name = customer_col
     return result
+
+
+def order_summary(
+    orders: np.ndarray,
+    days_since_last: np.ndarray,
+    days_since_first: np.ndarray,
+    avg_order_value: np.ndarray,
+    first_order_amount: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """BTYD summary columns (frequency, recency, T in weeks; monetary, first_value in currency)
+    of members with at least one order, from equal-length float arrays of their order counts,
+    days since the last and the first order (as of the cutoff), mean order value and first
+    order amount (the order of the rfm features `features.families.btyd.INPUT_COLUMNS`).
+
+    Each order counts (frequency = orders − 1), days are rounded to whole days (members with
+    the same history share one likelihood term), and monetary is the mean of the repeat orders,
+    from the mean and the first amount (0 without a repeat order). Missing values stay NaN.
+    """
+    age_days, last_days = np.round(days_since_first), np.round(days_since_last)
+    x = orders - 1.0
+    repeat_total = avg_order_value * orders - first_order_amount
+    monetary = np.where(x > 0, np.maximum(repeat_total, 0.0) / np.maximum(x, 1.0), 0.0)
+    recency = np.where(x > 0, np.clip(age_days - last_days, 0.0, age_days), 0.0)
+    return {
+        "frequency": x,
+        "recency": recency / DAYS_PER_WEEK,
+        "T": age_days / DAYS_PER_WEEK,
+        "monetary": monetary,
+        "first_value": first_order_amount,
+    }

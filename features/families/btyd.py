@@ -30,10 +30,10 @@ import pandas as pd
 
 from features.btyd.base import ConvergenceError
 from features.btyd.outlook import BtydOutlook, fit_outlook, outlook_frame
+from features.btyd.summary import DAYS_PER_WEEK, order_summary
 
 JOIN_KEY = "member_id"
 KINDS = ("paretonbd", "bgnbd")  # first that converges
-DAYS_PER_WEEK = 7.0
 INPUT_COLUMNS = ("frequency", "recency_days", "days_since_first_order", "avg_order_value",
                  "first_order_amount")  # fmt: skip
 FEATURE_NAMES = (
@@ -57,24 +57,15 @@ def btyd_inputs(features: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"features lack the rfm column(s) {', '.join(missing)}")
     counts = pd.to_numeric(features["frequency"], errors="coerce").astype(float)
     buyers = features.loc[counts.fillna(0).to_numpy() >= 1]
-    count = counts.loc[buyers.index].to_numpy()
-    age_days = np.round(buyers["days_since_first_order"].to_numpy(dtype=float))
-    last_days = np.round(buyers["recency_days"].to_numpy(dtype=float))
-    x = count - 1.0
-    first = buyers["first_order_amount"].to_numpy(dtype=float)
-    repeat_total = buyers["avg_order_value"].to_numpy(dtype=float) * count - first
-    monetary = np.where(x > 0, np.maximum(repeat_total, 0.0) / np.maximum(x, 1.0), 0.0)
-    recency = np.where(x > 0, np.clip(age_days - last_days, 0.0, age_days), 0.0)
-    return pd.DataFrame(
-        {
-            "frequency": x,
-            "recency": recency / DAYS_PER_WEEK,
-            "T": age_days / DAYS_PER_WEEK,
-            "monetary": monetary,
-            "first_value": first,
-        },
-        index=pd.Index(buyers.get(JOIN_KEY, buyers.index), name=JOIN_KEY),
+    summary = order_summary(
+        counts.loc[buyers.index].to_numpy(),
+        buyers["recency_days"].to_numpy(dtype=float),
+        buyers["days_since_first_order"].to_numpy(dtype=float),
+        buyers["avg_order_value"].to_numpy(dtype=float),
+        buyers["first_order_amount"].to_numpy(dtype=float),
     )
+    index = pd.Index(buyers.get(JOIN_KEY, buyers.index), name=JOIN_KEY)
+    return pd.DataFrame(summary, index=index)
 
 
 def fit_family(features: pd.DataFrame) -> BtydOutlook | None:

@@ -18,8 +18,9 @@ the churn/clv populations) get the offsets of a member with `FALLBACK` outlook.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -27,11 +28,14 @@ import pandas as pd
 from scipy.special import logit
 
 from features.btyd.outlook import BtydOutlook, expected_order_value, outlook_from_params
-from features.families.btyd import DAYS_PER_WEEK, INPUT_COLUMNS, btyd_inputs
+from features.btyd.summary import DAYS_PER_WEEK, order_summary
+from features.families.btyd import INPUT_COLUMNS
 
 OFFSETS = ("no_purchase_logit", "orders_log", "spend_log")
 EPS = 1e-6
 FALLBACK = {"p_alive": 0.5, "p_no_purchase": 0.99, "expected_purchases": EPS, "expected_spend": EPS}
+FORECAST_INPUTS = ("p_no_purchase", "expected_purchases", "expected_spend")  # of the offsets
+SHARED_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -44,38 +48,74 @@ class BtydPrior:
 
     def forecast(self, features: pd.DataFrame) -> pd.DataFrame:
         """p_alive, p_no_purchase, expected_purchases and expected_spend per row of `features`
-        (rfm columns `INPUT_COLUMNS`), on the positions of its rows. Plain arrays, no per-row
-        pandas work: serving calls it for every member it scores live."""
-        frame = features[list(INPUT_COLUMNS)].reset_index(drop=True).astype(float)
-        out = {name: np.full(len(frame), value) for name, value in FALLBACK.items()}
-        summary = btyd_inputs(frame)
-        if not summary.empty:
-            rows = summary.index.to_numpy(dtype=int)
+        (rfm columns `INPUT_COLUMNS`), on the positions of its rows."""
+        frame = features[list(INPUT_COLUMNS)].astype(float)
+        return pd.DataFrame(self.forecast_arrays([frame[c].to_numpy() for c in INPUT_COLUMNS]))
+
+    def forecast_arrays(self, rfm: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """`forecast` of the rfm columns given as float arrays in `INPUT_COLUMNS` order: plain
+        numpy, no pandas (serving calls it for every member it scores live)."""
+        orders = np.asarray(rfm[0], dtype=float)
+        out = {name: np.full(len(orders), value) for name, value in FALLBACK.items()}
+        rows = np.flatnonzero(np.nan_to_num(orders, nan=0.0) >= 1)
+        if rows.size:
+            summary = order_summary(*(np.asarray(c, dtype=float)[rows] for c in rfm))
             model, weeks = self.outlook.transactions, self.horizon_days / DAYS_PER_WEEK
-            expected = model.conditional_expected_purchases(summary, weeks)
-            out["p_alive"][rows] = model.conditional_probability_alive(summary)
+            alive = model.conditional_probability_alive(summary)
+            expected = model.conditional_expected_purchases(summary, weeks, alive)
+            out["p_alive"][rows] = alive
             out["p_no_purchase"][rows] = model.probability_no_purchase(summary, weeks)
             out["expected_purchases"][rows] = expected
             out["expected_spend"][rows] = expected * expected_order_value(self.outlook, summary)
-        return pd.DataFrame(out)
+        return out
 
     def offsets(self, features: pd.DataFrame) -> pd.DataFrame:
         """The `OFFSETS` columns per row of `features` (see the module docstring)."""
         return offsets_of(self.forecast(features))
 
     def offsets_matrix(self, matrix: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
-        """`offsets` of an encoded matrix whose columns are `names` (the serving path)."""
+        """`offsets` of an encoded matrix whose columns are `names` (the serving path).
+
+        A matrix of up to `SHARED_ROWS` rows (a live request) is looked up in a small cache of
+        recent results first: the models of one bundle carry equal priors, so a member's
+        forecast over one window is computed once for every model forecasting that window."""
         index = {name: i for i, name in enumerate(names)}
         missing = [c for c in INPUT_COLUMNS if c not in index]
         if missing:
             raise ValueError(f"the model's features lack the rfm column(s) {', '.join(missing)}")
-        columns = {c: matrix[:, index[c]] for c in INPUT_COLUMNS}
-        return self.offsets(pd.DataFrame(columns))
+        rfm = np.ascontiguousarray(matrix[:, [index[c] for c in INPUT_COLUMNS]], dtype=float)
+        if len(rfm) <= SHARED_ROWS:
+            return pd.DataFrame(_shared_offsets(self.same_forecast, rfm.tobytes(), len(rfm)))
+        return pd.DataFrame(offset_arrays(self.forecast_arrays(list(rfm.T))))
+
+    @cached_property
+    def same_forecast(self) -> SameForecast:
+        """This prior compared by what it forecasts (kind, parameters, window)."""
+        params = tuple(sorted(self.outlook.params().items()))
+        return SameForecast((self.outlook.kind, params, self.horizon_days), self)
 
     def document(self) -> dict[str, Any]:
         """What `from_document` rebuilds the prior from (model.json)."""
         params = self.outlook.params()
         return {"kind": self.outlook.kind, "params": params, "horizon_days": self.horizon_days}
+
+
+@dataclass(frozen=True)
+class SameForecast:
+    """A prior keyed by what it forecasts, so that equal priors loaded apart share results."""
+
+    key: tuple[Any, ...]
+    prior: BtydPrior = field(compare=False, repr=False)
+
+
+@lru_cache(maxsize=256)
+def _shared_offsets(prior: SameForecast, rfm: bytes, rows: int) -> dict[str, np.ndarray]:
+    """`offset_arrays` of the rfm matrix (rows × `INPUT_COLUMNS`, as bytes), read-only."""
+    columns = np.frombuffer(rfm, dtype=float).reshape(rows, len(INPUT_COLUMNS)).T
+    found = offset_arrays(prior.prior.forecast_arrays(list(columns)))
+    for values in found.values():
+        values.setflags(write=False)
+    return found
 
 
 def from_document(document: dict[str, Any]) -> BtydPrior:
@@ -87,17 +127,21 @@ def from_document(document: dict[str, Any]) -> BtydPrior:
 def offsets_of(forecast: pd.DataFrame) -> pd.DataFrame:
     """Offsets (`OFFSETS`) of a forecast frame with p_no_purchase, expected_purchases and
     expected_spend columns."""
-    p_none = np.clip(forecast["p_no_purchase"].to_numpy(dtype=float), EPS, 1 - EPS)
-    orders = np.clip(forecast["expected_purchases"].to_numpy(dtype=float), EPS, None)
-    spend = np.clip(forecast["expected_spend"].to_numpy(dtype=float), EPS, None)
-    return pd.DataFrame(
-        {
-            "no_purchase_logit": logit(p_none),
-            "orders_log": np.log(orders),
-            "spend_log": np.log(spend),
-        },
-        index=forecast.index,
-    )
+    columns = {name: forecast[name].to_numpy(dtype=float) for name in FORECAST_INPUTS}
+    return pd.DataFrame(offset_arrays(columns), index=forecast.index)
+
+
+def offset_arrays(forecast: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`offsets_of` on arrays: the `OFFSETS` of p_no_purchase, expected_purchases and
+    expected_spend."""
+    p_none = np.clip(np.asarray(forecast["p_no_purchase"], dtype=float), EPS, 1 - EPS)
+    orders = np.clip(np.asarray(forecast["expected_purchases"], dtype=float), EPS, None)
+    spend = np.clip(np.asarray(forecast["expected_spend"], dtype=float), EPS, None)
+    return {
+        "no_purchase_logit": logit(p_none),
+        "orders_log": np.log(orders),
+        "spend_log": np.log(spend),
+    }
 
 
 def naive_forecast(features: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
