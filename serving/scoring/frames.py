@@ -33,14 +33,13 @@ from decisions.upgrade import SpendForecast, TierState, upgrade_timing
 from features.families.btyd import members_p_alive
 from memberscore.errors import ModelNotReady
 from memberscore.settings import Settings
-from serving.scoring.bundle import ModelBundle, ServedModel
+from serving.scoring.bundle import REASON_MODELS, ModelBundle, ServedModel
 from training.core.reasons import MAX_REASONS, top_positive
 
 DAYS_PER_MONTH = 365.25 / 12
 QUANTILES = ("p10", "p50", "p90")
 MEANS = ("orders_mean", "spend_mean")  # expected orders and spend over the horizon
 SPEND_OUTPUTS = (*MEANS, *QUANTILES)
-REASON_MODELS = ("churn", "activation")
 # The features upgrade timing reads (`decisions.upgrade.TierState`, in its field order).
 TIER_INPUTS = ("distance_to_next_tier", "monetary_30d", "monetary_90d", "monetary_365d")
 SMALL_FRAME_ROWS = 64
