@@ -292,9 +292,11 @@ def _in_processes(
 ) -> Iterator[mf.PartRecord]:
     """The parts of `todo` done in `settings.batch_workers` worker processes (scoring and the
     writers' encoding are Python as much as LightGBM, so threads would share one core), at
-    most one part per worker in flight (memory stays bounded by the part size); records in
-    completion order. Each worker loads the champions itself and refuses other versions than
-    `fingerprint`; SQLite writes take turns (one writer at a time)."""
+    most one part per worker plus one waiting in flight (memory stays bounded by the part size,
+    and no worker waits for the next part to be read); records in completion order. The
+    workers start (imports, champions) while the first part is read. Each worker loads the
+    champions itself and refuses other versions than `fingerprint`; SQLite writes take turns
+    (one writer at a time)."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # no forked OpenMP or Feast state
@@ -306,9 +308,11 @@ def _in_processes(
         initializer=_start_worker,
         initargs=(settings, fingerprint, lock),
     ) as pool:
+        for _ in range(workers):  # a worker that cannot start breaks the pool: parts raise
+            pool.submit(_ready)
         running: set[Future[mf.PartRecord]] = set()
         for name, batch in todo:
-            if len(running) >= workers:
+            if len(running) > workers:
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 yield from (f.result() for f in finished)
             running.add(pool.submit(_work, name, batch))
@@ -338,6 +342,10 @@ def _start_worker(settings: Settings, fingerprint: dict[str, str], lock: Any) ->
     folder = run_folder(settings)
     domain = open_domain(settings)
     _WORKER.append(_Job(store, views, bundle, domain, settings, folder, lock or nullcontext()))
+
+
+def _ready() -> None:
+    """Nothing: submitted once per worker so that the workers start at once."""
 
 
 def _work(name: str, batch: pd.DataFrame) -> mf.PartRecord:
