@@ -58,6 +58,9 @@ def state_of(inputs: Inputs, at: float, definitions: Definitions) -> State:
     )
     window = (inputs.o_time >= at - 365 * DAY) & (inputs.o_time < at)
     growth = np.bincount(inputs.o_member[window], weights=inputs.o_net[window], minlength=n)
+    # Sums of cents that reach a threshold exactly must not fall a float rounding short of it
+    # (which summation order decides): compare at a millionth of the currency unit.
+    growth = np.round(growth, 6)
     values = np.array([value for _, value in definitions.tier_thresholds], dtype=np.float64)
     tier = np.maximum(np.searchsorted(values, growth, side="right") - 1, 0)
     buyers = registered & bought

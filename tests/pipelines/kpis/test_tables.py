@@ -243,6 +243,18 @@ def test_member_states_follow_the_stage_thresholds_tiers_and_rfm_segments() -> N
     ]
 
 
+def test_a_growth_value_of_cents_equal_to_a_threshold_reaches_the_tier() -> None:
+    # Given purchases summing to exactly 100.00 (silver), whose float sum is 99.99999999999999
+    amounts = [1.86, 45.58, 15.72, 7.46, 29.38]
+    orders = [
+        {"member_id": "m1", "ordered_at": f"2024-01-0{i + 2}T00:00:00Z", "amount": a}
+        for i, a in enumerate(amounts)
+    ]
+    at = pd.Timestamp("2024-02-01", tz="UTC")
+    states = state_at(read_inputs(connect(MEMBERS[:1], orders), at), at, DEFINITIONS)
+    assert states["tier"].tolist() == ["silver"]
+
+
 def test_a_month_only_reads_rows_before_its_end() -> None:
     # Given the KPIs as of 2024-04-15, and as of 2024-03-01 on a lake without the later rows
     full = monthly_kpis(read_inputs(connect(MEMBERS, ORDERS), AS_OF), DEFINITIONS)
