@@ -146,8 +146,7 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):
         """The raw score each row starts from: the prior's `no_purchase_logit`, or 0."""
         if self.prior_ is None:
             return np.zeros(len(matrix))
-        offsets = self.prior_.offsets_matrix(matrix, self.encoding_.feature_names)
-        return offsets[OFFSET].to_numpy()
+        return self.prior_.offset_columns(matrix, self.encoding_.feature_names)[OFFSET]
 
     def predict_raw(self, matrix: np.ndarray, offset: pd.DataFrame | None = None) -> np.ndarray:
         """Uncalibrated probabilities for an encoded matrix: expit(offset + booster score),

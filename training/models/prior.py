@@ -57,7 +57,7 @@ class BtydPrior:
         numpy, no pandas (serving calls it for every member it scores live)."""
         orders = np.asarray(rfm[0], dtype=float)
         out = {name: np.full(len(orders), value) for name, value in FALLBACK.items()}
-        rows = np.flatnonzero(np.nan_to_num(orders, nan=0.0) >= 1)
+        rows = np.flatnonzero(orders >= 1)  # NaN (unknown) is no order
         if rows.size:
             summary = order_summary(*(np.asarray(c, dtype=float)[rows] for c in rfm))
             model, weeks = self.outlook.transactions, self.horizon_days / DAYS_PER_WEEK
@@ -74,7 +74,11 @@ class BtydPrior:
         return offsets_of(self.forecast(features))
 
     def offsets_matrix(self, matrix: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
-        """`offsets` of an encoded matrix whose columns are `names` (the serving path).
+        """`offsets` of an encoded matrix whose columns are `names` (the serving path)."""
+        return pd.DataFrame(self.offset_columns(matrix, names))
+
+    def offset_columns(self, matrix: np.ndarray, names: Sequence[str]) -> Mapping[str, np.ndarray]:
+        """`offsets_matrix` as read-only arrays by name, without a frame (~0.1 ms a call).
 
         A matrix of up to `SHARED_ROWS` rows (a live request) is looked up in a small cache of
         recent results first: the models of one bundle carry equal priors, so a member's
@@ -85,8 +89,8 @@ class BtydPrior:
             raise ValueError(f"the model's features lack the rfm column(s) {', '.join(missing)}")
         rfm = np.ascontiguousarray(matrix[:, [index[c] for c in INPUT_COLUMNS]], dtype=float)
         if len(rfm) <= SHARED_ROWS:
-            return pd.DataFrame(_shared_offsets(self.same_forecast, rfm.tobytes(), len(rfm)))
-        return pd.DataFrame(offset_arrays(self.forecast_arrays(list(rfm.T))))
+            return _shared_offsets(self.same_forecast, rfm.tobytes(), len(rfm))
+        return offset_arrays(self.forecast_arrays(list(rfm.T)))
 
     @cached_property
     def same_forecast(self) -> SameForecast:
