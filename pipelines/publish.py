@@ -7,8 +7,8 @@ order): each part of `chunk_members` members is scored for the whole part at onc
 (`serving.scoring.cards.card_frame`: the batch scorer's core, the exact answers of a live
 request) and written to the online store in one bulk write holding the member's feature views
 and its card (`features.store.write_online`), so the store never holds a card beside features
-of another snapshot. Parts run in `settings.batch_workers` worker processes (one: in this
-process), each with its own store and champions.
+of another snapshot. Parts run in `settings.batch_workers` worker processes, each with its own
+store and champions (in this process when one worker or one part is left).
 
 Resumable like `batch-score`: `<data>/published/run/manifest.json` records the inputs (snapshot
 checksums, the card key of the champions and settings, the online store, the part size) and
@@ -172,8 +172,9 @@ def run(
         (name, batch) for name, batch in _named_batches(settings, chunk_members) if name not in done
     )
     sqlite = store.config.online_store.type == "sqlite"
-    if settings.batch_workers > 1:
-        records = _in_processes(settings, bundle.fingerprint, sqlite, todo)
+    workers = min(settings.batch_workers, manifest.parts_total - len(done))
+    if workers > 1:
+        records = _in_processes(settings, workers, bundle.fingerprint, sqlite, todo)
     else:
         lock = threading.Lock() if sqlite else nullcontext()
         job = _Job(store, views, bundle, open_domain(settings), settings, folder, lock)
@@ -286,11 +287,12 @@ _WORKER: list[_Job] = []  # the job of a worker process, set by `_start_worker`
 
 def _in_processes(
     settings: Settings,
+    workers: int,
     fingerprint: dict[str, str],
     sqlite: bool,
     todo: Iterator[tuple[str, pd.DataFrame]],
 ) -> Iterator[mf.PartRecord]:
-    """The parts of `todo` done in `settings.batch_workers` worker processes (scoring and the
+    """The parts of `todo` done in `workers` worker processes (scoring and the
     writers' encoding are Python as much as LightGBM, so threads would share one core), at
     most one part per worker plus one waiting in flight (memory stays bounded by the part size,
     and no worker waits for the next part to be read); records in completion order. The
@@ -301,7 +303,6 @@ def _in_processes(
 
     context = multiprocessing.get_context("spawn")  # no forked OpenMP or Feast state
     lock = context.Lock() if sqlite else None
-    workers = settings.batch_workers
     with ProcessPoolExecutor(
         workers,
         mp_context=context,
