@@ -91,10 +91,10 @@ class MonitorSettings(BaseModel):
     )
     bins: int = Field(10, ge=2, le=50, description="Equal-mass reference bins of a PSI.")
     sample_rows: int = Field(
-        100_000,
+        50_000,
         gt=0,
-        description="Members drawn (seeded) from each population the monitor scores: the "
-        "training snapshots, the latest snapshot and each matured cutoff.",
+        description="Members drawn (seeded) from each population the monitor compares: the "
+        "training snapshots (shared between them), the latest snapshot, the matured cutoff.",
     )
     served_window: int = Field(
         5_000, gt=0, description="Served scores per score name in the API's rolling PSI window."

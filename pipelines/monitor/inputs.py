@@ -1,6 +1,6 @@
-"""What the monitor reads: feature snapshots (checked, only the columns the models use, a
-seeded sample of a population), the lake's members and orders for the labels, and the
-predictions of earlier batch runs."""
+"""What the monitor reads: feature snapshots (only the columns the models use; a seeded sample
+of a population, checked), the lake's members and orders for the labels, and the predictions of
+earlier batch runs."""
 
 from __future__ import annotations
 
@@ -35,40 +35,6 @@ def snapshot_cutoffs(settings: Settings) -> list[pd.Timestamp]:
     return [as_cutoff(f.stem.removeprefix(SNAPSHOT_PREFIX)) for f in files]
 
 
-def read_features(settings: Settings, cutoff: pd.Timestamp, columns: Sequence[str]) -> pd.DataFrame:
-    """The snapshot of `cutoff`: member_id, has_ordered and the `columns` it holds, checked
-    against the snapshot schema (`features.reader.read_snapshot`)."""
-    from features.reader import read_snapshot
-
-    wanted = list(dict.fromkeys([MEMBER_ID, HAS_ORDERED, *columns]))
-    return read_snapshot(settings, cutoff.date(), wanted)
-
-
-def ordered(frame: pd.DataFrame) -> np.ndarray:
-    """True for members with an order (missing has_ordered counts as none, as scoring does)."""
-    if HAS_ORDERED not in frame.columns:
-        return np.zeros(len(frame), dtype=bool)
-    return frame[HAS_ORDERED].astype("boolean").fillna(False).to_numpy(dtype=bool)
-
-
-def population(frame: pd.DataFrame, task: str) -> pd.DataFrame:
-    """The rows a task's model scores: members with orders (churn, clv), without (activation)."""
-    buyers = ordered(frame)
-    return frame.loc[~buyers if task == "activation" else buyers]
-
-
-def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
-    """At most `rows` rows of `frame` drawn without replacement with `seed`, in frame order."""
-    return frame.iloc[_draw(len(frame), rows, seed)] if len(frame) > rows else frame
-
-
-def _draw(n: int, rows: int, seed: int) -> np.ndarray:
-    """Sorted positions of min(rows, n) of n rows drawn without replacement with `seed`."""
-    if n <= rows:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, rows, replace=False))
-
-
 @dataclass(frozen=True)
 class RawSnapshot:
     """A snapshot file's columns as read (Arrow), not yet checked: rows are drawn first and
@@ -80,8 +46,9 @@ class RawSnapshot:
 
     def samples(self, rows: Mapping[str, int], seed: int) -> dict[str, pd.DataFrame]:
         """For each task of `rows`, a seeded sample of at most that many rows of its
-        population (`population`), their member ids checked; the caller checks the features
-        (`check_rows`: one check of every sample of a model, the costly part). Tasks of one
+        population (members with an order for churn and clv, without for activation; a
+        missing has_ordered counts as none, as scoring does), member ids checked; the caller
+        checks the features (`check_rows`, the costly part, once per model). Tasks of one
         population (churn and clv) share one draw, the smaller sample the start of the
         larger."""
         buyers = self._buyers()

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pandas as pd
 
 from memberscore.errors import DataNotFound
@@ -33,6 +34,9 @@ from training.monitoring import drift, performance, psi, verdict
 __all__ = ["Matured", "ModelCheck", "MonitorReport", "run"]
 
 Progress = Callable[[str], None]
+# Training snapshots a reference is drawn from, spread over the training window (first and
+# last included): reading every one of a dozen million-row files costs more than it tells.
+REFERENCE_SNAPSHOTS = 4
 
 
 def _quiet(_: str) -> None:
@@ -59,7 +63,11 @@ def run(
     champs = champions or load_champions(settings)
     names = sorted({n for m in champs.models for n in champs.bundle.models[m].feature_names})
     progress(f"reading the snapshot of {latest:%Y-%m-%d} and the lake")
-    current = inputs.read_features(settings, latest, names)
+    raw = inputs.read_raw(settings, latest, names)
+    seed = inputs.seed_of(settings, latest, "")
+    current = raw.samples(dict.fromkeys(champs.models, settings.monitor.sample_rows), seed)
+    for frame in current.values():
+        inputs.check_rows(frame, str(raw.path), latest)
     tables = inputs.lake_tables(settings)
     end = labels.observed_until(tables[1])
     progress("sampling the champions' training snapshots")
@@ -68,7 +76,15 @@ def run(
     for name, champion in champs.models.items():
         progress(f"{name} version {champion.version}: drift and matured performance")
         checks[name] = check_model(
-            settings, champion, champs.bundle, samples[name], current, cutoffs, latest, tables, end
+            settings,
+            champion,
+            champs.bundle,
+            samples[name],
+            current[name],
+            cutoffs,
+            latest,
+            tables,
+            end,
         )
     report = MonitorReport(latest, end, checks, not_monitored=champs.bundle.not_served())
     progress("writing the report and the MLflow run" if track else "writing the report")
@@ -137,7 +153,8 @@ def reference_samples(
     built (`monitor.sample_rows` in all, shared evenly between them) and those cutoffs; each
     snapshot is read once. DataNotFound when none of a champion's is built."""
     built = {
-        name: tuple(c for c in m.cutoffs if c in set(cutoffs)) for name, m in champs.models.items()
+        name: spread([c for c in m.cutoffs if c in set(cutoffs)], REFERENCE_SNAPSHOTS)
+        for name, m in champs.models.items()
     }
     for name, days in built.items():
         if not days:
@@ -167,6 +184,15 @@ def reference_samples(
     return out
 
 
+def spread(cutoffs: Sequence[pd.Timestamp], most: int) -> tuple[pd.Timestamp, ...]:
+    """At most `most` of `cutoffs` (sorted), evenly spread, the first and the last included."""
+    ordered = sorted(cutoffs)
+    if len(ordered) <= most:
+        return tuple(ordered)
+    picks = np.linspace(0, len(ordered) - 1, most).round().astype(int)
+    return tuple(ordered[i] for i in sorted(set(picks)))
+
+
 def check_model(
     settings: Settings,
     champion: Champion,
@@ -178,20 +204,19 @@ def check_model(
     tables: tuple[pd.DataFrame, pd.DataFrame],
     end: pd.Timestamp,
 ) -> ModelCheck:
-    """Drift and matured performance of one champion against the snapshot `current`."""
+    """Drift and matured performance of one champion against `current`, a sample of its
+    population in the latest snapshot."""
     limits = settings.monitor
     model = bundle.models[champion.name]
     names = list(model.feature_names)
     reference, built = sample
-    now = inputs.population(current, champion.name)
     refs = drift.references(reference, names, limits.bins, text=model.categories)
-    features = drift.drift_table(refs, now)
+    features = drift.drift_table(refs, current)
     column = score_name(model)
     score_ref = champion.references.get(column) or psi.reference(
         scores(reference, model, settings), limits.bins, text=False
     )
-    sampled = inputs.sample(now, limits.sample_rows, inputs.seed_of(settings, latest, column))
-    served = scores(sampled, model, settings).rename(column).to_frame()
+    served = scores(current, model, settings).rename(column).to_frame()
     score_table = drift.drift_table({column: score_ref}, served, kind="score")
     counts, _ = score_ref.counts(served[column])
     ripe = matured_check(settings, champion, model, cutoffs, latest, tables, end)
@@ -206,7 +231,7 @@ def check_model(
         score=column,
         reference_cutoffs=built,
         reference_rows=len(reference),
-        current_rows=len(now),
+        current_rows=len(current),
         features=features,
         scores=score_table,
         score_reference=score_ref,
