@@ -137,12 +137,13 @@ def member_outlook(
 ) -> tuple[float | None, date | None]:
     """P(alive) at `as_of` (the features' cutoff) and the expected next purchase date (the
     median if still a customer) of one member's rfm features; (None, None) without a purchase."""
-    frame = pd.DataFrame([{c: features.get(c) for c in (JOIN_KEY, *INPUT_COLUMNS)}])
-    frame[list(INPUT_COLUMNS)] = frame[list(INPUT_COLUMNS)].astype(float)
-    summary = btyd_inputs(frame)
-    if summary.empty:
+    rfm = [
+        np.array([np.nan if features.get(c) is None else features[c]], float) for c in INPUT_COLUMNS
+    ]
+    if not rfm[0][0] >= 1:
         return None, None
-    row = outlook_frame(outlook, summary, SHORT_DAYS / DAYS_PER_WEEK).iloc[0]
-    days = float(row["median_weeks_to_next"]) * DAYS_PER_WEEK
+    summary = order_summary(*rfm)  # arrays, not a frame: this runs for every live request
+    p_alive = outlook.transactions.conditional_probability_alive(summary)[0]
+    days = float(outlook.transactions.median_weeks_to_next_purchase(summary)[0]) * DAYS_PER_WEEK
     next_day = (pd.Timestamp(as_of) + pd.Timedelta(days=days)).date()
-    return float(row["p_alive"]), next_day
+    return float(p_alive), next_day
