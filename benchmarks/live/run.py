@@ -4,8 +4,9 @@ score API's path when no published card is fresh), on the API benchmark's store
 
 The bundle is loaded the way the API loads it (`ModelHolder.refresh`, which builds the reason
 models' SHAP tables); then: the wall time of the first call after the load; and, members in
-turn after a warm-up (each member once), the process CPU time per call (less sensitive to a busy machine than
-wall time), of which the BTYD prior's offsets (`training.models.prior`), with the load average.
+turn after a warm-up (each member once), the process CPU time per call (less sensitive to a
+busy machine than wall time), of which the BTYD prior's offsets (`training.models.prior`),
+with the load average and whether the bundle serves a BTYD outlook (P(alive), next order).
 Prints JSON and writes `--out` (`benchmarks/live/results.json`). Run heavy:
 
     flock /tmp/memberscore-heavy.lock .venv/bin/python -m benchmarks.live.run \
@@ -89,6 +90,7 @@ def measure(store_root: Path, calls: int) -> dict[str, Any]:
     cpu = time.process_time() - cpu
     return {
         "bundle_load_s": round(load_s, 2),
+        "outlook_served": bundle.outlook is not None,
         "first_call_ms": round(first_ms, 1),
         "calls": calls,
         "cpu_ms_per_call": round(cpu / calls * 1e3, 2),
