@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from decisions.catalogue import (
     CONDITION_SCORES,
     NO_ACTION,
     Catalogue,
+    condition_mask,
     eligibility_mask,
     with_scores,
 )
@@ -117,14 +119,14 @@ class DecisionBatch:
 
     def explain(self, member_id: str, max_alternatives: int = 3) -> Decision:
         """The decision of one member with ranked alternatives and reasons in words."""
-        i = int(self.member_ids.get_indexer(pd.Index([member_id]))[0])
+        i = self._rows.get(member_id, -1)
         if i < 0:
             raise MemberNotFound(f"member {member_id} is not in this batch of decisions")
         j = int(self.chosen[i])
         allowed = np.flatnonzero(self.blocks[i] == OK)
         ranked = allowed[np.argsort(-self.expected_value[i, allowed], kind="stable")]
         options = [self._option(i, int(k)) for k in ranked if k != j][:max_alternatives]
-        stage, rule = str(self.stages["stage"].iloc[i]), str(self.stages["rule"].iloc[i])
+        stage, rule = str(self._stages[i]), str(self._rules[i])
         reasons = [f"stage {stage}: {rule}"]
         if self.drivers is not None and pd.notna(self.drivers.iloc[i]):
             reasons.append(f"drivers: {self.drivers.iloc[i]}")
@@ -139,6 +141,38 @@ class DecisionBatch:
             control_group=bool(self.control[i]),
             reasons=tuple(reasons),
         )
+
+    @cached_property
+    def _rows(self) -> dict[object, int]:
+        """Row of each member id, computed once for all `explain` calls of the batch."""
+        if not self.member_ids.is_unique:
+            raise ValueError("decisions need unique member ids; drop the repeated rows first")
+        return {m: i for i, m in enumerate(self.member_ids)}
+
+    @cached_property
+    def _stages(self) -> np.ndarray:
+        return self.stages["stage"].to_numpy(dtype=object)
+
+    @cached_property
+    def _rules(self) -> np.ndarray:
+        return self.stages["rule"].to_numpy(dtype=object)
+
+    @cached_property
+    def _conditions_met(self) -> dict[int, list[np.ndarray]]:
+        """Per catalogue column with conditions: each condition's mask over the members."""
+        return {
+            j: [condition_mask(self.features, c) for c in action.conditions]
+            for j, action in enumerate(self.catalogue.actions)
+            if action.conditions
+        }
+
+    @cached_property
+    def _condition_values(self) -> dict[str, np.ndarray]:
+        """The values of the features conditions read, as a row of `features` holds them (in
+        the frame's common dtype: 5.0 in an all-number frame, 5 beside text)."""
+        common = self.features.iloc[:0].to_numpy().dtype
+        names = {c.feature for a in self.catalogue.actions for c in a.conditions}
+        return {n: self.features[n].to_numpy(dtype=common) for n in names}
 
     def _option(self, i: int, j: int) -> Option:
         action = self.catalogue.actions[j]
@@ -177,8 +211,8 @@ class DecisionBatch:
         action = self.catalogue.actions[j]
         text = f"eligible: meant for {', '.join(action.stages)}"
         if action.conditions:
-            row = self.features.iloc[i]
-            rules = [f"{c.describe()} (member: {row[c.feature]})" for c in action.conditions]
+            value = self._condition_values
+            rules = [f"{c.describe()} (member: {value[c.feature][i]})" for c in action.conditions]
             text += "; " + "; ".join(rules)
         if action.requires_consent:
             text += f"; consent given: {', '.join(action.requires_consent)}"
@@ -203,13 +237,13 @@ class DecisionBatch:
             count = self.history.in_cap_window[i, j]
             return f"cap reached ({count} contacts in {action.cap.period_days} days)"
         if code == NOT_IN_STAGE:
-            return f"meant for {', '.join(action.stages)}, not {self.stages['stage'].iloc[i]}"
+            return f"meant for {', '.join(action.stages)}, not {self._stages[i]}"
         if code == CONDITION:
-            row = self.features.iloc[i]
-            failed = [
-                c for c in action.conditions if not eligibility_mask(row.to_frame().T, [c])[0]
-            ]
-            return "; ".join(f"{c.describe()} fails (member: {row[c.feature]})" for c in failed)
+            value, met = self._condition_values, self._conditions_met[j]
+            failed = [c for c, mask in zip(action.conditions, met, strict=True) if not mask[i]]
+            return "; ".join(
+                f"{c.describe()} fails (member: {value[c.feature][i]})" for c in failed
+            )
         return BLOCK_TEXT[code]
 
     def _why_nothing(self, i: int) -> str:
@@ -242,6 +276,7 @@ def next_best_actions(
     drivers: pd.Series | None = None,
     min_expected_value: float = 0.0,
     blocks: np.ndarray | None = None,
+    channels: np.ndarray | None = None,
 ) -> DecisionBatch:
     """Choose an action for every member (rows of `features`, indexed by member id).
 
@@ -249,13 +284,16 @@ def next_best_actions(
     rows, `history` from `contact_history`. `drivers` is optional text per member (e.g. the churn
     model's top reasons). A sendable action wins only if its EV exceeds `min_expected_value`
     (currency per contact); otherwise the member gets no_action. `blocks` reuses the codes of
-    `action_blocks` on the same rows when the caller already has them.
+    `action_blocks` on the same rows when the caller already has them, `channels` those of
+    `action_channels`.
     """
     prob, value, source = _uplift_matrix(catalogue, uplift)
     costs = np.array([a.unit_cost for a in catalogue.actions])
     ev = value - costs
+    if channels is None:
+        channels = action_channels(features, catalogue)
     if blocks is None:
-        blocks = action_blocks(features, stages, catalogue, history, policy)
+        blocks = action_blocks(features, stages, catalogue, history, policy, channels)
     is_none = np.array([a.id == NO_ACTION for a in catalogue.actions])
     candidate = np.where((blocks == OK) & ~is_none, ev, -np.inf)
     best = np.argmax(candidate, axis=1)
@@ -276,7 +314,7 @@ def next_best_actions(
         chosen=chosen,
         control=(blocks == CONTROL).any(axis=1),
         drivers=drivers,
-        channels=action_channels(features, catalogue),
+        channels=channels,
     )
 
 
@@ -306,16 +344,20 @@ def action_blocks(
     catalogue: Catalogue,
     history: ContactHistory,
     policy: GuardrailPolicy,
+    channels: np.ndarray | None = None,
 ) -> np.ndarray:
     """Block code per member and catalogue action (`OK`: may be sent), as `next_best_actions`
     decides them; lets a batch skip uplift predictions of blocked pairs. Guardrail codes, with
-    the catalogue's stage and condition rules ahead of consent."""
-    codes = guardrail_blocks(features, catalogue, history, policy)
-    stage = stages["stage"].astype("string").to_numpy()
+    the catalogue's stage and condition rules ahead of consent. `channels` reuses
+    `action_channels` of the same rows."""
+    codes = guardrail_blocks(features, catalogue, history, policy, channels)
+    # Stages as codes into their distinct values; a missing stage (code -1) is in none.
+    stage, names = pd.factorize(stages["stage"].to_numpy(dtype=object))
     for j, action in enumerate(catalogue.actions):
         if action.id == NO_ACTION:
             continue
-        rule = np.where(np.isin(stage, action.stages), OK, NOT_IN_STAGE)
+        in_stage = np.append(np.isin(names.astype(object), action.stages), False)[stage]
+        rule = np.where(in_stage, OK, NOT_IN_STAGE)
         rule = np.where(
             (rule == OK) & ~eligibility_mask(features, action.conditions), CONDITION, rule
         )
@@ -346,11 +388,14 @@ def decide(
     """
     frame = effective_consent(with_scores(features, scores), consents)  # opt-outs count now
     history = contact_history(contacts, frame.index, catalogue, now, policy)
-    blocks = action_blocks(frame, stages, catalogue, history, policy)
+    channels = action_channels(frame, catalogue)
+    blocks = action_blocks(frame, stages, catalogue, history, policy, channels)
     columns = pd.Index(catalogue.ids).get_indexer(pd.Index(list(uplift.counts_.index)))
     allowed = np.where(columns >= 0, blocks[:, columns] == OK, False)
     arrays = uplift.predict_arrays(frame, allowed)  # blocked pairs are never chosen
-    return next_best_actions(frame, stages, catalogue, arrays, history, policy, blocks=blocks)
+    return next_best_actions(
+        frame, stages, catalogue, arrays, history, policy, blocks=blocks, channels=channels
+    )
 
 
 def next_best_action(

@@ -84,9 +84,14 @@ def effective_consent(features: pd.DataFrame, register: pd.DataFrame | None) -> 
         return out
     at, entries = rows[found], entries.iloc[np.flatnonzero(found)]
     for column in (*CONSENT_COLUMNS.values(), OPTED_OUT):
-        values = out[column].astype(object).to_numpy().copy()
-        values[at] = entries[column].astype(object).fillna("").to_numpy()
-        out[column] = values if column == OPTED_OUT else pd.array(values, dtype="boolean")
+        values = out[column].to_numpy(dtype=object).copy()
+        entered = entries[column].to_numpy(dtype=object)
+        if column == OPTED_OUT:  # no entry text: no channel refused
+            values[at] = np.where(pd.isna(entered), "", entered)
+            out[column] = values
+        else:  # a missing flag stays missing, which counts as no consent
+            values[at] = entered
+            out[column] = pd.array(values, dtype="boolean")
     return out
 
 
@@ -94,22 +99,18 @@ def action_channels(features: pd.DataFrame, catalogue: Catalogue) -> np.ndarray:
     """Per member (rows) and catalogue action (columns): the first of the action's channels
     the member has not opted out of (`channels_opted_out`), None when none is left or the
     action has no channel (no_action)."""
-    n = len(features)
-    text = (
-        features[OPTED_OUT]
-        if OPTED_OUT in features.columns
-        else pd.Series("", index=features.index)
-    )
-    padded = "," + text.astype("string").fillna("") + ","
-    refused = {
-        c: padded.str.contains(f",{c},", regex=False).to_numpy(dtype=bool)
-        for c in {c for a in catalogue.actions for c in a.channels}
-    }
-    out = np.full((n, len(catalogue.ids)), None, dtype=object)
-    for j, action in enumerate(catalogue.actions):
-        for channel in reversed(action.channels):  # reversed: the first allowed one wins
-            out[~refused[channel], j] = channel
-    return out
+    if OPTED_OUT in features.columns:
+        text = features[OPTED_OUT].to_numpy(dtype=object)
+    else:
+        text = np.full(len(features), "", dtype=object)
+    # One row of channels per distinct opt-out text; missing text (code -1) is the last, "".
+    codes, texts = pd.factorize(text)
+    table = np.full((len(texts) + 1, len(catalogue.actions)), None, dtype=object)
+    for row, opted_out in enumerate([*texts, ""]):
+        refused = set(channel_list(opted_out))
+        for j, action in enumerate(catalogue.actions):
+            table[row, j] = next((c for c in action.channels if c not in refused), None)
+    return table[codes]
 
 
 def control_group(member_ids: Iterable[str], share: float, salt: str) -> np.ndarray:
@@ -154,12 +155,11 @@ def contact_history(
     missing = {"member_id", "action_id", "sent_at", "group"} - set(contacts.columns)
     if missing:
         raise ValueError(f"contact log lacks column(s) {', '.join(sorted(missing))}")
-    sent_at = sent_times(contacts["sent_at"])
-    counted = (contacts["group"] == "treatment").to_numpy() & (sent_at < now)
-    sent = contacts[counted]
-    rows = member_ids.get_indexer(pd.Index(sent["member_id"]))
-    cols = pd.Index(catalogue.ids).get_indexer(pd.Index(sent["action_id"]))
-    age = (now - sent_at[counted]).total_seconds().to_numpy() / 86_400.0
+    age = (now - sent_times(contacts["sent_at"])).total_seconds().to_numpy() / 86_400.0
+    counted = (contacts["group"] == "treatment").to_numpy() & (age > 0)  # NaN: never sent
+    rows = member_ids.get_indexer(pd.Index(contacts["member_id"].to_numpy()[counted]))
+    cols = pd.Index(catalogue.ids).get_indexer(pd.Index(contacts["action_id"].to_numpy()[counted]))
+    age = age[counted]
     n, k = len(member_ids), len(catalogue.ids)
     days_since = np.full((n, k), np.inf)
     in_window = np.zeros((n, k), dtype=np.int32)
@@ -198,15 +198,18 @@ def guardrail_blocks(
     catalogue: Catalogue,
     history: ContactHistory,
     policy: GuardrailPolicy,
+    channels: np.ndarray | None = None,
 ) -> np.ndarray:
     """Block code per member (rows of `features`, indexed by member id) and catalogue action.
 
     The first failing check wins, in this order: control group, marketing consent,
     personalization consent, every channel opted out, cooldown, the action's cap, the cap
     across actions. A missing consent flag counts as no consent. no_action is never blocked.
+    `channels` reuses `action_channels` of the same rows when the caller already has them.
     """
     n = len(features)
-    channels = action_channels(features, catalogue)
+    if channels is None:
+        channels = action_channels(features, catalogue)
     consent = {kind: _flag(features, column) for kind, column in CONSENT_COLUMNS.items()}
     held_out = control_group(features.index, policy.control_share, policy.control_salt)
     over_total = history.total_recent >= policy.max_contacts
@@ -241,7 +244,10 @@ def guardrail_blocks(
 def _flag(features: pd.DataFrame, column: str) -> np.ndarray:
     if column not in features.columns:
         raise ValueError(f"guardrails need the consent column {column!r} in the features frame")
-    return features[column].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    values = features[column]
+    if values.dtype == bool:  # the common case, without a nullable copy
+        return values.to_numpy()
+    return values.astype("boolean").fillna(False).to_numpy(dtype=bool)
 
 
 def recheck_consent(

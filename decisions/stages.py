@@ -64,12 +64,13 @@ def assign_stages(
     """
     t, c = thresholds or StageThresholds(), columns or StageColumns()
     x = _inputs(features, scores, c)
-    rule_ids = _rule_ids(x, t)
-    out = pd.DataFrame(index=features.index)
-    out["stage"] = pd.Categorical(pd.Series(rule_ids).map(STAGE_OF_RULE), categories=STAGES)
-    out["rule_id"] = rule_ids
-    out["rule"] = _sentences(x, rule_ids, t) if sentences else ""
-    return out
+    rules = _rules(x, t)
+    out = {
+        "stage": pd.Categorical.from_codes(_STAGE_CODE[rules], dtype=_STAGE_DTYPE),
+        "rule_id": _RULE_IDS[rules],
+        "rule": _sentences(x, rules, t) if sentences else "",
+    }
+    return pd.DataFrame(out, index=features.index)
 
 
 def stage_of(
@@ -92,8 +93,8 @@ def stage_of(
     ordered = features[c.has_ordered]
     x["has_ordered"] = np.array([not _missing(ordered) and bool(ordered)])
     x["churn"] = np.array([_float(scores.get(c.churn))], dtype="float64")
-    rule_ids = _rule_ids(x, t)
-    return STAGE_OF_RULE[str(rule_ids[0])], str(_sentences(x, rule_ids, t)[0])
+    rules = _rules(x, t)
+    return STAGE_OF_RULE[str(_RULE_IDS[rules[0]])], str(_sentences(x, rules, t)[0])
 
 
 # Rule inputs by field of StageColumns: float arrays (NaN where missing), has_ordered bool.
@@ -101,8 +102,9 @@ Inputs = dict[str, np.ndarray]
 _FEATURE_FIELDS = tuple(f for f in StageColumns.__dataclass_fields__ if f != "churn")
 
 
-def _rule_ids(x: Inputs, t: StageThresholds) -> np.ndarray:
-    """The id of the first rule that holds for each member, in priority order."""
+def _rules(x: Inputs, t: StageThresholds) -> np.ndarray:
+    """The first rule that holds for each member, as its position in `STAGE_OF_RULE` (the
+    priority order)."""
     ordered = x["has_ordered"]
     churn_high = x["churn"] >= t.declining_churn
     overdue = x["days_overdue"] >= t.declining_overdue_days
@@ -120,7 +122,8 @@ def _rule_ids(x: Inputs, t: StageThresholds) -> np.ndarray:
         "mature_orders_tenure": enough & (x["days_since_first_order"] >= t.mature_min_tenure_days),
         "growing_default": np.ones(len(ordered), dtype=bool),
     }
-    return np.select(list(masks.values()), list(masks), default="")
+    stacked = np.stack([masks[rule] for rule in STAGE_OF_RULE])
+    return np.argmax(stacked, axis=0)  # the first rule that holds (growing always does)
 
 
 STAGE_OF_RULE = {
@@ -135,6 +138,9 @@ STAGE_OF_RULE = {
     "mature_orders_tenure": "mature",
     "growing_default": "growing",
 }
+_RULE_IDS = np.array(list(STAGE_OF_RULE), dtype=object)
+_STAGE_CODE = np.array([STAGES.index(stage) for stage in STAGE_OF_RULE.values()])
+_STAGE_DTYPE = pd.CategoricalDtype(list(STAGES))
 
 
 def _inputs(features: pd.DataFrame, scores: pd.DataFrame | None, c: StageColumns) -> Inputs:
@@ -148,18 +154,22 @@ def _inputs(features: pd.DataFrame, scores: pd.DataFrame | None, c: StageColumns
     x: Inputs = {}
     for name in _FEATURE_FIELDS:
         column = features[getattr(c, name)]
-        if name == "has_ordered":
+        if name == "has_ordered" and column.dtype == bool:  # the common case, no copy
+            x[name] = column.to_numpy()
+        elif name == "has_ordered":
             x[name] = column.astype("boolean").fillna(False).to_numpy(dtype=bool)
         else:
             x[name] = _floats(column)
     churn = scores[c.churn] if scores is not None and c.churn in scores.columns else None
-    x["churn"] = (
-        np.full(len(features), np.nan) if churn is None else _floats(churn.reindex(features.index))
-    )
+    if churn is not None and not churn.index.equals(features.index):
+        churn = churn.reindex(features.index)
+    x["churn"] = np.full(len(features), np.nan) if churn is None else _floats(churn)
     return x
 
 
 def _floats(column: pd.Series) -> np.ndarray:
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf":  # already numbers
+        return column.to_numpy(dtype="float64")
     return pd.to_numeric(column, errors="raise").to_numpy(dtype="float64", na_value=np.nan)
 
 
@@ -173,12 +183,13 @@ def _missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def _sentences(x: Inputs, rule_ids: np.ndarray, t: StageThresholds) -> np.ndarray:
-    """The rule sentence of every member, formatted only for the rows each rule fired on."""
-    out = np.empty(len(rule_ids), dtype=object)
-    for rule in np.unique(rule_ids):
-        hit = rule_ids == rule
-        out[hit] = _sentence(str(rule), {k: v[hit] for k, v in x.items()}, t)
+def _sentences(x: Inputs, rules: np.ndarray, t: StageThresholds) -> np.ndarray:
+    """The rule sentence of every member (`rules` from `_rules`), formatted only for the rows
+    each rule fired on."""
+    out = np.empty(len(rules), dtype=object)
+    for rule in np.unique(rules):
+        hit = rules == rule
+        out[hit] = _sentence(str(_RULE_IDS[rule]), {k: v[hit] for k, v in x.items()}, t)
     return out
 
 

@@ -95,6 +95,37 @@ def test_first_channel_not_refused_is_used() -> None:
     assert batch.explain("m1").action.channel == chosen["channel"]
 
 
+def test_channels_of_missing_repeated_and_nullable_opt_out_texts() -> None:
+    """Members sharing an opt-out text get the same channels; a missing text refuses none,
+    with plain and nullable text columns alike."""
+    texts = ["email", None, "", "email", "email,app,push", "app,email"]
+    points = CATALOGUE.ids.index("double_points")  # channels email, app, push
+    expected = ["app", "email", "email", "app", None, "push"]
+    for column in (pd.Series(texts, dtype=object), pd.Series(texts, dtype="string")):
+        features = _snapshot(len(texts)).assign(channels_opted_out=column.to_numpy())
+
+        channels = action_channels(features, CATALOGUE)
+
+        assert channels.shape == (len(texts), len(CATALOGUE.ids))
+        assert channels[:, points].tolist() == expected
+
+
+def test_register_entry_without_a_flag_counts_as_no_consent() -> None:
+    """An entry whose consent flag or opt-out text is missing: no consent of that kind (it
+    blocks, never fails the decision) and no channel refused."""
+    register = _register(("m0", True, True, "sms")).astype(object)
+    register.loc[0, ["consent_personalization", "channels_opted_out"]] = None
+
+    features = effective_consent(_snapshot(2), register)
+    blocks = guardrail_blocks(features, CATALOGUE, _no_history(2), POLICY)
+
+    recs, points = CATALOGUE.ids.index("onboarding_recs"), CATALOGUE.ids.index("double_points")
+    assert features["consent_personalization"].isna().tolist() == [True, False]
+    assert features["channels_opted_out"].tolist() == ["", ""]
+    assert (blocks[0, recs], blocks[0, points]) == (NO_PERSONALIZATION, OK)
+    assert blocks[1, recs] == OK
+
+
 def test_recheck_drops_and_reroutes_earlier_decisions() -> None:
     """Issue 17: decisions made before a change (a batch run) are checked again: withdrawn
     consent drops the row, a refused channel is replaced by the next allowed one."""

@@ -112,6 +112,28 @@ def test_single_member_entry_point_agrees_with_the_frame_rules(
     assert stage_of(unknown, {})[0] == "registered", "a missing has_ordered counts as no order"
 
 
+def test_nullable_and_text_columns_give_the_stages_of_plain_ones(
+    members: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    """The rules read nullable integers, nullable flags and numbers held as objects as they
+    read numpy floats and bools: same stages, rule ids and sentences, a categorical stage."""
+    features, scores = members
+    plain = assign_stages(features, scores)
+    mixed = features.assign(
+        has_ordered=features["has_ordered"].astype("boolean"),
+        frequency=features["frequency"].astype("Int64"),
+        days_since_first_order=features["days_since_first_order"].astype("Float64"),
+        recency_days=features["recency_days"].astype(object),
+    )
+    mixed.loc["registered", "has_ordered"] = pd.NA  # a missing flag counts as no order
+
+    result = assign_stages(mixed, scores.astype(object))
+
+    pd.testing.assert_frame_equal(result, plain)
+    assert list(result["stage"].cat.categories) == list(STAGES)
+    assert result.loc["dormant", "rule_id"] == "dormant_recency"
+
+
 def test_missing_columns_are_named(members: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     features, _ = members
 
