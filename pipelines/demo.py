@@ -65,6 +65,8 @@ def _steps() -> list[tuple[str, Step]]:
         ("Next-best action: learn uplift from the campaign log, evaluate policies", _nba),
         ("Score API: publish score cards, start, call each endpoint, stop", _serve),
         (f"Batch-score every member as of {AS_OF}, build campaign lists", _batch),
+        (f"Programme KPIs as of {AS_OF}: monthly figures and acquisition cohorts", _kpis),
+        ("Monitor the champions: feature and score drift, matured performance", _monitor),
         ("Erase one member from every store (a member's right to erasure)", _erase),
     ]
 
@@ -253,6 +255,21 @@ def _batch(settings: Settings) -> None:
     lists = campaign.build(settings, summary.out, budget=CAMPAIGN_BUDGET)
     typer.echo(lists.describe())
     typer.echo(f"HTML report: {summary.report}")
+
+
+def _kpis(settings: Settings) -> None:
+    from pipelines.kpis import job as kpis
+
+    typer.echo(kpis.run(settings, AS_OF).headline())
+
+
+def _monitor(settings: Settings) -> None:
+    """Check every champion against the latest snapshot; the demo's programme does not drift,
+    so a finding here is printed for reading, not a failed step (`memberscore monitor` exits
+    non-zero on one)."""
+    from pipelines.monitor import job as monitor
+
+    typer.echo(monitor.run(settings, as_of=AS_OF, progress=typer.echo).headline())
 
 
 def _erase(settings: Settings) -> None:
