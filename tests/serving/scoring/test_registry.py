@@ -353,6 +353,7 @@ def test_publish_scores_every_member_with_the_champions(
     from serving.scoring.cards import card_key
 
     settings = materialized(registry, "publish", snapshot, families)
+    settings = settings.model_copy(update={"batch_workers": 1})  # no worker processes to start
     lines: list[str] = []
 
     report = publish.run(settings, chunk_members=4, progress=lines.append)
