@@ -182,7 +182,10 @@ def main() -> None:
     with TreePeak() as tree:
         report, publish_s = timed(
             lambda: publish.run(
-                settings, chunk_members=args.chunk, progress=lambda line: print(line, flush=True)
+                settings,
+                chunk_members=args.chunk,
+                progress=lambda line: print(line, flush=True),
+                force=True,  # the store was flushed: every part, whatever an earlier run did
             )
         )
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
