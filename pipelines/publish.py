@@ -164,7 +164,10 @@ def run(
     key = card_key(bundle, settings)
     inputs = run_inputs(settings, store, views, key, chunk_members)
     copy = published_path(settings)
-    manifest, done = _open(folder, copy, inputs, force, _parts_total(settings, chunk_members))
+    total = _parts_total(settings, chunk_members)
+    manifest, done = _open(folder, copy, inputs, force, total)
+    if manifest.status == mf.COMPLETE and not _still_served(settings, copy, key):
+        manifest, done = _open(folder, copy, inputs, True, total)  # the store lost the cards
     if manifest.status == mf.COMPLETE:
         members = manifest.counts["members"]
         return PublishReport(members, members, key, bundle.fingerprint, 0.0, already_complete=True)
@@ -256,6 +259,19 @@ def _open(
     manifest = mf.Manifest(key, "", ENGINE, inputs, total)
     mf.write(folder, manifest)
     return manifest, {}
+
+
+def _still_served(settings: Settings, copy: Path, key: str) -> bool:
+    """True when the online store still serves the cards of the first and last member of the
+    finished run's copy as current (a flushed or replaced store does not)."""
+    import pyarrow.parquet as pq
+
+    from serving.online.feast_reader import FeastReader
+
+    ids = pq.read_table(copy, columns=["member_id"])["member_id"]
+    ends = [str(ids[0]), str(ids[-1])] if len(ids) else []
+    cards = FeastReader(settings).published(ends)
+    return all(m in cards and cards[m].current(key) for m in ends)
 
 
 def _parts_total(settings: Settings, chunk_members: int) -> int:

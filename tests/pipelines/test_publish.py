@@ -137,10 +137,13 @@ def test_a_stopped_run_resumes_at_the_parts_left(
 def test_a_finished_run_is_kept_until_the_snapshot_changes(
     applied: Settings, bundle: ModelBundle
 ) -> None:
-    """A rerun of a finished run only checks its copy; new snapshot contents publish again."""
+    """A rerun of a finished run only checks its copy and that the store still serves it; a
+    store that lost cards or new snapshot contents publish again."""
     quiet(applied, bundle, 20)
 
     assert quiet(applied, bundle, 20).already_complete
+    store.forget_online(applied, ["m0"])
+    assert not quiet(applied, bundle, 20).already_complete, "the store lost a card"
 
     snapshot = pd.read_parquet(store.snapshot_files(applied)[0])
     snapshot.loc[0, "recency_days"] = 999.0
