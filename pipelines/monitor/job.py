@@ -139,11 +139,22 @@ def score_name(model: ServedModel) -> str:
 
 
 def scores(frame: pd.DataFrame, model: ServedModel, settings: Settings) -> pd.Series:
-    """The score of `model` for each row of `frame` (rows of its population), by member id."""
+    """The score of `model` for each row of `frame` (rows of its population), by member id;
+    in `settings.batch_workers` slices at once (LightGBM releases the GIL; rows are scored
+    independently, so the slicing does not change them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     rows = frame.set_index(inputs.MEMBER_ID)
     rows.index = rows.index.astype(str)
-    scored = score_frame(rows, ModelBundle({model.ref.name: model}), settings, reasons=0)
-    return scored[score_name(model)].astype(float)
+    bundle, column = ModelBundle({model.ref.name: model}), score_name(model)
+    slices = np.array_split(np.arange(len(rows)), max(1, min(settings.batch_workers, len(rows))))
+
+    def one(positions: np.ndarray) -> pd.Series:
+        return score_frame(rows.iloc[positions], bundle, settings, reasons=0)[column]
+
+    with ThreadPoolExecutor(settings.batch_workers) as pool:
+        parts = list(pool.map(one, slices))
+    return pd.concat(parts).astype(float) if parts else pd.Series(dtype=float)
 
 
 def reference_samples(
