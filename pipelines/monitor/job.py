@@ -271,8 +271,14 @@ def matured_check(
         return None
     later = [c for c in ripe if c > max(champion.cutoffs)]
     cutoff = (later or ripe)[-1]
-    outcomes = outcome_frame(settings, champion.name, tables, cutoff, model.horizon_days, end)
     predicted, source = predictions(settings, champion, model, cutoff)
+    members, orders = tables  # only the predicted members' rows: a sample's labels are cheap
+    ids = pd.Index(predicted.index.astype(str))
+    own = (
+        members.loc[members[labels.MEMBER_ID].isin(ids)],
+        orders.loc[orders[labels.MEMBER_ID].isin(ids)],
+    )
+    outcomes = outcome_frame(settings, champion.name, own, cutoff, model.horizon_days, end)
     joined = outcomes.join(predicted.rename("predicted"), how="inner")
     if joined.empty:
         return None
