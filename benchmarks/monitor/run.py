@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sys
@@ -32,6 +33,13 @@ from memberscore.settings import Settings
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 TARGET_SECONDS = 60.0
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process, its threads and finished children so far (s)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def forget_references(settings: Settings) -> None:
@@ -86,6 +94,8 @@ def main() -> None:
         "seconds": round(seconds, 1),
         "target_seconds": TARGET_SECONDS,
         "met": seconds <= TARGET_SECONDS,
+        "cpu_seconds": round(cpu_seconds(), 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "steps": steps,
         "models": {n: c.version for n, c in report.checks.items()},
