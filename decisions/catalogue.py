@@ -254,10 +254,10 @@ def condition_mask(frame: pd.DataFrame, condition: Condition) -> np.ndarray:
             f"features frame does not have{where}"
         )
     column = frame[condition.feature]
-    present = column.notna().to_numpy()
+    values = column.to_numpy()
+    present = ~pd.isna(values)
     if condition.op == "in":
         return present & column.isin(list(condition.value)).to_numpy()  # type: ignore[arg-type]
-    values = column.to_numpy()
     compare = {
         "<": np.less,
         "<=": np.less_equal,

@@ -353,11 +353,13 @@ def action_blocks(
     codes = guardrail_blocks(features, catalogue, history, policy, channels)
     # Stages as codes into their distinct values; a missing stage (code -1) is in none.
     stage, names = pd.factorize(stages["stage"].to_numpy(dtype=object))
+    meant = np.array(  # per distinct stage (and a last row for a missing one) and action
+        [[name in a.stages for a in catalogue.actions] for name in [*names, None]], dtype=bool
+    ).reshape(len(names) + 1, len(catalogue.actions))
     for j, action in enumerate(catalogue.actions):
         if action.id == NO_ACTION:
             continue
-        in_stage = np.append(np.isin(names.astype(object), action.stages), False)[stage]
-        rule = np.where(in_stage, OK, NOT_IN_STAGE)
+        rule = np.where(meant[stage, j], OK, NOT_IN_STAGE)
         rule = np.where(
             (rule == OK) & ~eligibility_mask(features, action.conditions), CONDITION, rule
         )
