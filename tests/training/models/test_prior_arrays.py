@@ -8,6 +8,7 @@ import pytest
 
 from features.btyd.outlook import outlook_frame, outlook_from_params
 from features.families.btyd import INPUT_COLUMNS, btyd_inputs
+from training.models import prior as prior_module
 from training.models.prior import FALLBACK, BtydPrior, offsets_of
 
 PARETO = {"tx_r": 0.553, "tx_alpha": 10.578, "tx_s": 0.606, "tx_beta": 11.669}
@@ -96,6 +97,7 @@ def test_equal_priors_loaded_apart_share_one_forecast(monkeypatch: pytest.Monkey
         return real(self, rfm)
 
     monkeypatch.setattr(BtydPrior, "forecast_arrays", counted)
+    prior_module._shared_offsets.cache_clear()  # whatever other tests left there
 
     got = first.offsets_matrix(matrix, names)
     again = second.offsets_matrix(matrix, names)
