@@ -157,8 +157,8 @@ class Settings(BaseSettings):
     batch_workers: int = Field(
         2,
         gt=0,
-        description="Chunks the local batch engine scores at once (threads; LightGBM "
-        "releases the GIL). Each holds one chunk of chunk_rows members in memory.",
+        description="Parts scored at once: threads in batch-score (LightGBM releases the "
+        "GIL), worker processes in publish-scores. Each holds one part in memory.",
     )
 
     churn_horizon_days: int = Field(90, gt=0, description="Default churn horizon (days).")
