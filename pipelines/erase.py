@@ -5,7 +5,8 @@ time, every store pending), then the stores are erased in this order:
 - what the API serves from (`serving.online.erasure.forget_served`): the online store with the
   published cards' view, the cards' Parquet copy, the contact log, the consent register;
 - quarantine files (the raw rejected rows), the raw exports under `<data>/raw`, the
-  simulator's ground truth under `<data>/truth`, the feature snapshots (each file atomically);
+  simulator's ground truth under `<data>/truth`, the feature snapshots (each file atomically),
+  the parts a stopped `publish-scores` run keeps until it resumes (it then scores them again);
 - the lake: every partition file of every table holding the member's rows is rewritten without
   them (a new file renamed over the old one), under the lake's writer lock that ingest takes;
   the ingest log's examples naming the member go too;
@@ -60,6 +61,7 @@ STORE_ORDER = (
     "feature snapshots",
     "online store",
     "published cards",
+    "publish run parts",
     "contact log",
     "consent register",
     "batch outputs",
@@ -285,8 +287,10 @@ def _replace_text(path: Path, text: str) -> None:
 
 
 def _erase_files(settings: Settings, ids: list[str], report: ErasureReport) -> None:
-    """Quarantine files, raw exports, the simulator's truth and the feature snapshots."""
+    """Quarantine files, raw exports, the simulator's truth, the feature snapshots and the
+    parts of a stopped publish run."""
     from features.store import snapshot_files
+    from pipelines import publish
 
     quarantine: Counter = Counter()
     for path in sorted(settings.quarantine_dir.glob("*/*.csv")):
@@ -306,6 +310,14 @@ def _erase_files(settings: Settings, ids: list[str], report: ErasureReport) -> N
     for path in snapshot_files(settings):
         snapshots += erasures.without_members(path, ids)
     report.add("feature snapshots", snapshots, str(settings.snapshots_dir))
+    # A stopped `publish-scores` keeps its finished parts until it resumes; a part rewritten
+    # here no longer matches its checksum in the run's manifest, so the resumed run scores it
+    # again from the (erased) snapshot.
+    parts: Counter = Counter()
+    folder = publish.run_folder(settings)
+    for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+        parts += erasures.without_members(path, ids)
+    report.add("publish run parts", parts, str(folder))
 
 
 def _csv_without(path: Path, ids: list[str], *, column: str | None) -> Counter:

@@ -26,6 +26,7 @@ PIPELINE_STORES = (
     "raw exports",
     "simulator truth",
     "feature snapshots",
+    "publish run parts",
     "batch outputs",
     "campaign lists",
 )

@@ -394,3 +394,26 @@ def test_new_ingest_log_lines_hold_no_examples(settings: Settings, tmp_path: Pat
     assert report.rejected_examples and report.unknown_members == 0
     text = (settings.lake_dir / ingest.LOG_FILE).read_text()
     assert "m1" not in text and "examples" not in text, text
+
+
+def test_a_stopped_publish_runs_parts_lose_the_member(settings: Settings) -> None:
+    """A `publish-scores` run stopped half way keeps its finished parts (cards with member
+    ids) until it resumes: erasure rewrites them without the member, so their checksums no
+    longer match the run's manifest and the resumed run scores them again."""
+    from memberscore.erasures import member_counts
+    from pipelines import publish
+
+    folder = publish.run_folder(settings)
+    folder.mkdir(parents=True)
+    first, second = folder / "part-00000.parquet", folder / "part-00001.parquet"
+    pd.DataFrame({"member_id": ["m1", "m2"], "card": ["{}", "{}"]}).to_parquet(first)
+    pd.DataFrame({"member_id": ["m3"], "card": ["{}"]}).to_parquet(second)
+    untouched = second.read_bytes()
+    report = erase.ErasureReport(["m1"])
+
+    erase._erase_files(settings, ["m1"], report)
+
+    assert report.member_stores("m1") == {"publish run parts": 1}
+    assert pd.read_parquet(first)["member_id"].tolist() == ["m2"]
+    assert not member_counts(first, ["m1"]), "no row of the member is left in the part"
+    assert second.read_bytes() == untouched, "a part without the member is not rewritten"
