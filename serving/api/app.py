@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -26,12 +25,6 @@ from serving.api.resources import Resources, open_resources
 from serving.api.routes import actions, consent, contacts, erasure, health, models, scores
 
 LOG = logging.getLogger("memberscore.serving")
-# How often a thread holding the GIL hands it over (Python's default is 5 ms). A decision of
-# many members runs in the thread pool for tens of ms; at 1 ms the event loop gets the GIL
-# back five times as often meanwhile, so other requests wait less (in process: one-member
-# requests' p99 beside 100-member decisions 38 → 27 ms, median of six runs, the decisions'
-# throughput unchanged).
-SWITCH_INTERVAL_SECONDS = 0.001
 
 DESCRIPTION = """Scores, lifecycle stage, reasons and next-best action of programme members.
 
@@ -64,13 +57,10 @@ def create_app(settings: Settings) -> FastAPI:
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the stores; in the background load the champions, poll for new ones and warm the
-    online store; close everything at the end. Nothing here waits on the registry. The
-    process's switch interval is `SWITCH_INTERVAL_SECONDS` while the app runs."""
+    online store; close everything at the end. Nothing here waits on the registry."""
     settings: Settings = app.state.settings
     resources = await asyncio.to_thread(open_resources, settings)
     app.state.resources = resources
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     tasks = (
         asyncio.create_task(
             poll(resources.models, app.state.metrics, settings.serving.model_poll_seconds)
@@ -87,7 +77,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await task
         app.state.resources = None
         resources.close()
-        sys.setswitchinterval(switch_interval)
 
 
 async def _warm_up(resources: Resources) -> None:
