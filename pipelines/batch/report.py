@@ -11,9 +11,7 @@ does the reading and writing.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from datetime import date
 from pathlib import Path
@@ -24,6 +22,7 @@ import pandas as pd
 
 from memberscore.settings import Settings
 from pipelines.batch import manifest as mf
+from pipelines.figures import inline_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -201,14 +200,6 @@ def plot_actions(table: pd.DataFrame, currency: str) -> Figure:
     return figure
 
 
-def png(figure: Figure) -> str:
-    """A figure as an <img> tag holding the PNG inline (base64)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="plot" src="data:image/png;base64,{data}">'
-
-
 def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(float_format=lambda v: f"{v:,.2f}", border=0, classes="t", na_rep="-")
 
@@ -249,16 +240,16 @@ def write(settings: Settings, out: Path) -> Path:
             "Expected orders, spend and CLV",
             f"<p>Sums of the expected values over {window} ({currency}).</p>" + _table(expected),
         ),
-        ("Lifecycle stages", png(plot_stages(stages)) + _table(stages)),
+        ("Lifecycle stages", inline_png(plot_stages(stages)) + _table(stages)),
         ("Stage migration", _migration(settings, as_of, scores)),
-        ("Score distributions", png(plot_histograms(scores, currency))),
+        ("Score distributions", inline_png(plot_histograms(scores, currency))),
         (
             "CLV deciles" + (" (CLV p50: no expected CLV)" if clv == "clv_p50" else ""),
-            png(plot_deciles(deciles, currency)) + _table(deciles),
+            inline_png(plot_deciles(deciles, currency)) + _table(deciles),
         ),
         (
             "Expected value and cost per action",
-            png(plot_actions(actions, currency)) + _table(actions),
+            inline_png(plot_actions(actions, currency)) + _table(actions),
         ),
         ("Campaign lists", _lists(out)),
     ]
@@ -322,7 +313,7 @@ def _migration(settings: Settings, as_of: date, scores: pd.DataFrame) -> str:
     cutoff = previous.stem.split("-", 1)[1]
     matrix.index.name, matrix.columns.name = cutoff, f"{as_of}"
     note = f"<p>From {cutoff} (stages without scores) to {as_of}.</p>"
-    return note + png(plot_migration(matrix, f"Stage migration {cutoff} to {as_of}"))
+    return note + inline_png(plot_migration(matrix, f"Stage migration {cutoff} to {as_of}"))
 
 
 def _lists(out: Path) -> str:

@@ -4,15 +4,14 @@ read here; matplotlib draws without pyplot (no global state, no display)."""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from pipelines.figures import inline_png
 from pipelines.kpis.definitions import Definitions
 
 if TYPE_CHECKING:
@@ -75,14 +74,6 @@ def _money(value: Any) -> str:
 def _number(value: Any, spec: str) -> str:
     """`value` formatted with `spec`, "n/a" when missing."""
     return "n/a" if value is None or pd.isna(value) else format(float(value), spec)
-
-
-def _png(figure: Figure) -> str:
-    """The figure as an <img> with an inline base64 PNG."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=96)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="" src="data:image/png;base64,{data}">'
 
 
 def _axes(title: str, ylabel: str, width: float = 9.0) -> tuple[Figure, Axes]:
@@ -249,4 +240,4 @@ def _plots(
     ]
     if len(cohorts):
         figures += [plot_retention(cohorts), plot_cumulative_spend(cohorts, currency)]
-    return [f"<div>{_png(figure)}</div>" for figure in figures]
+    return [f"<div>{inline_png(figure)}</div>" for figure in figures]

@@ -6,9 +6,7 @@ API (no pyplot state)."""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from memberscore.settings import Settings
+from pipelines.figures import inline_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -87,8 +86,8 @@ def section(check: ModelCheck) -> str:
         )
     else:
         parts.append('<p class="ok">No figure past its threshold.</p>')
-    parts.append(_image(score_figure(check)))
-    parts.append(_image(psi_figure(check.features)))
+    parts.append(f"<p>{inline_png(score_figure(check))}</p>")
+    parts.append(f"<p>{inline_png(psi_figure(check.features))}</p>")
     parts.append(_table(pd.concat([check.scores, check.features.head(TOP_FEATURES)])))
     parts.append(matured_table(check))
     return "\n".join(parts)
@@ -148,11 +147,3 @@ def psi_figure(features: pd.DataFrame) -> Figure:
     axes.tick_params(axis="y", labelsize=7)
     figure.tight_layout()
     return figure
-
-
-def _image(figure: Figure) -> str:
-    """`figure` as an inline PNG."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<p><img alt="plot" src="data:image/png;base64,{data}"></p>'
