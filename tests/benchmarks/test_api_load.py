@@ -11,8 +11,9 @@ from benchmarks.api import load
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-def _server(status: int = 200) -> Handler:
-    """Answer every request on a connection with `status` and a JSON body echoing the path."""
+def _server(status: int = 200, seen: list[bytes] | None = None, delay: float = 0.0) -> Handler:
+    """Answer every request on a connection with `status` and a JSON body echoing the path,
+    after `delay` seconds; each request's method and path go to `seen` when given."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -29,6 +30,10 @@ def _server(status: int = 200) -> Handler:
                 0,
             )
             await reader.readexactly(length)
+            if seen is not None:
+                seen.append(b" ".join(head.split(b" ")[:2]))
+            if delay:
+                await asyncio.sleep(delay)
             body = b'{"path": "%s"}' % head.split(b" ")[1]
             writer.write(
                 b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body)
@@ -88,23 +93,6 @@ def test_next_best_action_steps_call_their_routes_and_run_side_by_side() -> None
 
     seen: list[bytes] = []
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError:
-                break
-            length = next(
-                (int(line.split(b":")[1]) for line in head.split(b"\r\n") if b"Length" in line),
-                0,
-            )
-            await reader.readexactly(length)
-            seen.append(b" ".join(head.split(b" ")[:2]))
-            await asyncio.sleep(0.002)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-            await writer.drain()
-        writer.close()
-
     ids = [f"m{i}" for i in range(300)]
     nba_one, nba_batch = run.memberscore_calls(ids, "next-best-action")
     scores_one, _ = run.memberscore_calls(ids)
@@ -114,7 +102,7 @@ def test_next_best_action_steps_call_their_routes_and_run_side_by_side() -> None
             run.nba_scenarios, targets, scores_one, nba_one, nba_batch, 0.02
         )
 
-    out = _measure(handle, scenario)
+    out = _measure(_server(seen=seen, delay=0.002), scenario)
 
     assert set(out) == {
         "nba_one_sequential",
