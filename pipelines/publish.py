@@ -149,17 +149,14 @@ def run(
     """Write the latest features and the card of every member in the feature snapshots with
     the current champions (see the module docstring); `bundle` spares loading them when
     `settings.batch_workers` is 1 (worker processes load their own); `force` starts afresh."""
-    from features.store import applied_views, apply_published, published_path, published_view
+    from features.store import apply_published, published_path
     from serving.scoring.adapters import open_domain
     from serving.scoring.registry import RegistrySource
 
     started = time.perf_counter()
     bundle = bundle or RegistrySource(settings).load()
     store = apply_published(settings)
-    cards_view = published_view(store)
-    if cards_view is None:
-        raise DataNotFound("the published scores' view did not register; run it again")
-    views = [*applied_views(store), cards_view]
+    views = written_views(store)
     folder = run_folder(settings)
     key = card_key(bundle, settings)
     inputs = run_inputs(settings, store, views, key, chunk_members)
@@ -201,6 +198,17 @@ def run(
         parts=len(manifest.parts),
         skipped=len(done),
     )
+
+
+def written_views(store: FeatureStore) -> list[Any]:
+    """The feature views a publish writes: every applied one, then the cards' view last.
+    DataNotFound when the cards' view is not registered."""
+    from features.store import applied_views, published_view
+
+    cards_view = published_view(store)
+    if cards_view is None:
+        raise DataNotFound("the published scores' view is not registered; run it again")
+    return [*applied_views(store), cards_view]
 
 
 def run_folder(settings: Settings) -> Path:
@@ -341,7 +349,7 @@ def _in_processes(
 def _start_worker(settings: Settings, fingerprint: dict[str, str], lock: Any) -> None:
     """Open the store, load the champions (the versions `fingerprint` names) and the domain
     rules of one worker process."""
-    from features.store import applied_views, feature_store, published_view
+    from features.store import feature_store
     from serving.scoring.adapters import open_domain
     from serving.scoring.registry import RegistrySource
 
@@ -352,10 +360,7 @@ def _start_worker(settings: Settings, fingerprint: dict[str, str], lock: Any) ->
             f"{bundle.fingerprint}); run `memberscore publish-scores` again"
         )
     store = feature_store(settings)
-    cards_view = published_view(store)
-    if cards_view is None:
-        raise DataNotFound("the published scores' view is not registered; run it again")
-    views = [*applied_views(store), cards_view]
+    views = written_views(store)
     folder = run_folder(settings)
     domain = open_domain(settings)
     _WORKER.append(_Job(store, views, bundle, domain, settings, folder, lock or nullcontext()))
