@@ -18,7 +18,7 @@ from serving.scoring.bundle import ModelBundle
 from serving.scoring.cards import card_key
 from serving.scoring.registry import RegistrySource
 from tests.serving.conftest import FAMILIES, _snapshot, member_row
-from tests.serving.scoring.test_registry import SPEC, fit, register, training_frame
+from tests.serving.scoring.test_registry import champions_in
 
 IDS = [f"m{i}" for i in range(40)] + [f"n{i}" for i in range(5)]
 
@@ -26,17 +26,8 @@ IDS = [f"m{i}" for i in range(40)] + [f"n{i}" for i in range(5)]
 @pytest.fixture(scope="module")
 def champions(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A temp registry with champions churn, activation and clv."""
-    root = tmp_path_factory.mktemp("publish_registry")
-    settings = Settings(
-        data_dir=root / "data",
-        mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
-        mlflow_artifact_root=root / "artifacts",
-    )
     rows = {m: member_row(int(m[1:]), ordered=m.startswith("m")) for m in IDS}
-    frame = training_frame(rows, seed=2)
-    for name in SPEC:
-        register(settings, name, fit(name, frame, seed=2))
-    return settings
+    return champions_in(tmp_path_factory.mktemp("publish_registry"), rows, seed=2)
 
 
 @pytest.fixture(scope="module")

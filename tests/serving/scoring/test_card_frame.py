@@ -20,7 +20,7 @@ from serving.scoring.bundle import ModelBundle
 from serving.scoring.cards import COLUMNS, card_frame, card_key, observed_scores
 from serving.scoring.registry import RegistrySource
 from serving.scoring.score import score
-from tests.serving.scoring.test_registry import SPEC, fit, materialized, register, training_frame
+from tests.serving.scoring.test_registry import champions_in, materialized
 from training.core.reasons import catalog_descriptions
 
 
@@ -34,15 +34,7 @@ def champions(
     from training import tracking
     from training.jobs import outlook as outlook_job
 
-    root = tmp_path_factory.mktemp("card_frame")
-    settings = Settings(
-        data_dir=root / "data",
-        mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
-        mlflow_artifact_root=root / "artifacts",
-    )
-    frame = training_frame(member_rows, seed=3)
-    for name in SPEC:
-        register(settings, name, fit(name, frame, seed=3))
+    settings = champions_in(tmp_path_factory.mktemp("card_frame"), member_rows, seed=3)
     record = outlook_job.log_outlook(
         settings, fit_family(history()), pd.Timestamp("2026-05-01"), {"roc_auc": 0.7}, {}
     )

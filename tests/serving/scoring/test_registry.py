@@ -114,15 +114,20 @@ def registry(
     tmp_path_factory: pytest.TempPathFactory, member_rows: dict[str, dict[str, Any]]
 ) -> Settings:
     """A temp MLflow store with champions of churn, activation and clv (version 1 each)."""
-    root = tmp_path_factory.mktemp("serving_mlflow")
+    return champions_in(tmp_path_factory.mktemp("serving_mlflow"), member_rows, seed=1)
+
+
+def champions_in(root: Path, member_rows: dict[str, dict[str, Any]], seed: int) -> Settings:
+    """Settings of a new MLflow store under `root` holding champions of churn, activation and
+    clv (version 1 each), fitted on `member_rows` with `seed`."""
     settings = Settings(
         data_dir=root / "data",
         mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
         mlflow_artifact_root=root / "artifacts",
     )
-    frame = training_frame(member_rows, seed=1)
+    frame = training_frame(member_rows, seed=seed)
     for name in SPEC:
-        register(settings, name, fit(name, frame, seed=1))
+        register(settings, name, fit(name, frame, seed=seed))
     return settings
 
 

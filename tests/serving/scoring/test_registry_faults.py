@@ -21,7 +21,7 @@ from memberscore.errors import StoreUnavailable
 from memberscore.settings import Settings
 from serving.scoring.bundle import ModelHolder
 from serving.scoring.registry import RegistrySource
-from tests.serving.scoring.test_registry import SPEC, fit, register, training_frame
+from tests.serving.scoring.test_registry import champions_in, fit, register, training_frame
 from training import tracking
 from training.models import persistence
 
@@ -55,15 +55,7 @@ print(json.dumps({"before": before, "after": holder.current.fingerprint, "error"
 @pytest.fixture
 def fresh_registry(tmp_path: Path, member_rows: dict[str, dict[str, Any]]) -> Settings:
     """A temp MLflow store of its own with churn, activation and clv champions (version 1)."""
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        mlflow_artifact_root=tmp_path / "artifacts",
-    )
-    frame = training_frame(member_rows, seed=1)
-    for name in SPEC:
-        register(settings, name, fit(name, frame, seed=1))
-    return settings
+    return champions_in(tmp_path, member_rows, seed=1)
 
 
 def new_version(settings: Settings, member_rows: dict, *, checksums: bool) -> tuple[str, str]:
