@@ -46,11 +46,16 @@ def checksums(out: Path) -> dict[str, str]:
 
 
 def run_killed(
-    settings: Settings, out: Path, monkeypatch: pytest.MonkeyPatch, after_parts: int = 2
+    settings: Settings,
+    out: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    after_parts: int = 2,
+    workers: int | None = None,
 ) -> list[str]:
     """A local run into `out` killed (KeyboardInterrupt) once `after_parts` parts are written.
-    Returns the names of the parts written, which keeps growing with the parts later runs in
-    the test write."""
+    With `workers=1` exactly `after_parts` parts are recorded; with more threads a part in
+    flight beside the dying one may or may not be. Returns the names of the parts written,
+    which keeps growing with the parts later runs in the test write."""
     write_part, written, dead = batch._write_part, [], [True]
 
     def write_or_die(*args: object, **kwargs: object) -> mf.PartRecord:
@@ -61,6 +66,6 @@ def run_killed(
 
     monkeypatch.setattr(batch, "_write_part", write_or_die)
     with pytest.raises(KeyboardInterrupt):
-        run(settings, out)
+        run(settings.model_copy(update={"batch_workers": workers or settings.batch_workers}), out)
     dead.clear()
     return written

@@ -42,11 +42,11 @@ def test_spark_writes_the_local_engines_files(batch_settings: Settings, tmp_path
 def test_spark_resumes_a_killed_run_computing_only_the_missing_parts(
     batch_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Given a local run killed after two parts, when Spark resumes it, then it writes the
-    three others only and the folder equals an uninterrupted run; a segment filter that
-    empties parts gives them empty records, as locally."""
+    """Given a local run on one thread killed after two parts, when Spark resumes it, then it
+    writes the three others only and the folder equals an uninterrupted run; a segment filter
+    that empties parts gives them empty records, as locally."""
     batch_world.run(batch_settings, tmp_path / "whole")
-    written = batch_world.run_killed(batch_settings, tmp_path / "killed", monkeypatch)
+    written = batch_world.run_killed(batch_settings, tmp_path / "killed", monkeypatch, workers=1)
 
     resumed = batch_world.run(batch_settings, tmp_path / "killed", engine="spark")
 
