@@ -55,18 +55,20 @@ class BtydPrior:
     def forecast_arrays(self, rfm: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """`forecast` of the rfm columns given as float arrays in `INPUT_COLUMNS` order: plain
         numpy, no pandas (serving calls it for every member it scores live)."""
-        orders = np.asarray(rfm[0], dtype=float)
-        out = {name: np.full(len(orders), value) for name, value in FALLBACK.items()}
-        rows = np.flatnonzero(orders >= 1)  # NaN (unknown) is no order
+        columns = [np.asarray(c, dtype=float) for c in rfm]
+        out = {name: np.full(len(columns[0]), value) for name, value in FALLBACK.items()}
+        rows = np.flatnonzero(timed(columns))
         if rows.size:
-            summary = order_summary(*(np.asarray(c, dtype=float)[rows] for c in rfm))
+            summary = order_summary(*(c[rows] for c in columns))
             model, weeks = self.outlook.transactions, self.horizon_days / DAYS_PER_WEEK
             alive = model.conditional_probability_alive(summary)
             expected = model.conditional_expected_purchases(summary, weeks, alive)
             out["p_alive"][rows] = alive
             out["p_no_purchase"][rows] = model.probability_no_purchase(summary, weeks)
             out["expected_purchases"][rows] = expected
-            out["expected_spend"][rows] = expected * expected_order_value(self.outlook, summary)
+            value = expected_order_value(self.outlook, valued(summary))
+            spend = expected * value
+            out["expected_spend"][rows] = np.where(np.isfinite(spend), spend, EPS)
         return out
 
     def offsets(self, features: pd.DataFrame) -> pd.DataFrame:
@@ -102,6 +104,27 @@ class BtydPrior:
         """What `from_document` rebuilds the prior from (model.json)."""
         params = self.outlook.params()
         return {"kind": self.outlook.kind, "params": params, "horizon_days": self.horizon_days}
+
+
+def timed(rfm: Sequence[np.ndarray]) -> np.ndarray:
+    """Rows (rfm arrays in `INPUT_COLUMNS` order) with a purchase and known purchase timing
+    (days since the last and the first order): the rows a BTYD forecast exists for. An
+    unknown count is no purchase; unknown timing gets the `FALLBACK` outlook too, rather than
+    a NaN offset the booster would start from."""
+    orders, last, first = rfm[0], rfm[1], rfm[2]
+    return (orders >= 1) & np.isfinite(last) & np.isfinite(first)
+
+
+def valued(summary: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`summary` with members whose order values are unknown (NaN mean or first amount)
+    treated as having no repeat-order value: Gamma-Gamma gives them the population mean."""
+    unknown = ~(np.isfinite(summary["monetary"]) & np.isfinite(summary["first_value"]))
+    if not unknown.any():
+        return summary
+    out = dict(summary)
+    out["frequency"] = np.where(unknown, 0.0, summary["frequency"])
+    out["monetary"] = np.where(unknown, 0.0, summary["monetary"])
+    return out
 
 
 @dataclass(frozen=True)

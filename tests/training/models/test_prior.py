@@ -96,6 +96,38 @@ def test_members_without_a_purchase_get_the_fallback_offsets(prior: BtydPrior) -
     assert (got.iloc[BUYERS]["orders_log"] > np.log(EPS) + 1).all(), "buyers differ from it"
 
 
+def test_buyers_with_missing_rfm_values_get_finite_offsets(prior: BtydPrior) -> None:
+    """Given buyers whose purchase timing is unknown (days since the last or first order
+    missing) or whose order values are unknown (mean or first amount missing), when the offsets
+    are computed, then every offset is finite: unknown timing gets the `FALLBACK` outlook,
+    unknown value the forecast purchases at the population's (Gamma-Gamma) order value."""
+    nan = np.nan
+    rows = pd.DataFrame(
+        {
+            "frequency": [3.0, 3.0, 3.0, 3.0, 3.0],
+            "recency_days": [nan, 10.0, 10.0, 10.0, 10.0],
+            "days_since_first_order": [100.0, nan, 100.0, 100.0, 100.0],
+            "avg_order_value": [30.0, 30.0, nan, 30.0, 30.0],
+            "first_order_amount": [20.0, 20.0, 20.0, nan, 20.0],
+        }
+    )
+    known = prior.forecast(rows.iloc[[4]]).iloc[0]
+    population_value = GAMMA_GAMMA["gg_p"] * GAMMA_GAMMA["gg_v"] / (GAMMA_GAMMA["gg_q"] - 1)
+
+    forecast = prior.forecast(rows)
+    got = prior.offsets(rows)
+
+    assert np.isfinite(got.to_numpy()).all(), f"NaN offsets:\n{got}"
+    for column, value in FALLBACK.items():
+        assert (forecast[column].iloc[:2] == value).all(), f"unknown timing: {column} not FALLBACK"
+    for position in (2, 3):
+        row = forecast.iloc[position]
+        assert row["expected_purchases"] == pytest.approx(known["expected_purchases"])
+        assert row["expected_spend"] == pytest.approx(
+            known["expected_purchases"] * population_value
+        ), "unknown order values are priced at the population mean"
+
+
 def test_a_frame_without_any_buyer_is_all_fallback(prior: BtydPrior) -> None:
     rows = rfm_rows().iloc[NON_BUYERS]
     forecast = prior.forecast(rows)
