@@ -3,12 +3,14 @@
 Opening a `FeatureStore` costs about 25 ms and `get_online_features` several ms more per call
 (registry look-ups, response protobufs, a DataFrame). The request path here skips both: the
 store is opened once, its feature views are listed once (and again every
-`VIEWS_REFRESH_SECONDS`, so a new `features apply` is picked up), and each request calls the
-online store's own `online_read` once per view with those cached views, turning the returned
-values into plain Python with `python_value`. Published score cards (`serving.scoring.cards`) are
-read the same way: their view, and the smallest feature view for the cutoff the store holds.
+`VIEWS_REFRESH_SECONDS`, so a new `features apply` is picked up) with where each keeps its rows,
+and each request reads those rows straight from the layout Feast writes
+(`serving.online.view_reads`: one SQLite query per view, or one pipelined Redis HMGET per member
+for every view at once), values as plain Python. Published score cards
+(`serving.scoring.cards`) are read the same way: their view, and the smallest feature view for
+the cutoff the store holds. Another online store type is read through its own `online_read`.
 
-Like `get_online_features`, `online_read` returns the latest materialized values whatever their
+Like `get_online_features`, these reads return the latest materialized values whatever their
 age (a view's TTL only flags them); `as_of` says how old they are.
 
 No read waits longer than `serving.store_timeout_seconds` on the store: the Redis client's
@@ -24,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,25 +41,17 @@ from features.store import (
 from memberscore.errors import StoreUnavailable
 from memberscore.redact import redact
 from memberscore.settings import Settings
+from serving.online.view_reads import PlainRead, python_value, redis_reads, sqlite_reads
 from serving.scoring.sources import MemberFeatures, PublishedCard
 
 PING_MEMBER = "__readyz__"
 VIEWS_REFRESH_SECONDS = 60.0
 NO_ROW = datetime(1970, 1, 1, tzinfo=UTC)  # Redis' time of a view the member's hash lacks
 
-# One view's answer from `OnlineStore.online_read`: per entity key, (event time, values) or
-# (None, None) when the store has nothing for it.
+# One view's answer, plain values (`serving.online.view_reads`): per member, (event time,
+# values) or (None, None) when the store has nothing for it.
 ViewRead = Sequence[tuple[datetime | None, dict[str, Any] | None]]
-
-
-def python_value(value: Any) -> Any:
-    """A Feast `ValueProto` as plain Python: None when unset, int/float/bool/str for scalars,
-    a list for list types."""
-    kind = value.WhichOneof("val")
-    if kind is None or kind == "null_val":
-        return None
-    found = getattr(value, kind)
-    return list(found.val) if hasattr(found, "val") else found
+__all__ = ["FeastReader", "member_features", "published_cards", "python_value", "stored"]
 
 
 def member_features(member_ids: Sequence[str], reads: Sequence[ViewRead]) -> MemberFeatures:
@@ -102,21 +96,22 @@ def published_cards(
 def stored(
     read: tuple[datetime | None, dict[str, Any] | None],
 ) -> tuple[datetime | None, dict[str, Any] | None]:
-    """One member's read of one view as (event time, plain values), or (None, None) when the
-    store holds no row for it: SQLite answers None, Redis a hash without the view's timestamp
-    field (the epoch as its time, every value unset). A row whose values are all null is a
-    row: its features are present, as None."""
+    """One member's read of one view as (event time, values), or (None, None) when the store
+    holds no row for it: SQLite answers None, Redis (through its `online_read`) a hash without
+    the view's timestamp field (the epoch as its time, every value unset). A row whose values
+    are all null is a row: its features are present, as None."""
     stamp, values = read
     if values is None or stamp is None or stamp == NO_ROW:
         return None, None
-    return stamp, {name: python_value(value) for name, value in values.items()}
+    return stamp, values
 
 
 @dataclass(frozen=True)
 class _Opened:
     """An open Feast store, its online store, the feature views listed at `listed_at`
-    (`time.monotonic()` seconds), the published cards' view (None before the first publish)
-    and the feature view with the fewest features (read for its cutoffs)."""
+    (`time.monotonic()` seconds), the published cards' view (None before the first publish),
+    the feature view with the fewest features (read for its cutoffs) and where each of these
+    views keeps its rows (`_layouts`; empty for a store read through `online_read`)."""
 
     store: Any
     online: Any
@@ -124,6 +119,30 @@ class _Opened:
     listed_at: float
     published: Any
     smallest: Any
+    layouts: dict[str, Any] = field(default_factory=dict)
+
+    def read(self, member_ids: Sequence[str], views: Sequence[Any]) -> list[PlainRead]:
+        """The rows of `member_ids` in each of `views`, plain values."""
+        if not views:
+            return []
+        config, kind = self.store.config, self.store.config.online_store.type
+        entity_keys = [_entity_key(m) for m in member_ids]
+        if not self.layouts:
+            reads = (self.online.online_read(config, view, entity_keys) for view in views)
+            return [[_plain(row) for row in read] for read in reads]
+        if kind == "sqlite":
+            from feast.infra.key_encoding_utils import serialize_entity_key
+
+            version = config.entity_key_serialization_version
+            keys = [
+                serialize_entity_key(k, entity_key_serialization_version=version)
+                for k in entity_keys
+            ]
+            tables = [self.layouts[view.name] for view in views]
+            return sqlite_reads(self.online._get_conn(config), tables, keys)
+        keys = self.online._generate_redis_keys_for_entities(config, entity_keys)
+        client = self.online._get_client(config.online_store)
+        return redis_reads(client, keys, [self.layouts[view.name] for view in views])
 
 
 class FeastReader:
@@ -159,18 +178,14 @@ class FeastReader:
 
     def _reads(
         self, member_ids: list[str], views: Callable[[_Opened], Sequence[Any]]
-    ) -> list[ViewRead]:
-        """One `online_read` of `member_ids` per view that `views` picks from the open store."""
+    ) -> list[PlainRead]:
+        """The rows of `member_ids` in each view that `views` picks from the open store."""
         self._check_redis()
         try:
             with _sqlite_reachable(), reachable(self._settings):
                 opened = self._current()
-                keys = [_entity_key(m) for m in member_ids]
                 with self._read_lock:
-                    return [
-                        opened.online.online_read(opened.store.config, v, keys)
-                        for v in views(opened)
-                    ]
+                    return opened.read(member_ids, views(opened))
         except StoreUnavailable:
             self._opened = None  # the next request opens the store afresh
             raise
@@ -221,7 +236,41 @@ def _open(settings: Settings, previous: _Opened | None, timeout_seconds: float) 
     online = store._get_provider().online_store
     views = tuple(applied_views(store))
     smallest = min(views, key=lambda view: len(view.features))
-    return _Opened(store, online, views, time.monotonic(), published_view(store), smallest)
+    published = published_view(store)
+    layouts = _layouts(store, online, [*views, *([published] if published else [])])
+    return _Opened(store, online, views, time.monotonic(), published, smallest, layouts)
+
+
+def _layouts(store: Any, online: Any, views: Sequence[Any]) -> dict[str, Any]:
+    """Per view name, where Feast's online store keeps its rows: the SQLite table, or for Redis
+    (view name as stored, feature names, their hash fields); empty for other store types."""
+    config = store.config
+    kind = config.online_store.type
+    versioned = config.registry.enable_online_feature_view_versioning
+    if kind == "sqlite":
+        from feast.infra.online_stores.sqlite import _table_id
+
+        return {view.name: _table_id(config.project, view, versioned) for view in views}
+    if kind == "redis":
+        from feast.infra.online_stores.redis import _versioned_fv_name
+
+        layouts: dict[str, Any] = {}
+        for view in views:
+            name = _versioned_fv_name(view, config)
+            names, fields = online._generate_hset_keys_for_features(view, fv_name_override=name)
+            layouts[view.name] = (name, names[:-1], fields[:-1])  # less the timestamp field
+        return layouts
+    return {}
+
+
+def _plain(
+    read: tuple[datetime | None, dict[str, Any] | None],
+) -> tuple[datetime | None, dict[str, Any] | None]:
+    """One row of `online_read` with plain values."""
+    stamp, values = read
+    if values is None:
+        return stamp, None
+    return stamp, {name: python_value(value) for name, value in values.items()}
 
 
 def _entity_key(member_id: str) -> Any:

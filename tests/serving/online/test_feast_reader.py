@@ -35,14 +35,14 @@ def test_python_value_gives_plain_scalars_lists_and_none() -> None:
 
 
 def test_member_features_merges_views_and_leaves_unknown_members_out() -> None:
-    # Given two views read for four members: m2 is in neither view (SQLite answers None, Redis
-    # a hash without the view's fields and the epoch), m1 only in the first, m0 in both (its
-    # rfm row all null), m4 only in Redis' second view
+    # Given two views read for four members: m2 is in neither view (no row; Redis through
+    # `online_read` answers a hash without the view's fields and the epoch), m1 only in the
+    # first, m0 in both (its rfm row all null), m4 only in Redis' second view
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    rfm = [(EARLY, {"recency_days": Value(double_val=3.0)}), (LATE, {"recency_days": Value()})]
-    rfm += [(None, None), (epoch, {"recency_days": Value()})]
-    profile = [(None, None), (LATE, {"tier": Value(string_val="gold")}), (epoch, {"tier": Value()})]
-    profile.append((LATE, {"tier": Value(string_val="basic")}))
+    rfm = [(EARLY, {"recency_days": 3.0}), (LATE, {"recency_days": None})]
+    rfm += [(None, None), (epoch, {"recency_days": None})]
+    profile = [(None, None), (LATE, {"tier": "gold"}), (epoch, {"tier": None})]
+    profile.append((LATE, {"tier": "basic"}))
 
     found = member_features(["m1", "m0", "m2", "m4"], [rfm, profile])
 
@@ -58,10 +58,9 @@ def test_published_cards_carry_the_cutoff_of_the_features_row() -> None:
     """A card's features cutoff is the time of the member's row in the feature view read,
     even when every feature of that view is null for the member (its card stays current);
     members without a card are left out."""
-    card = {"card": Value(string_val="{}"), "models": Value(string_val="k")}
-    card["observed"] = Value(string_val="{}")
+    card = {"card": "{}", "models": "k", "observed": "{}"}
     cards = [(LATE, card), (LATE, card), (None, None)]
-    tags = [(LATE, {"tags": Value(null_val=Null.NULL)}), (EARLY, {"tags": Value()}), (LATE, None)]
+    tags = [(LATE, {"tags": None}), (EARLY, {"tags": None}), (LATE, None)]
 
     found = published_cards(["m1", "m2", "m3"], cards, tags)
 

@@ -17,7 +17,7 @@ from features import build, store
 from memberscore.errors import StoreUnavailable
 from memberscore.settings import Settings
 from serving.api.deps import get_feature_reader
-from serving.online.feast_reader import FeastReader
+from serving.online.feast_reader import FeastReader, _entity_key, _plain, stored
 from tests.serving.api.test_store_timeouts import with_timeout
 
 
@@ -87,6 +87,31 @@ def test_fast_read_equals_feasts_get_online_features(feast_settings: Settings) -
                 assert value == want, f"{member}.{name}: {value!r} != {want!r}"
 
 
+def reads_equal_feasts(settings: Settings, ids: list[str]) -> None:
+    """The reader's rows of every view (features and published cards) are those of Feast's
+    own `online_read` with plain values: same members in the same order, times and values."""
+    reader = FeastReader(settings)
+    reader.read(ids[:1], ())
+    opened = reader._opened
+    assert opened is not None and opened.layouts, "the store is read through its layout"
+    views = [*opened.views, *([opened.published] if opened.published else [])]
+    keys = [_entity_key(m) for m in ids]
+
+    found = opened.read(ids, views)
+
+    for view, read in zip(views, found, strict=True):
+        expected = [_plain(r) for r in opened.online.online_read(opened.store.config, view, keys)]
+        assert len(read) == len(ids), f"{view.name}: one row per member asked for"
+        for member, got, want in zip(ids, read, expected, strict=True):
+            assert stored(got) == stored(want), f"{view.name}, {member}: {got} != {want}"
+
+
+def test_reads_equal_feasts_online_read(feast_settings: Settings) -> None:
+    """SQLite: every view's rows as Feast reads them, for members in any order, repeated,
+    unknown, with all-null views and list values (the cards' view in `published_like_live`)."""
+    reads_equal_feasts(feast_settings, ["n1", "m3", "ghost", "m0", "m3", "m1", "m2"])
+
+
 def test_a_failed_read_is_503_and_the_next_read_opens_the_store_afresh(
     feast_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,7 +124,7 @@ def test_a_failed_read_is_503_and_the_next_read_opens_the_store_afresh(
         raise sqlite3.OperationalError("disk I/O error")
 
     # Given the open store's connection fails once
-    monkeypatch.setattr(opened.online, "online_read", broken)
+    monkeypatch.setattr(opened.online, "_get_conn", broken)
     with pytest.raises(StoreUnavailable, match="disk I/O error"):
         reader.read(["m3"], ())
 
@@ -145,6 +170,7 @@ def published_like_live(
     assert client.post("/v1/scores", json=ids, headers=read_headers).content == live
     views = store.applied_views(store.feature_store(settings))
     assert [v.name for v in views] == sorted(families), "the cards' view is no feature view"
+    reads_equal_feasts(settings, ["ghost", "n1", "m3"])
 
 
 def test_null_features_are_read_as_none(feast_settings: Settings, families: dict) -> None:

@@ -155,6 +155,15 @@ def test_published_cards_through_redis(
     published_like_live(client, outage[0], families, read_headers)
 
 
+def test_reads_equal_feasts_online_read_on_redis(outage: tuple[Settings, OwnRedis]) -> None:
+    """Redis: the one pipelined read of every view gives each view's rows as Feast's
+    `online_read` does (members in any order, repeated, unknown, all-null views; the cards'
+    view in `published_like_live`)."""
+    from tests.serving.online.test_real_store import reads_equal_feasts
+
+    reads_equal_feasts(outage[0], ["n1", "m3", "ghost", "m0", "m3", "m1", "m2"])
+
+
 def test_unknown_member_is_404_on_redis(
     client: TestClient, outage: tuple[Settings, OwnRedis], read_headers: dict[str, str]
 ) -> None:
