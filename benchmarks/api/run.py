@@ -185,15 +185,26 @@ def measure_live(store: Store, ids: list[str], args: argparse.Namespace) -> dict
 
 
 def measure_published(store: Store, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    return {"publish": publish_cards(store), **measure_memberscore(store, ids, args)}
+
+
+def measure_nba(store: Store, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Only the next-best-action steps, on published cards (`--only nba`)."""
+    return {"publish": publish_cards(store), **measure_memberscore(store, ids, args, nba_only=True)}
+
+
+def publish_cards(store: Store) -> dict[str, Any]:
+    """`publish-scores` on the store; cards published and seconds."""
     from pipelines import publish
 
     report = publish.run(store.settings(), progress=lambda _: None)
     print(report.describe())
-    publishing = {"cards": report.published, "seconds": round(report.seconds, 1)}
-    return {"publish": publishing, **measure_memberscore(store, ids, args)}
+    return {"cards": report.published, "seconds": round(report.seconds, 1)}
 
 
-def measure_memberscore(store: Store, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
+def measure_memberscore(
+    store: Store, ids: list[str], args: argparse.Namespace, nba_only: bool = False
+) -> dict[str, Any]:
     port = servers.free_port()
     key_hash = hashlib.sha256(API_KEY.encode()).hexdigest()
     serving = {"api_keys": [[key_hash, "read"]], "model_poll_seconds": 600}
@@ -203,7 +214,7 @@ def measure_memberscore(store: Store, ids: list[str], args: argparse.Namespace) 
     with servers.running("memberscore", command, env, port, "/readyz", log):
         targets = {"api": (servers.HOST, port)}
         one, batch = memberscore_calls(ids)
-        out = scenarios(targets, one, batch, args)
+        out = {} if nba_only else scenarios(targets, one, batch, args)
         nba_one, nba_batch = memberscore_calls(ids, "next-best-action")
         scale = 0.2 if args.quick else 1.0
         return out | nba_scenarios(targets, one, nba_one, nba_batch, scale)
@@ -320,7 +331,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--workers", type=int, default=2, help="Workers of every server.")
     parser.add_argument("--concurrency", type=int, default=16, help="Closed-loop callers.")
-    parser.add_argument("--only", choices=("live", "published", "peers"), default=None)
+    parser.add_argument(
+        "--only",
+        choices=("live", "published", "peers", "nba"),
+        default=None,
+        help="One system; 'nba': the next-best-action steps alone, on published cards.",
+    )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS_PATH, help="Where to write the results."
+    )
     parser.add_argument("--quick", action="store_true", help="Short runs (a smoke test).")
     args = parser.parse_args(argv)
 
@@ -334,21 +353,22 @@ def main(argv: list[str] | None = None) -> None:
         mark_uplift(store)
     ids = member_ids(store, args.seed)
     results: dict[str, Any] = {"machine": machine(), "members_in_store": len(ids)}
-    results["settings"] = {k: v for k, v in vars(args).items() if k != "root"}
+    results["settings"] = {k: v for k, v in vars(args).items() if k not in ("root", "results")}
     measures: dict[str, Callable[..., dict[str, Any]]] = {
         "live": measure_live,
         "published": measure_published,
         "peers": measure_peers,
+        "nba": measure_nba,
     }
     for name, measure in measures.items():
-        if args.only in (None, name):
+        if args.only == name or (args.only is None and name != "nba"):
             results[name] = measure(store, ids, args)
             print(name, json.dumps(results[name], indent=1))
     results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     if args.only is None:
         print(table(results))
     if not args.quick:
-        RESULTS_PATH.write_text(json.dumps(results, indent=1) + "\n")
+        args.results.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":

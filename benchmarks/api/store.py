@@ -84,7 +84,7 @@ def build(store: Store, members: int, seed: int, echo=print) -> None:
     features_build.run(settings, cutoffs, echo=lambda _: None)
     feast_store.apply(settings)
     echo(feast_store.materialize(settings).describe())
-    jobs = [("churn", h) for h in settings.churn_horizons_days]
+    jobs: list[tuple[str, int | None]] = [("churn", h) for h in settings.churn_horizons_days]
     jobs += [("activation", None), ("clv", None)]
     for task, horizon in jobs:
         plan, frame = job.prepare(
