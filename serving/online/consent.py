@@ -16,13 +16,14 @@ does not answer in time. `forget` removes members (erasure).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 import sqlalchemy as sa
@@ -156,12 +157,9 @@ class ConsentRegister:
             query = query.where(t.c.member_id.in_(list(member_ids)))
         with _reachable(), self._engine.connect() as connection:
             rows = connection.execute(query).mappings().all()
-        columns = [*REGISTER_COLUMNS, "source"]
-        frame = pd.DataFrame([{c: r[c] for c in columns} for r in rows], columns=columns)
-        frame["changed_at"] = pd.to_datetime(frame["changed_at"], utc=True).astype(TIMESTAMP_DTYPE)
-        return frame.astype(
-            {"member_id": "string", "consent_marketing": bool, "consent_personalization": bool}
-        )
+        if not rows:  # most members of a decision: the same frame, built once
+            return _no_entries().copy()
+        return _entries_frame(rows)
 
     def forget(self, member_ids: Sequence[str]) -> int:
         """Remove the entries of `member_ids` (erasure); how many were removed."""
@@ -180,6 +178,22 @@ class ConsentRegister:
     def close(self) -> None:
         """Release pooled connections."""
         self._engine.dispose()
+
+
+def _entries_frame(rows: Sequence[Any]) -> pd.DataFrame:
+    """Register rows as `ConsentRegister.entries` answers them."""
+    columns = [*REGISTER_COLUMNS, "source"]
+    frame = pd.DataFrame([{c: r[c] for c in columns} for r in rows], columns=columns)
+    frame["changed_at"] = pd.to_datetime(frame["changed_at"], utc=True).astype(TIMESTAMP_DTYPE)
+    return frame.astype(
+        {"member_id": "string", "consent_marketing": bool, "consent_personalization": bool}
+    )
+
+
+@functools.cache
+def _no_entries() -> pd.DataFrame:
+    """`_entries_frame` of no rows (copy it before use)."""
+    return _entries_frame([])
 
 
 def open_consent_register(settings: Settings) -> ConsentRegister:

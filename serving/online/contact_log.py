@@ -19,6 +19,7 @@ time gives StoreUnavailable.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -251,8 +252,10 @@ class ContactLog:
         t = self._table
         query = sa.select(t).where(t.c.member_id.in_(list(member_ids))).order_by(t.c.seq)
         with _reachable(), self._engine.connect() as connection:
-            events = pd.DataFrame(connection.execute(query).mappings().all(), columns=t.c.keys())
-        return _fold(events)
+            rows = connection.execute(query).all()
+        if not rows:  # most members of a decision: the same frame, built once
+            return _no_contacts(tuple(t.c.keys())).copy()
+        return _fold(pd.DataFrame(rows, columns=t.c.keys()))
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
@@ -296,6 +299,12 @@ def _reachable() -> Iterator[None]:
             "the contact log database cannot be reached or did not answer in time; retry "
             "later, and check the database if it persists"
         ) from error
+
+
+@functools.cache
+def _no_contacts(columns: tuple[str, ...]) -> pd.DataFrame:
+    """`_fold` of no events (copy it before use)."""
+    return _fold(pd.DataFrame([], columns=list(columns)))
 
 
 def _fold(events: pd.DataFrame) -> pd.DataFrame:
