@@ -20,6 +20,7 @@ from memberscore.settings import Settings
 from serving.api import errors
 from serving.api.metrics import Metrics
 from serving.api.middleware import BodySizeLimit, RequestMetrics
+from serving.api.offload import DecisionProcess
 from serving.api.reload import poll
 from serving.api.resources import Resources, open_resources
 from serving.api.routes import actions, consent, contacts, erasure, health, models, scores
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics.for_settings(settings)
     app.state.resources = None
+    app.state.decision_process = DecisionProcess()
     errors.install(app)
     for module in (health, scores, actions, contacts, consent, erasure, models):
         app.include_router(module.router, responses=errors.ANY_REQUEST)
@@ -77,6 +79,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await task
         app.state.resources = None
         resources.close()
+        await asyncio.to_thread(app.state.decision_process.close)
 
 
 async def _warm_up(resources: Resources) -> None:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from memberscore.errors import StoreUnavailable
 from serving.api.metrics import Metrics
+from serving.api.offload import DecisionProcess
 from serving.online.consent import ConsentRegister
 from serving.online.contact_log import ContactLog
 from serving.scoring.context import ScoringContext
@@ -48,7 +49,8 @@ def store_pool(store: Store) -> ThreadPoolExecutor:
 class RequestContext(ScoringContext):
     """A `ScoringContext` (bundle taken once per request, online store, domain rules, settings)
     plus the contact log the next-best action reads cooldowns from, the consent register it
-    reads members' latest consent from, and the metrics the served scores feed.
+    reads members' latest consent from, the metrics the served scores feed and the worker's
+    decision process for calls of many members (`serving.api.offload`; None: in threads).
 
     `started` (`time.monotonic()` seconds, when the context was built) starts the request's
     store budget: all its store reads together wait at most `serving.store_timeout_seconds`.
@@ -57,6 +59,7 @@ class RequestContext(ScoringContext):
     contacts: ContactLog
     metrics: Metrics
     consent_register: ConsentRegister
+    decider: DecisionProcess | None = None
     started: float = field(default_factory=time.monotonic)
 
     async def features(self, member_ids: Sequence[str]) -> MemberFeatures:

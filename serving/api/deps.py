@@ -23,6 +23,7 @@ from memberscore.settings import Settings
 from serving.api.context import RequestContext
 from serving.api.limits import MemberRate, retry_after
 from serving.api.metrics import Metrics
+from serving.api.offload import DecisionProcess
 from serving.api.resources import Resources
 from serving.api.security import Scope, granted_scopes, hash_key
 from serving.online.consent import ConsentRegister, register_beside
@@ -100,7 +101,13 @@ async def get_bundle(holder: HolderDep) -> ModelBundle:
 BundleDep = Annotated[ModelBundle, Depends(get_bundle)]
 
 
+async def get_decision_process(request: Request) -> DecisionProcess | None:
+    """The app's decision process for next-best actions of many members."""
+    return getattr(request.app.state, "decision_process", None)
+
+
 async def get_request_context(
+    decider: Annotated[DecisionProcess | None, Depends(get_decision_process)],
     bundle: BundleDep,
     reader: FeaturesDep,
     domain: DomainDep,
@@ -119,6 +126,7 @@ async def get_request_context(
         contacts=contacts,
         metrics=metrics,
         consent_register=consents,
+        decider=decider,
     )
 
 

@@ -3,7 +3,7 @@
 Routes call these; `scoring` and `published` hold the pure part. Store reads go through the
 `RequestContext` (off the event loop, within the request's store timeout: a hung store is a
 503, never a frozen worker); scoring and decisions, milliseconds of CPU, run in the thread
-pool.
+pool, decisions of many members in the worker's decision process (`serving.api.offload`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from memberscore.settings import Settings
 from serving.api.context import RequestContext
 from serving.api.metrics import Metrics
+from serving.api.offload import PROCESS_MEMBERS
 from serving.schemas import (
     ActionOut,
     MemberScores,
@@ -26,8 +28,9 @@ from serving.schemas import (
     NextBestActionsOut,
     ScoresOut,
 )
+from serving.scoring.bundle import ModelBundle
 from serving.scoring.cards import card_key, observed_scores
-from serving.scoring.domain import Candidate, Decision
+from serving.scoring.domain import Candidate, Decision, Domain
 from serving.scoring.score import flat_scores, score
 from serving.scoring.sources import MemberFeatures
 
@@ -83,50 +86,83 @@ async def decide(member_ids: Sequence[str], context: RequestContext) -> NextBest
     scores it weighs come from current published cards where there are (as for the score
     routes), else live. Cards and features, then contacts and consents, are read at once.
     StoreUnavailable when the online store or the contact log does not answer in time."""
+    inputs = await _decision_inputs(member_ids, context)
+    collaborators = context.bundle, context.domain, context.settings
+    result, observed = await run_in_threadpool(decisions, *(collaborators + inputs))
+    observe(observed, context.metrics)
+    return result
+
+
+async def decide_json(member_ids: Sequence[str], context: RequestContext) -> bytes:
+    """`decide` as its JSON answer; a call of `offload.PROCESS_MEMBERS` members or more is
+    decided in the worker's decision process (`serving.api.offload`), the same function on
+    the same inputs, so that the worker's event loop stays free meanwhile."""
+    inputs = await _decision_inputs(member_ids, context)
+    collaborators = context.bundle, context.domain, context.settings
+    if context.decider is None or len(inputs[0]) < PROCESS_MEMBERS:
+        result, observed = await run_in_threadpool(decisions, *(collaborators + inputs))
+        answer = result.model_dump_json().encode()
+    else:
+        answer, observed = await context.decider.run(collaborators, decisions_json, *inputs)
+    observe(observed, context.metrics)
+    return answer
+
+
+async def _decision_inputs(
+    member_ids: Sequence[str], context: RequestContext
+) -> tuple[list[str], dict[str, str], MemberFeatures, pd.DataFrame, pd.DataFrame]:
+    """What `decisions` needs from the stores: ids (each once), current published cards,
+    features, contact history and consent register entries of the known members."""
     ids = list(dict.fromkeys(member_ids))
     published, features = await asyncio.gather(current_cards(ids, context), context.features(ids))
     known = [m for m in ids if m in features.rows]
     history, consents = await asyncio.gather(  # an opt-out counts from the next decision on
         context.history(known), context.consents(known)
     )
-    return await run_in_threadpool(_decisions, ids, published, features, history, consents, context)
+    return ids, published, features, history, consents
 
 
-def _decisions(
+def decisions_json(*args: Any) -> tuple[bytes, list[dict[str, float | None]]]:
+    """`decisions` with the answer as JSON (what the decision process sends back)."""
+    result, observed = decisions(*args)
+    return result.model_dump_json().encode(), observed
+
+
+def decisions(
+    bundle: ModelBundle,
+    domain: Domain,
+    settings: Settings,
     ids: list[str],
     published: Mapping[str, str],
     features: MemberFeatures,
     history: pd.DataFrame,
     consents: pd.DataFrame,
-    context: RequestContext,
-) -> NextBestActionsOut:
+) -> tuple[NextBestActionsOut, list[dict[str, float | None]]]:
     """The decisions of `decide` once its reads are done: live scores where no current
     published card is, then the domain's next-best actions of every member with features in
     one call (`decisions.engine.decide`, as batch scoring), under the consent the register
-    holds for members who changed it."""
+    holds for members who changed it; and the live scores computed, for the metrics."""
     live = [m for m in ids if m not in published]
-    scored = score(live, features, context.bundle, context.domain, context.settings)
-    observe(map(observed_scores, scored.scores), context.metrics)
-    cards = {card.member_id: card for card in scored.scores}
+    scored = score(live, features, bundle, domain, settings).scores if live else []
+    observed = [dict(observed_scores(card)) for card in scored]
+    cards = {card.member_id: card for card in scored}
     for member_id, text in published.items():
         if member_id in features.rows:
             cards[member_id] = MemberScores.model_validate_json(text)
     ordered = [cards[m] for m in ids if m in cards]
     not_found = [m for m in ids if m not in cards]
     if not ordered:
-        return NextBestActionsOut(decisions=[], not_found=not_found)
+        return NextBestActionsOut(decisions=[], not_found=not_found), observed
     index = pd.Index([card.member_id for card in ordered], name="member_id")
     frame = pd.DataFrame([dict(features.rows[m]) for m in index], index=index)
     flat = pd.DataFrame([flat_scores(card) for card in ordered], index=index, dtype="float64")
     now = datetime.now(UTC)
-    chosen = context.domain.next_best_actions(
-        frame, flat, history, consents, now, context.bundle.uplift
-    )
-    decisions = [
-        _decision_out(card, decision, context.settings)
+    chosen = domain.next_best_actions(frame, flat, history, consents, now, bundle.uplift)
+    out = [
+        _decision_out(card, decision, settings)
         for card, decision in zip(ordered, chosen, strict=True)
     ]
-    return NextBestActionsOut(decisions=decisions, not_found=not_found)
+    return NextBestActionsOut(decisions=out, not_found=not_found), observed
 
 
 def _decision_out(card: MemberScores, decision: Decision, settings: Settings) -> NextBestActionOut:

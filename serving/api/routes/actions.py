@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
 from memberscore.errors import MemberNotFound
 from serving.api.deps import BudgetDep, ContextDep, ReadAccess
 from serving.api.errors import BODY_RESPONSES, ERROR_RESPONSES, error_responses
 from serving.api.responses import ModelJSON
-from serving.api.service import decide
+from serving.api.service import decide, decide_json
 from serving.schemas import MemberId, MembersIn, NextBestActionOut, NextBestActionsOut
 
 router = APIRouter(prefix="/v1", tags=["next-best-action"], dependencies=[ReadAccess])
@@ -43,8 +43,8 @@ async def member_next_best_action(
 )
 async def batch_next_best_action(
     body: MembersIn, context: ContextDep, spend: BudgetDep
-) -> ModelJSON:
+) -> Response:
     """Next-best actions of up to 1,000 members (`serving.max_decision_members`); unknown ids
     are listed in `not_found`."""
     spend(len(body.member_ids))
-    return ModelJSON(await decide(body.member_ids, context))
+    return Response(await decide_json(body.member_ids, context), media_type="application/json")

@@ -5,6 +5,7 @@ same actions, channels and expected values."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from decisions.uplift import UpliftModel, catalogue_priors, prior_only_model
 from memberscore.settings import Settings
 from pipelines.batch.chunk import CONTACT_COLUMNS, Decider, score_chunk
 from serving.api.deps import get_domain, get_model_holder
+from serving.api.offload import PROCESS_MEMBERS
 from serving.online.consent import register_beside
 from serving.online.contact_log import ContactLog, Sent
 from serving.scoring.adapters import LibraryDomain
@@ -68,9 +70,11 @@ def uplift() -> UpliftModel:
 
 
 @pytest.fixture
-def engine(client: TestClient, serving_settings: Settings, uplift: UpliftModel) -> TestClient:
+def engine(
+    client: TestClient, serving_settings: Settings, uplift: UpliftModel
+) -> Iterator[TestClient]:
     """The client deciding with the real engine over the shipped catalogue and a learned
-    uplift model in the served bundle."""
+    uplift model in the served bundle (its decision process stopped afterwards)."""
     domain = LibraryDomain(CATALOGUE, prior_only_model(CATALOGUE), serving_settings.decisions, {})
     holder = ModelHolder(UpliftSource(uplift))
     holder.refresh()
@@ -78,7 +82,8 @@ def engine(client: TestClient, serving_settings: Settings, uplift: UpliftModel) 
         get_domain: lambda: domain,
         get_model_holder: lambda: holder,
     }
-    return client
+    yield client
+    client.app.state.decision_process.close()  # type: ignore[attr-defined]
 
 
 def _history(contact_log: ContactLog, now: datetime) -> None:
@@ -169,3 +174,28 @@ def test_api_decisions_equal_the_batch_scorers(
     )
     assert api["m3"][0] == NO_ACTION, "the register's opt-out holds in both"
     assert api["m8"][1] != "email", "the register's channel opt-out holds in both"
+
+
+def test_many_members_are_decided_in_the_decision_process_as_in_threads(
+    engine: TestClient,
+    snapshot: pd.DataFrame,
+    contact_log: ContactLog,
+    read_headers: dict[str, str],
+) -> None:
+    """Given a call of more members than `PROCESS_MEMBERS`, when it is decided in the app's
+    decision process, then the answer is byte for byte the one the worker's threads give."""
+    _history(contact_log, datetime.now(UTC))
+    ids = {"member_ids": [*snapshot["member_id"].astype(str).tolist(), "ghost"]}
+    assert len(ids["member_ids"]) >= PROCESS_MEMBERS, "the call is one for the process"
+    process = engine.app.state.decision_process  # type: ignore[attr-defined]
+
+    in_process = engine.post("/v1/next-best-action", json=ids, headers=read_headers)
+    again = engine.post("/v1/next-best-action", json=ids, headers=read_headers)
+    engine.app.state.decision_process = None  # type: ignore[attr-defined]
+    in_threads = engine.post("/v1/next-best-action", json=ids, headers=read_headers)
+    engine.app.state.decision_process = process  # type: ignore[attr-defined]
+
+    assert in_process.status_code == in_threads.status_code == 200, in_process.text
+    assert process._child_has > 0, "the call was decided in the child process"
+    assert in_process.content == in_threads.content == again.content
+    assert in_process.json()["not_found"] == ["ghost"]
