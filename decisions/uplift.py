@@ -14,7 +14,7 @@ Input rows are contacts: member features as of `sent_at`, plus `action_id`, `gro
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -246,11 +246,34 @@ class UpliftModel:
         out = np.empty((len(frame), len(names)), dtype="float64")
         numbers = [j for j, name in enumerate(names) if name not in self.categories_]
         texts = [j for j, name in enumerate(names) if name in self.categories_]
+        if len(frame) < SMALL:  # a few members: one object array, no Series per column
+            return self._small_matrix(frame, names, numbers, texts, out)
         if numbers:
             columns = frame[[names[j] for j in numbers]]
             out[:, numbers] = columns.to_numpy(dtype="float64", na_value=np.nan)
         for j in texts:
             out[:, j] = _codes(_text(frame[names[j]]), self.categories_[names[j]])
+        return out
+
+    def _small_matrix(
+        self,
+        frame: pd.DataFrame,
+        names: list[str],
+        numbers: list[int],
+        texts: list[int],
+        out: np.ndarray,
+    ) -> np.ndarray:
+        """`_matrix` of a frame of fewer than SMALL rows from one object array of its values
+        (each value as its column's `to_numpy(dtype=object)` gives it): pandas' fixed cost per
+        column, not the values, is what a decision of one member pays."""
+        positions = frame.columns.get_indexer(pd.Index(names))
+        values = frame.to_numpy(dtype=object)[:, positions]
+        if numbers:
+            part = values[:, numbers]
+            out[:, numbers] = np.where(pd.isna(part), np.nan, part).astype("float64")
+        for j in texts:
+            text = _text_values(values[:, j], functools.partial(_column, frame, names[j]))
+            out[:, j] = _codes(text, self.categories_[names[j]])
         return out
 
     def _design(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -284,7 +307,12 @@ def _text(column: pd.Series) -> np.ndarray:
     """The values of a text feature as `column.astype("string")` gives them (an object array,
     NA where missing), without its cost where they are text or booleans already (flags the
     uplift model learned as the categories "True" and "False")."""
-    values = column.to_numpy(dtype=object)
+    return _text_values(column.to_numpy(dtype=object), lambda: column)
+
+
+def _text_values(values: np.ndarray, column: Callable[[], pd.Series]) -> np.ndarray:
+    """`_text` of a column's object values; `column()` gives the column itself, read only
+    when its values are neither text nor booleans."""
     kind = infer_dtype(values, skipna=True)
     if kind in ("string", "empty"):
         return values
@@ -294,7 +322,7 @@ def _text(column: pd.Series) -> np.ndarray:
         words = words.astype(object)
         words[flags.isna()] = None
         return words
-    return column.astype("string").to_numpy(dtype=object)
+    return column().astype("string").to_numpy(dtype=object)
 
 
 SMALL = 2_000  # rows under which a dict lookup of the codes beats pandas' indexer
@@ -364,3 +392,7 @@ def _check_columns(frame: pd.DataFrame, needed: Sequence[str]) -> None:
             f"uplift rows lack column(s) {', '.join(missing)}; they have "
             f"{', '.join(map(str, frame.columns))}"
         )
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name]
