@@ -26,7 +26,7 @@ from training.core import metrics
 from training.core.dataset import NotEnoughHistory, TrainingData
 from training.core.labels import CUTOFF, MEMBER_ID, as_cutoff
 from training.core.tasks import Task
-from training.models.boosting import BoostParams
+from training.models.boosting import BoostParams, prior_only
 from training.models.persistence import Model, new_model
 from training.models.prior import offsets_of
 from training.models.spend import SpendModel
@@ -168,6 +168,20 @@ def score(
     return out
 
 
+def calibrated_forecast(
+    task: Task, data: TrainingData, fold: Fold, params: BoostParams
+) -> np.ndarray:
+    """The `btyd` family of a classifier as `train` would register it: the BTYD forecast
+    through the calibrator fitted on the fold's calibration cutoff (`prior_only` boosters),
+    scored at the evaluation cutoff. Its ranking is not that of the raw P(no purchase): the
+    Platt map also reads the expected purchases."""
+    model = fit(task, data, fold, prior_only(params))
+    rows = data.rows([fold.evaluate], fold.predict_days)
+    features = rows[list(model.encoding_.feature_names)]
+    offset = data.offsets(rows, fold.predict_days)
+    return np.asarray(model.predict_proba(features, offset)[:, 1], dtype=float)
+
+
 def evaluate(task: Task, scored: pd.DataFrame) -> dict[str, float]:
     """The task's metrics on scored rows."""
     actual, predicted = scored["actual"].to_numpy(), scored["prediction"].to_numpy()
@@ -220,6 +234,8 @@ def run(
             )
         model = fit(task, data, fold, params)
         scored = score(task, model, data, fold.evaluate, fold.predict_days)
+        if task.kind == "binary" and data.priors:
+            scored["btyd"] = calibrated_forecast(task, data, fold, params)
         common = {
             "evaluate": fold.evaluate,
             "calibrate": fold.calibrate,

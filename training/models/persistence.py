@@ -185,7 +185,12 @@ def _classifier(meta: dict[str, Any], booster: Boosters) -> CalibratedClassifier
         None
         if cal is None
         else Calibrator(
-            cal["method"], tuple(cal["x"]), tuple(cal["y"]), cal["slope"], cal["intercept"]
+            cal["method"],
+            tuple(cal["x"]),
+            tuple(cal["y"]),
+            cal["slope"],
+            cal["intercept"],
+            cal.get("count_slope", 0.0),
         )
     )
     classifier.booster_ = booster("booster")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from training.core import backtest, dataset
+from training.core import backtest, dataset, metrics
 from training.core.labels import as_cutoff, observed_until
 from training.core.tasks import TASKS
-from training.models.boosting import BoostParams
+from training.models.boosting import BoostParams, prior_only
 from training.models.classifier import CalibratedClassifier
 
 H = 90
@@ -96,8 +97,9 @@ def test_backtest_trains_only_on_rows_whose_labels_end_before_evaluation(
         cutoffs, end, label_days=H, predict_days=H, folds=2, train_cutoffs=12
     )
     result = backtest.run(TASKS["churn"], data, folds, FAST)
-    assert len(Spy.seen) == 2
-    for fold, (train_rows, calib_rows) in zip(folds, Spy.seen, strict=True):
+    assert len(Spy.seen) == 4, "per fold: the model, then the calibrated BTYD forecast"
+    assert Spy.seen[0::2] == Spy.seen[1::2], "both fit on the same rows"
+    for fold, (train_rows, calib_rows) in zip(folds, Spy.seen[0::2], strict=True):
         assert train_rows == len(data.rows(fold.train, H)), "the training cutoffs' rows"
         assert calib_rows == len(data.rows([fold.calibrate], H))
         for t in (*fold.train, fold.calibrate):
@@ -141,3 +143,34 @@ def test_clv_backtest_totals_are_the_sums_of_spend_mean(programme, rfm) -> None:
     actual = latest["actual"].sum()
     assert fold["bias_pct"] == pytest.approx((spend_mean.sum() - actual) / actual * 100)
     assert {"orders_mae", "orders_pearson", "coverage_p10_p90"} <= set(result.folds.columns)
+
+
+def test_the_btyd_family_of_churn_is_the_calibrated_forecast_train_would_register(
+    programme, rfm
+) -> None:
+    """Given a churn backtest, the `btyd` column of its predictions is the BTYD forecast
+    through the calibrator fitted on the fold's calibration cutoff (the model `train`
+    registers for family btyd), not the raw P(no purchase), and its family metric is the ROC
+    AUC of that column."""
+    members, orders = programme
+    cutoffs = cutoffs_every(28, 10)
+    end = observed_until(orders)
+    frame = dataset.join_features(
+        dataset.entity_frame(TASKS["churn"], members, orders, cutoffs, H, end, 0),
+        rfm(members, orders, cutoffs),
+    )
+    data = dataset.training_data(TASKS["churn"], members, orders, frame, 0.0)
+    folds = backtest.plan_folds(
+        cutoffs, end, label_days=H, predict_days=H, folds=1, train_cutoffs=12
+    )
+    result = backtest.run(TASKS["churn"], data, folds, FAST)
+    registered = backtest.fit(TASKS["churn"], data, folds[0], prior_only(FAST))
+    rows = data.rows([folds[0].evaluate], H)
+    expected = registered.predict_proba(rows[data.feature_names], data.offsets(rows, H))[:, 1]
+    got = result.predictions["btyd"].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    raw = data.forecasts(rows, H)["btyd"]["p_no_purchase"].to_numpy()
+    assert not np.allclose(got, raw), "the column is calibrated, not the raw forecast"
+    assert result.families["btyd"].iloc[0] == pytest.approx(
+        metrics.roc_auc(result.predictions["actual"].to_numpy(), got)
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import TimeSeriesSplit, cross_validate
@@ -40,6 +41,47 @@ def test_platt_calibration_keeps_the_ranking() -> None:
     assert metrics.roc_auc(y_cal, model.predict_proba(X_cal)[:, 1]) == pytest.approx(
         metrics.roc_auc(y_cal, raw)
     )
+
+
+def test_platt_with_the_expected_purchases_learns_their_weight() -> None:
+    """Given held-out rows whose outcome depends on the BTYD log expected purchases
+    (`orders_log`) beside the raw probability, when Platt is fitted with them, then it gives
+    them a negative weight (more expected purchases, less churn), ranks better than Platt on
+    the raw probability alone, and the classifier's predictions use the weight."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    raw = 1 / (1 + np.exp(-rng.normal(size=n)))
+    orders_log = rng.normal(size=n)
+    z = np.log(raw / (1 - raw)) - 1.5 * orders_log
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(float)
+
+    both = fit_calibrator(raw, y, "platt", orders_log)
+    alone = fit_calibrator(raw, y, "platt")
+
+    assert both.count_slope < -1.0 and alone.count_slope == 0.0
+    assert metrics.roc_auc(y, both(raw, orders_log)) > metrics.roc_auc(y, alone(raw)) + 0.05
+    with pytest.raises(ValueError, match="orders_log"):
+        both(raw)
+
+
+def test_a_classifier_with_btyd_offsets_calibrates_on_the_expected_purchases() -> None:
+    """Given offsets with `orders_log` on the calibration rows, the fitted Platt calibrator
+    reads them (non-zero `count_slope`) and `predict_proba` applies it to the offsets given."""
+    X, y = draw(3000, seed=1)
+    X_cal, y_cal = draw(3000, seed=2)
+    rng = np.random.default_rng(2)
+
+    def offsets(n: int) -> pd.DataFrame:
+        return pd.DataFrame({"no_purchase_logit": np.zeros(n), "orders_log": rng.normal(size=n)})
+
+    model = CalibratedClassifier(FAST, calibration="platt").fit(
+        X, y, offset=offsets(len(X)), X_calib=X_cal, y_calib=y_cal, offset_calib=offsets(len(X_cal))
+    )
+    assert model.calibrator_ is not None and model.calibrator_.count_slope != 0.0
+    start = offsets(len(X_cal))
+    shifted = start.assign(orders_log=start["orders_log"] + 1.0)
+    moved = model.predict_proba(X_cal, shifted)[:, 1] - model.predict_proba(X_cal, start)[:, 1]
+    assert np.all(np.sign(moved) == np.sign(model.calibrator_.count_slope))
 
 
 def test_explicit_calibration_set_gives_the_lower_level_prediction() -> None:

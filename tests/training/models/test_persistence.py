@@ -27,6 +27,24 @@ def test_classifier_save_load_round_trip(tmp_path: Path) -> None:
     assert loaded.get_params() == model.get_params()
 
 
+def test_classifier_calibrated_on_expected_purchases_round_trips(tmp_path: Path) -> None:
+    """A Platt calibrator that reads the BTYD expected purchases keeps its weight through
+    model.json: the loaded model gives the same probabilities for the same offsets."""
+    X, y = draw(1500, seed=8)
+    X_cal, y_cal = draw(1500, seed=9)
+    rng = np.random.default_rng(4)
+    start = pd.DataFrame(
+        {"no_purchase_logit": rng.normal(size=1500), "orders_log": y_cal + rng.normal(size=1500)}
+    )
+    model = CalibratedClassifier(FAST, calibration="platt").fit(
+        X, y, offset=start, X_calib=X_cal, y_calib=y_cal, offset_calib=start
+    )
+    loaded = load(save(model, tmp_path / "m"))
+    assert isinstance(loaded, CalibratedClassifier) and loaded.calibrator_ == model.calibrator_
+    assert model.calibrator_ is not None and model.calibrator_.count_slope > 0
+    assert np.array_equal(loaded.predict_proba(X_cal, start), model.predict_proba(X_cal, start))
+
+
 def test_spend_save_load_round_trip(tmp_path: Path) -> None:
     """A loaded spend model gives the same mean and interval; `extra` lands in model.json."""
     X, y = spend_rows(1500, 1)
