@@ -169,17 +169,14 @@ def score(
 
 
 def calibrated_forecast(
-    task: Task, data: TrainingData, fold: Fold, params: BoostParams
+    task: Task, data: TrainingData, fold: Fold, cutoff: pd.Timestamp, params: BoostParams
 ) -> np.ndarray:
     """The `btyd` family of a classifier as `train` would register it: the BTYD forecast
     through the calibrator fitted on the fold's calibration cutoff (`prior_only` boosters),
-    scored at the evaluation cutoff. Its ranking is not that of the raw P(no purchase): the
-    Platt map also reads the expected purchases."""
+    scored at `cutoff`. Its ranking is not that of the raw P(no purchase): the Platt map also
+    reads the expected purchases."""
     model = fit(task, data, fold, prior_only(params))
-    rows = data.rows([fold.evaluate], fold.predict_days)
-    features = rows[list(model.encoding_.feature_names)]
-    offset = data.offsets(rows, fold.predict_days)
-    return np.asarray(model.predict_proba(features, offset)[:, 1], dtype=float)
+    return score(task, model, data, cutoff, fold.predict_days)["prediction"].to_numpy()
 
 
 def evaluate(task: Task, scored: pd.DataFrame) -> dict[str, float]:
@@ -235,7 +232,7 @@ def run(
         model = fit(task, data, fold, params)
         scored = score(task, model, data, fold.evaluate, fold.predict_days)
         if task.kind == "binary" and data.priors:
-            scored["btyd"] = calibrated_forecast(task, data, fold, params)
+            scored["btyd"] = calibrated_forecast(task, data, fold, fold.evaluate, params)
         common = {
             "evaluate": fold.evaluate,
             "calibrate": fold.calibrate,
