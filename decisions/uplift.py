@@ -246,7 +246,7 @@ class UpliftModel:
         out = np.empty((len(frame), len(names)), dtype="float64")
         numbers = [j for j, name in enumerate(names) if name not in self.categories_]
         texts = [j for j, name in enumerate(names) if name in self.categories_]
-        if len(frame) < SMALL:  # a few members: one object array, no Series per column
+        if len(frame) < FEW_ROWS:  # a few members: one object array, no Series per column
             return self._small_matrix(frame, names, numbers, texts, out)
         if numbers:
             columns = frame[[names[j] for j in numbers]]
@@ -263,7 +263,7 @@ class UpliftModel:
         texts: list[int],
         out: np.ndarray,
     ) -> np.ndarray:
-        """`_matrix` of a frame of fewer than SMALL rows from one object array of its values
+        """`_matrix` of a frame of fewer than FEW_ROWS rows from one object array of its values
         (each value as its column's `to_numpy(dtype=object)` gives it): pandas' fixed cost per
         column, not the values, is what a decision of one member pays."""
         positions = frame.columns.get_indexer(pd.Index(names))
@@ -326,6 +326,11 @@ def _text_values(values: np.ndarray, column: Callable[[], pd.Series]) -> np.ndar
 
 
 SMALL = 2_000  # rows under which a dict lookup of the codes beats pandas' indexer
+# Rows under which `_matrix` reads one object array of the frame rather than a Series per
+# column: on the benchmark store's 92 features (measured on a busy machine) 1–200 rows were
+# 10–40 % faster that way and 500–2,000 rows 3–6 times slower (boxing every value costs more
+# than the columns' fixed cost there).
+FEW_ROWS = 256
 
 
 def _codes(values: np.ndarray, categories: Sequence[str]) -> np.ndarray:
