@@ -56,8 +56,9 @@ def _window_columns() -> str:
     for d in WINDOWS_DAYS:
         parts += [
             f"count(*) FILTER (NOT is_return AND ordered_at >= $d{d}) AS frequency_{d}d",
-            f"coalesce(sum(net) FILTER (ordered_at >= $d{d}), 0) AS monetary_{d}d",
-            f"avg(amount) FILTER (NOT is_return AND ordered_at >= $d{d}) AS avg_order_value_{d}d",
+            f"CAST(coalesce(sum(net) FILTER (ordered_at >= $d{d}), 0) AS DOUBLE) AS monetary_{d}d",
+            f"CAST(avg(amount) FILTER (NOT is_return AND ordered_at >= $d{d}) AS DOUBLE) "
+            f"AS avg_order_value_{d}d",
         ]
     parts += [
         f"count(*) FILTER (NOT is_return AND channel = '{ch}') AS {ch}_purchases" for ch in CHANNELS
@@ -65,36 +66,46 @@ def _window_columns() -> str:
     return ",\n".join(parts)
 
 
+# Money is summed and averaged as DECIMAL (exact, micro-units of the currency) and order gaps as
+# integer microseconds: DuckDB aggregates in parallel, and a sum of doubles taken in another
+# order differs in its last bits, which moved LightGBM's bins and the demo's metrics from one
+# run to the next. Exact sums give the same features on every run.
+MONEY = "DECIMAL(38, 6)"
+
 _ORDER_STATS_SQL = """
 WITH o AS (
-    SELECT member_id, order_id, ordered_at, amount, discount, channel, is_return,
+    SELECT member_id, order_id, ordered_at, channel, is_return,
+           CAST(amount AS {money}) AS amount, CAST(discount AS {money}) AS discount,
            coupon_id IS NOT NULL AS has_coupon,
-           CASE WHEN is_return THEN -amount ELSE amount END AS net,
-           CASE WHEN NOT is_return THEN (epoch(ordered_at) - epoch(lag(ordered_at) OVER (
-               PARTITION BY member_id, is_return ORDER BY ordered_at, order_id))) / 86400.0
-           END AS gap
+           CAST(CASE WHEN is_return THEN -amount ELSE amount END AS {money}) AS net,
+           CASE WHEN NOT is_return THEN epoch_us(ordered_at) - epoch_us(lag(ordered_at) OVER (
+               PARTITION BY member_id, is_return ORDER BY ordered_at, order_id))
+           END AS gap_us
     FROM orders WHERE ordered_at < $as_of
 ), agg AS (
     SELECT CAST(member_id AS VARCHAR) AS member_id,
         count(*) FILTER (NOT is_return) AS frequency,
-        coalesce(sum(net), 0) AS monetary,
-        avg(amount) FILTER (NOT is_return) AS avg_order_value,
+        CAST(coalesce(sum(net), 0) AS DOUBLE) AS monetary,
+        CAST(avg(amount) FILTER (NOT is_return) AS DOUBLE) AS avg_order_value,
         {windows},
         count(*) FILTER (NOT is_return AND ordered_at >= $d180 AND ordered_at < $d90)
             AS frequency_prev_90d,
         count(*) FILTER (NOT is_return AND has_coupon AND ordered_at >= $d90)
             AS coupon_redemptions_90d,
         count(*) FILTER (is_return) AS returns,
-        sum(amount) FILTER (NOT is_return) AS purchase_amount,
-        sum(discount) FILTER (NOT is_return) AS purchase_discount,
+        CAST(sum(amount) FILTER (NOT is_return) AS DOUBLE) AS purchase_amount,
+        CAST(sum(discount) FILTER (NOT is_return) AS DOUBLE) AS purchase_discount,
         ($c - epoch(max(ordered_at) FILTER (NOT is_return))) / 86400.0 AS recency_days,
         ($c - epoch(min(ordered_at) FILTER (NOT is_return))) / 86400.0 AS days_since_first_order,
         ($c - epoch(max(ordered_at))) / 86400.0 AS days_since_last_order_row,
-        arg_min(amount, (ordered_at, order_id)) FILTER (NOT is_return) AS first_order_amount,
-        avg(gap) AS mean_gap_days,
-        stddev_samp(gap) AS std_gap_days,
-        max(gap) AS max_gap_days,
-        arg_max(gap, (ordered_at, order_id)) FILTER (gap IS NOT NULL) AS last_gap_days
+        CAST(arg_min(amount, (ordered_at, order_id)) FILTER (NOT is_return) AS DOUBLE)
+            AS first_order_amount,
+        CAST(sum(gap_us) AS DOUBLE) / count(gap_us) / 86400e6 AS mean_gap_days,
+        sqrt(CAST(count(gap_us) * sum(CAST(gap_us AS HUGEINT) * gap_us) - sum(gap_us) * sum(gap_us)
+            AS DOUBLE) / (count(gap_us) * (count(gap_us) - 1))) / 86400e6 AS std_gap_days,
+        max(gap_us) / 86400e6 AS max_gap_days,
+        arg_max(gap_us, (ordered_at, order_id)) FILTER (gap_us IS NOT NULL) / 86400e6
+            AS last_gap_days
     FROM o GROUP BY member_id
 )
 SELECT agg.* FROM agg SEMI JOIN members m
@@ -112,7 +123,8 @@ def order_stats(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp) -> pd.DataF
     Members without orders have zero counts and sums and nulls elsewhere.
     """
     params = window_params(as_of, (*WINDOWS_DAYS, 180))
-    stats = query(con, _ORDER_STATS_SQL.format(windows=_window_columns()), params)
+    sql = _ORDER_STATS_SQL.format(windows=_window_columns(), money=MONEY)
+    stats = query(con, sql, params)
     frame = population(con, as_of).merge(stats, on="member_id", how="left", validate="1:1")
     counts = [c for c in stats.columns if c.startswith("frequency") or c.endswith("_purchases")]
     counts += ["returns", "coupon_redemptions_90d"]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import statistics
+from decimal import Decimal
+from itertools import pairwise
+
 import duckdb
 import pandas as pd
 import pytest
@@ -96,3 +100,28 @@ def test_discount_share_return_rate_and_channel_mix() -> None:
     # And a member without orders has zero counts and null rates
     assert none["frequency"] == 0 and none["monetary"] == 0.0
     assert none[["recency_days", "discount_share", "return_rate", "store_share"]].isna().all()
+
+
+def test_money_sums_are_exact_whatever_order_the_rows_are_added_in() -> None:
+    """Given amounts whose double sum depends on the order they are added in, then the net
+    spend and the mean order value are the exact decimal results (as doubles),
+    and the mean and spread of the gaps are those of the exact gaps in microseconds: DuckDB
+    aggregates in parallel, in no fixed order, and the features must not change between two
+    builds of the same lake."""
+    amounts = [0.1, 0.7, 0.2, 123.45, 0.3, 1e-3, 0.07, 9.99, 0.6, 0.11]
+    assert sum(amounts) != sum(reversed(amounts)), "the double sum depends on the order"
+    start = pd.Timestamp("2024-01-03 01:02:03.000007", tz="UTC")
+    times = [start + pd.Timedelta(days=11.3 * i + 0.01 * i * i) for i in range(len(amounts))]
+    orders = [
+        {"member_id": "a", "ordered_at": t.isoformat(), "amount": x, "discount": 0.0}
+        for t, x in zip(times, amounts, strict=True)
+    ]
+    a = rfm_of(connect([{"member_id": "a"}], orders)).loc["a"]
+
+    exact = sum(Decimal(str(x)) for x in amounts)
+    assert a["monetary"] == float(exact) and a["monetary_365d"] == float(exact)
+    assert a["avg_order_value"] == float(exact / len(amounts))
+    gaps = [(later - earlier) / pd.Timedelta(microseconds=1) for earlier, later in pairwise(times)]
+    day_us = 86_400e6
+    assert a["mean_gap_days"] == sum(gaps) / len(gaps) / day_us
+    assert a["std_gap_days"] == pytest.approx(statistics.stdev(gaps) / day_us, rel=1e-12)
