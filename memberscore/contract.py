@@ -83,6 +83,11 @@ class Table:
         return [c.name for c in self.columns if c.required]
 
 
+# The largest amount (currency) or event value one row may carry: a plausibility bound far above
+# any real order, which also keeps every member's sums within the exact DECIMAL arithmetic the
+# features use (`features.families.rfm.MONEY`).
+MAX_AMOUNT = 1e15
+
 MEMBERS = Table(
     "members",
     key="member_id",
@@ -109,8 +114,8 @@ ORDERS = Table(
         Column("order_id", "id"),
         Column("member_id", "id"),
         Column("ordered_at", "timestamp"),
-        Column("amount", "number", minimum=0),
-        Column("discount", "number", minimum=0),
+        Column("amount", "number", minimum=0, maximum=MAX_AMOUNT),
+        Column("discount", "number", minimum=0, maximum=MAX_AMOUNT),
         Column("items", "integer", minimum=0),
         Column("channel", "category", choices=ORDER_CHANNELS),
         Column("coupon_id", "id", required=False),
@@ -127,7 +132,7 @@ EVENTS = Table(
         Column("member_id", "id"),
         Column("occurred_at", "timestamp"),
         Column("event_type", "category", choices=EVENT_TYPES),
-        Column("value", "number", required=False),
+        Column("value", "number", required=False, minimum=-MAX_AMOUNT, maximum=MAX_AMOUNT),
     ),
 )
 

@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import FAMILIES
-from features.families.rfm import order_stats, query, window_params
+from features.families.rfm import MONEY, order_stats, query, window_params
 
 CART_WINDOW_DAYS = 30
 CART_CONVERSION_DAYS = 1.0
 SYSTEM_EVENTS = ("tier_change",)
 
+# Points are summed exactly (as DECIMAL, `rfm.MONEY`), like money: the same on every build.
 _EVENTS_SQL = """
 SELECT CAST(member_id AS VARCHAR) AS member_id,
     count(*) FILTER (event_type = 'login' AND occurred_at >= $d30) AS logins_30d,
@@ -36,8 +37,10 @@ SELECT CAST(member_id AS VARCHAR) AS member_id,
     count(*) FILTER (event_type = 'coupon_claim' AND occurred_at >= $d90) AS coupon_claims_90d,
     count(*) FILTER (event_type = 'service_contact' AND occurred_at >= $d90)
         AS service_contacts_90d,
-    coalesce(sum(value) FILTER (event_type = 'points_earned'), 0) AS points_earned,
-    coalesce(sum(abs(value)) FILTER (event_type = 'points_redeemed'), 0) AS points_redeemed,
+    CAST(coalesce(sum(value) FILTER (event_type = 'points_earned'), 0) AS DOUBLE)
+        AS points_earned,
+    CAST(coalesce(sum(abs(value)) FILTER (event_type = 'points_redeemed'), 0) AS DOUBLE)
+        AS points_redeemed,
     count(*) FILTER (engaged AND occurred_at >= $d30) AS events_30d,
     count(*) FILTER (engaged AND occurred_at >= $d60 AND occurred_at < $d30) AS events_prev_30d,
     count(*) FILTER (engaged AND occurred_at >= $d90) AS events_90d,
@@ -45,7 +48,8 @@ SELECT CAST(member_id AS VARCHAR) AS member_id,
         AS days_since_last_login,
     ($c - epoch(max(occurred_at) FILTER (engaged))) / 86400.0 AS days_since_last_event
 FROM (
-    SELECT member_id, occurred_at, event_type, value, event_type NOT IN ({system}) AS engaged
+    SELECT member_id, occurred_at, event_type, CAST(value AS {exact}) AS value,
+        event_type NOT IN ({system}) AS engaged
     FROM events WHERE occurred_at < $as_of
 )
 GROUP BY member_id
@@ -86,7 +90,7 @@ def _query(con: duckdb.DuckDBPyConnection, sql: str, as_of: pd.Timestamp) -> pd.
 def event_stats(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp) -> pd.DataFrame:
     """Per-member event, contact and cart counts as of `as_of` (members with any of them)."""
     system = ", ".join(f"'{e}'" for e in SYSTEM_EVENTS)
-    events = _query(con, _EVENTS_SQL.format(system=system), as_of)
+    events = _query(con, _EVENTS_SQL.format(system=system, exact=MONEY), as_of)
     contacts = _query(con, _CONTACTS_SQL, as_of)
     carts = _query(con, _CART_SQL, as_of)
     return events.merge(contacts, on="member_id", how="outer").merge(

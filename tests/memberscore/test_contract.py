@@ -57,6 +57,8 @@ def test_valid_rows_become_canonical_types() -> None:
     [
         ("amount", "abc", "amount: must be a number (got 'abc')"),
         ("amount", "-3", "amount: must be >= 0 (got '-3')"),
+        ("amount", "1e16", "amount: must be <= 1e+15 (got '1e16')"),
+        ("discount", "2e15", "discount: must be <= 1e+15 (got '2e15')"),
         ("items", "1.5", "items: must be a whole number (got '1.5')"),
         ("channel", "moon", "channel: must be one of online, store, app, marketplace, phone"),
         ("is_return", "maybe", "is_return: must be true or false (got 'maybe')"),
