@@ -23,6 +23,25 @@ def cutoffs_every(days: int, count: int) -> list[pd.Timestamp]:
     return [as_cutoff("2023-03-01") + pd.Timedelta(days=days * i) for i in range(count)]
 
 
+def monthly(
+    task: str, programme, rfm, folds: int, min_spend: float = 0.0
+) -> tuple[dataset.TrainingData, list[backtest.Fold]]:
+    """Training data of `task` over ten cutoffs 28 days apart of the synthetic programme, and
+    `folds` backtest folds over them (labels and predictions over H days)."""
+    members, orders = programme
+    cutoffs = cutoffs_every(28, 10)
+    end = observed_until(orders)
+    frame = dataset.join_features(
+        dataset.entity_frame(TASKS[task], members, orders, cutoffs, H, end, min_spend),
+        rfm(members, orders, cutoffs),
+    )
+    data = dataset.training_data(TASKS[task], members, orders, frame, min_spend)
+    plan = backtest.plan_folds(
+        cutoffs, end, label_days=H, predict_days=H, folds=folds, train_cutoffs=12
+    )
+    return data, plan
+
+
 END = as_cutoff("2024-03-01")
 
 
@@ -83,19 +102,9 @@ def test_backtest_trains_only_on_rows_whose_labels_end_before_evaluation(
     """Given monthly cutoffs, every fold fits on the rows of its training cutoffs and
     calibrates on its calibration cutoff, all with label windows ending by the evaluation
     cutoff; the model beats the naive baseline and the metrics come out per fold."""
-    members, orders = programme
-    cutoffs = cutoffs_every(28, 10)
-    end = observed_until(orders)
-    frame = dataset.join_features(
-        dataset.entity_frame(TASKS["churn"], members, orders, cutoffs, H, end, 0), rfm(
-            members, orders, cutoffs)
-    )  # fmt: skip
-    data = dataset.training_data(TASKS["churn"], members, orders, frame, 0.0)
+    data, folds = monthly("churn", programme, rfm, folds=2)
     monkeypatch.setattr(backtest, "new_model", lambda kind, params, calibration: Spy(params))
     Spy.seen.clear()
-    folds = backtest.plan_folds(
-        cutoffs, end, label_days=H, predict_days=H, folds=2, train_cutoffs=12
-    )
     result = backtest.run(TASKS["churn"], data, folds, FAST)
     assert len(Spy.seen) == 4, "per fold: the model, then the calibrated BTYD forecast"
     assert Spy.seen[0::2] == Spy.seen[1::2], "both fit on the same rows"
@@ -122,17 +131,7 @@ def test_clv_backtest_totals_are_the_sums_of_spend_mean(programme, rfm) -> None:
     """Given a clv backtest, each fold's forecast total is the sum of the members' spend_mean
     (the column batch scoring writes) and its bias is that total against the actual one; the
     expected orders are scored too."""
-    members, orders = programme
-    cutoffs = cutoffs_every(28, 10)
-    end = observed_until(orders)
-    frame = dataset.join_features(
-        dataset.entity_frame(TASKS["clv"], members, orders, cutoffs, H, end, 0.01),
-        rfm(members, orders, cutoffs),
-    )
-    data = dataset.training_data(TASKS["clv"], members, orders, frame, 0.01)
-    folds = backtest.plan_folds(
-        cutoffs, end, label_days=H, predict_days=H, folds=2, train_cutoffs=12
-    )
+    data, folds = monthly("clv", programme, rfm, folds=2, min_spend=0.01)
     result = backtest.run(TASKS["clv"], data, folds, FAST)
     model = backtest.fit(TASKS["clv"], data, folds[-1], FAST)
     rows = data.rows([folds[-1].evaluate], H)
@@ -152,17 +151,7 @@ def test_the_btyd_family_of_churn_is_the_calibrated_forecast_train_would_registe
     through the calibrator fitted on the fold's calibration cutoff (the model `train`
     registers for family btyd), not the raw P(no purchase), and its family metric is the ROC
     AUC of that column."""
-    members, orders = programme
-    cutoffs = cutoffs_every(28, 10)
-    end = observed_until(orders)
-    frame = dataset.join_features(
-        dataset.entity_frame(TASKS["churn"], members, orders, cutoffs, H, end, 0),
-        rfm(members, orders, cutoffs),
-    )
-    data = dataset.training_data(TASKS["churn"], members, orders, frame, 0.0)
-    folds = backtest.plan_folds(
-        cutoffs, end, label_days=H, predict_days=H, folds=1, train_cutoffs=12
-    )
+    data, folds = monthly("churn", programme, rfm, folds=1)
     result = backtest.run(TASKS["churn"], data, folds, FAST)
     registered = backtest.fit(TASKS["churn"], data, folds[0], prior_only(FAST))
     rows = data.rows([folds[0].evaluate], H)
