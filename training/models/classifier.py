@@ -171,11 +171,6 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):
         self.prior_ = prior
         return self
 
-    def offset(self, matrix: np.ndarray) -> np.ndarray:
-        """The raw score each row starts from: the prior's `no_purchase_logit`, or 0."""
-        starts = self.starts(matrix)
-        return np.zeros(len(matrix)) if starts is None else np.asarray(starts[OFFSET])
-
     def starts(
         self, matrix: np.ndarray, offset: pd.DataFrame | None = None
     ) -> Mapping[str, np.ndarray] | None:
